@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mechscope needs to build, test and benchmark, when missing.
+# Idempotent: does nothing when everything is present. apt-get only (Debian packages).
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev libopenblas0-openmp
+  nlohmann-json3-dev libcli11-dev libonig-dev libsentencepiece-dev
+  libgtest-dev libsqlite3-dev libstb-dev
+  python3 python3-torch python3-numpy
+)
+if [ "${MECHSCOPE_GUI:-1}" = 1 ]; then
+  pkgs+=(libimgui-dev libglfw3-dev libgl-dev xvfb xauth fonts-dejavu-core)
+fi
+if [ "$#" -gt 0 ]; then pkgs+=("$@"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
