@@ -1,0 +1,40 @@
+// The mechscope executable: parses the command line and hands over to a subcommand. Exit codes:
+// 0 success, 2 usage error, 3 bad input file, 1 anything else.
+#include <cstdio>
+#include <iostream>
+
+#include "app/cli.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mechscope: a workbench for mechanistic interpretability of transformer language models"};
+  app.set_version_flag("--version", std::string("mechscope ") + MECHSCOPE_VERSION);
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, ms::app::Command>> cmds;
+  ms::app::register_info(app, cmds);
+  ms::app::register_tokenize(app, cmds);
+  ms::app::register_forward(app, cmds);
+  ms::app::register_generate(app, cmds);
+  ms::app::register_zoo(app, cmds);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "mechscope: " << e.what() << "\nRun with --help for usage.\n";
+    return 2;
+  }
+  for (auto& [sub, run] : cmds) {
+    if (!sub->parsed()) continue;
+    ms::Result<int> r = ms::guard(run);
+    if (!r) {
+      std::cerr << "mechscope: error: " << r.error().message << "\n";
+      return static_cast<int>(r.error().code);
+    }
+    return *r;
+  }
+  return 2;
+}
