@@ -38,7 +38,7 @@ class GgufFile : public TensorSource {
   const std::map<std::string, GgufValue>& metadata() const { return m_metadata; }
   const GgufValue* get(const std::string& key) const;
   // Typed getters; throw InputError naming the file and key when the key is missing (no fallback
-  // given) or of the wrong type.
+  // given) or of the wrong type. get_float also accepts an integer value.
   int64_t get_int(const std::string& key) const;
   int64_t get_int(const std::string& key, int64_t fallback) const;
   double get_float(const std::string& key) const;
@@ -48,6 +48,9 @@ class GgufFile : public TensorSource {
   bool get_bool(const std::string& key, bool fallback) const;
 
   // The embedded tokenizer (tokenizer.ggml.*); throws InputError when absent or malformed.
+  // Absent keys take llama.cpp's defaults: for model "llama" unk 0, bos 1, eos 2, add_bos and
+  // add_space_prefix true; for other models no special tokens and both false. A special token id
+  // outside the vocabulary is ignored (the default stays), as llama.cpp does.
   GgufVocab vocab() const;
 
  private:

@@ -15,8 +15,8 @@ namespace ms {
 class SafetensorsFile : public TensorSource {
  public:
   // Maps and validates the file: header length sane and within the file, JSON well formed,
-  // dtypes known, offsets in range, non-overlapping and covering the data, shape x dtype size
-  // equal to the byte length. Errors (kBadInput) name the file and the tensor.
+  // dtypes known, offsets in range and non-overlapping (holes between tensors are tolerated),
+  // shape x dtype size equal to the byte length. Errors (kBadInput) name the file and the tensor.
   static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
 
   const TensorView* find(const std::string& name) const override;
@@ -49,7 +49,8 @@ class SafetensorsCheckpoint : public TensorSource {
 };
 
 // Writes tensors as one safetensors file (used by the zoo and by tests that make bad files).
-// Writes to PATH.tmp and renames.
+// Writes to PATH.tmp and renames. CPU or CUDA tensors of dtype F32, F16, BF16, F64, I64, I32, I16,
+// I8, U8 or BOOL, in the order given; the header is padded with spaces to a multiple of 8 bytes.
 Status write_safetensors(const std::string& path,
                          const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                          const std::map<std::string, std::string>& metadata = {});

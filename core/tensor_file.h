@@ -18,6 +18,18 @@ namespace ms {
 
 enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kQ8_0 };
 const char* dtype_name(DType t);  // "F32", "Q8_0", ...
+// Bytes per element (F32: 4, BOOL: 1); for the block-quantized Q8_0, 0 (see dtype_nbytes).
+size_t dtype_size(DType t);
+// Whether to_tensor can turn the dtype into a float tensor (F32, F16, BF16, F64, Q8_0).
+bool dtype_is_float(DType t);
+// Q8_0 stores blocks of kQ8Block values: an f16 scale d then kQ8Block int8 q (value = d * q).
+constexpr int64_t kQ8Block = 32;
+constexpr size_t kQ8BlockBytes = 2 + kQ8Block;
+// Bytes that numel elements of dtype t take, or -1 when that overflows or (Q8_0) numel is not a
+// whole number of blocks.
+int64_t dtype_nbytes(DType t, int64_t numel);
+// "[5, 6]", for messages.
+std::string shape_str(const std::vector<int64_t>& shape);
 
 // A read-only memory mapping of a whole file; unmapped on destruction.
 class MappedFile {
