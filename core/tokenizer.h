@@ -32,12 +32,17 @@ class Tokenizer {
   // their ids instead of being split like ordinary text.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special = true,
                                       bool parse_special = true) const = 0;
-  // Ids to text. For byte-level BPE decode(encode(s)) == s for any valid UTF-8 s.
+  // Ids to text. For byte-level BPE decode(encode(s)) == s for any valid UTF-8 s (NFC(s) when
+  // the tokenizer normalizes to NFC first, as GPT-NeoX's tokenizer.json does). The result is the
+  // tokens' raw bytes, which need not be valid UTF-8 for a partial sequence. Ids outside
+  // [0, vocab_size()) (a model's padded embedding rows) decode to nothing, as in Hugging Face.
   virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
-  // One token as a person reads it (for token chips and heatmap labels), e.g. " the", "<0x0A>".
+  // One token as a person reads it (for token chips and heatmap labels), e.g. " the", "<0x0A>";
+  // bytes that are not valid UTF-8 on their own show as \xNN; an id outside the vocabulary as
+  // "[50300?]".
   virtual std::string token_text(int32_t id) const = 0;
   virtual int32_t vocab_size() const = 0;
-  // A short human description: "byte-level BPE (tokenizer.json)", "SentencePiece (tokenizer.model)".
+  // A short human description: "byte-level BPE (tokenizer.json)", "SentencePiece BPE (tokenizer.model)".
   virtual std::string kind() const = 0;
 
   const SpecialTokens& special() const { return m_special; }

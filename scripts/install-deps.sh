@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-openmp
-  nlohmann-json3-dev libcli11-dev libonig-dev libsentencepiece-dev
+  nlohmann-json3-dev libcli11-dev libonig-dev libsentencepiece-dev libutf8proc-dev
   libgtest-dev libsqlite3-dev libstb-dev
   python3 python3-torch python3-numpy
 )
