@@ -45,7 +45,10 @@ std::string mechscope_binary() { return MECHSCOPE_BINARY; }
 
 std::string temp_dir(const std::string& tag) {
   static std::once_flag once;
-  std::call_once(once, [] { std::atexit(remove_temp_dirs); });
+  std::call_once(once, [] {
+    temp_dirs();  // constructed before atexit registration, so destroyed after the cleanup runs
+    std::atexit(remove_temp_dirs);
+  });
   std::string pattern = (fs::temp_directory_path() / ("mechscope-" + tag + "-XXXXXX")).string();
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
