@@ -17,8 +17,9 @@
 
 namespace ms {
 
-// Weights in one canonical layout (nn.Linear orientation: [out, in]). Undefined tensors mean
-// "absent" (no bias; no learned positions).
+// Weights in one canonical layout (nn.Linear orientation: [out, in]; possibly a transposed view,
+// and possibly sharing a weight file's copy-on-write mapping). Undefined tensors mean "absent"
+// (no bias; no learned positions).
 struct LayerWeights {
   at::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
   at::Tensor w_qkv, b_qkv;  // [q_dim + 2 * kv_dim, d_model]: all q heads, then k heads, then v

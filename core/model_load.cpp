@@ -79,16 +79,17 @@ ModelWeights load_gpt2(const ModelConfig& c, const Getter& g) {
     LayerWeights lw;
     lw.ln1_w = g.get(p + "ln_1.weight", {d});
     lw.ln1_b = g.get(p + "ln_1.bias", {d});
-    // Conv1D stores [in, out]; the canonical layout is [out, in].
-    lw.w_qkv = g.get(p + "attn.c_attn.weight", {d, 3 * d}).t().contiguous();
+    // Conv1D stores [in, out]; the canonical layout is [out, in], kept as a transposed view of
+    // the mapped file (no copy; BLAS reads either orientation at the same speed).
+    lw.w_qkv = g.get(p + "attn.c_attn.weight", {d, 3 * d}).t();
     lw.b_qkv = g.get(p + "attn.c_attn.bias", {3 * d});
-    lw.w_o = g.get(p + "attn.c_proj.weight", {d, d}).t().contiguous();
+    lw.w_o = g.get(p + "attn.c_proj.weight", {d, d}).t();
     lw.b_o = g.get(p + "attn.c_proj.bias", {d});
     lw.ln2_w = g.get(p + "ln_2.weight", {d});
     lw.ln2_b = g.get(p + "ln_2.bias", {d});
-    lw.w_in = g.get(p + "mlp.c_fc.weight", {d, c.d_mlp}).t().contiguous();
+    lw.w_in = g.get(p + "mlp.c_fc.weight", {d, c.d_mlp}).t();
     lw.b_in = g.get(p + "mlp.c_fc.bias", {c.d_mlp});
-    lw.w_out = g.get(p + "mlp.c_proj.weight", {c.d_mlp, d}).t().contiguous();
+    lw.w_out = g.get(p + "mlp.c_proj.weight", {c.d_mlp, d}).t();
     lw.b_out = g.get(p + "mlp.c_proj.bias", {d});
     w.layers.push_back(std::move(lw));
   }

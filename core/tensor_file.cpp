@@ -105,7 +105,9 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   file->m_path = path;
   file->m_size = static_cast<size_t>(st.st_size);
   if (file->m_size > 0) {
-    void* p = ::mmap(nullptr, file->m_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Private and writable: tensors may share the mapping, and a write to one copies its page
+    // instead of reaching the file (copy-on-write).
+    void* p = ::mmap(nullptr, file->m_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int err = errno;
       ::close(fd);
@@ -175,6 +177,13 @@ at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
   }
   const at::ScalarType src_type = plain_scalar_type(view.dtype);
   const auto address = reinterpret_cast<uintptr_t>(view.data);
+  if (numel > 0 && address % dtype_size(view.dtype) == 0 && src_type == dtype && view.file) {
+    // Aligned and already the wanted dtype: share the mapping (zero copy); the tensor keeps the
+    // file mapped for as long as it lives.
+    std::shared_ptr<MappedFile> keep = view.file;
+    return at::from_blob(const_cast<uint8_t*>(view.data), view.shape, [keep](void*) {},
+                         at::TensorOptions().dtype(src_type));
+  }
   if (numel > 0 && address % dtype_size(view.dtype) == 0) {
     // Aligned: read the mapping in place and convert in one pass (copy = true: a new tensor).
     at::Tensor src = at::from_blob(const_cast<uint8_t*>(view.data), view.shape,

@@ -74,6 +74,8 @@ class TensorSource {
 
 // Converts (copies) a view to a contiguous CPU tensor of the given floating dtype; F16, BF16 and
 // Q8_0 are converted/dequantized. Throws InputError for a dtype that cannot become a float.
+// When the view is aligned and already of that dtype, the tensor shares the file's copy-on-write
+// mapping instead (no copy; pages are read on first use, writes stay private to the process).
 at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype);
 
 }  // namespace ms
