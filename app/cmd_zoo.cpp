@@ -1,5 +1,6 @@
 // `mechscope zoo`: models made by the project. `zoo random` writes a random-weight model in the
-// Hugging Face layout (trained and constructed models come with the model zoo).
+// Hugging Face layout; `zoo train` and `zoo construct` live in app/cmd_zoo_train.cpp and
+// app/cmd_zoo_construct.cpp.
 #include <iostream>
 
 #include "app/cli.h"
@@ -35,6 +36,8 @@ void register_zoo(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
     std::cout << "wrote " << o->spec.arch << " random model to " << o->out << "\n";
     return 0;
   });
+  register_zoo_train(*zoo, cmds);
+  register_zoo_construct(*zoo, cmds);
 }
 
 }  // namespace ms::app
