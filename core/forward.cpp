@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include "core/model.h"
 #include "core/rope.h"
@@ -147,6 +148,13 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     } else {
       pattern = at::softmax(scores, -1);
     }
+    if (m_opts.attention && m_opts.attention->wants_layer(static_cast<int64_t>(layer))) {
+      AttentionBlock ab{static_cast<int64_t>(layer), P + t0, tb, k_begin, nk, m_cfg.sliding_window,
+                        pattern.view({B, H, tb, nk})};
+      m_opts.attention->on_block(ab);
+      if (!ab.pattern.is_same(pattern) && ab.pattern.data_ptr() != pattern.data_ptr())
+        pattern = ab.pattern.reshape({B, KV, G, tb, nk});
+    }
     at::Tensor zb = at::matmul(pattern.to(q.scalar_type()).reshape({B, KV, G * tb, nk}), vb);
     z.narrow(3, t0, tb).copy_(zb.view({B, KV, G, tb, dh}));
   }
@@ -162,6 +170,19 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
 
 at::Tensor ForwardPass::mlp(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids) const {
   const LayerWeights& lw = m_w.layers[layer];
+  const bool hooked = m_hooks.live(ids.mlp_pre) || m_hooks.live(ids.mlp_pre_linear) || m_hooks.live(ids.mlp_post);
+  const int64_t T = x.size(1), width = m_cfg.gated_mlp ? 2 * m_cfg.d_mlp : m_cfg.d_mlp;
+  int64_t chunk = m_opts.mlp_chunk;
+  if (chunk <= 0) {  // bound the d_mlp-wide activations to about 256 MB
+    const int64_t per_pos = std::max<int64_t>(1, x.size(0) * width * 8);
+    chunk = std::max<int64_t>(1, (int64_t(256) << 20) / per_pos);
+  }
+  if (!hooked && T > chunk) {
+    std::vector<at::Tensor> parts;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk)
+      parts.push_back(mlp(layer, x.narrow(1, t0, std::min(chunk, T - t0)), ids));
+    return at::cat(parts, 1);
+  }
   at::Tensor pre = at::linear(x, lw.w_in, lw.b_in);
   at::Tensor post;
   if (m_cfg.gated_mlp) {

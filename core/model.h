@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/attention_observer.h"
 #include "core/model_config.h"
 #include "core/result.h"
 #include "core/tokenizer.h"
@@ -54,6 +55,11 @@ struct ForwardOptions {
   int64_t stop_at_layer = -1;     // >= 0: return the residual stream before this layer
   // Query-block size for long prompts; 0 chooses one that bounds attention memory.
   int64_t attn_block = 0;
+  // Sees (and may edit) every block of attention probabilities; see core/attention_observer.h.
+  AttentionObserver* attention = nullptr;
+  // Positions per MLP chunk when no MLP hook point is live (bounds the d_mlp-wide activations
+  // at long context); 0 chooses.
+  int64_t mlp_chunk = 0;
 };
 
 struct LoadOptions {

@@ -150,6 +150,49 @@ TEST_F(Cli, BadInputFilesExitWith3AndNameTheProblem) {
   EXPECT_NE(r.err.find("no such file"), std::string::npos);
 }
 
+// A safetensors file from a JSON header and raw data bytes.
+std::string safetensors_bytes(const std::string& header, size_t data_bytes) {
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + header + std::string(data_bytes, '\0');
+}
+
+TEST_F(Cli, CorruptWeightsExitWith3) {
+  struct Case {
+    std::string name, bytes, expect;
+  };
+  std::vector<Case> cases{
+      {"beyond", std::string("\xe8\x03\x00\x00\x00\x00\x00\x00{}", 10), "model.safetensors"},
+      {"overlap",
+       safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                         R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+       "overlap"},
+  };
+  for (const Case& c : cases) {
+    std::string d = variant(*model, c.name);
+    test::write_file(d + "/model.safetensors", c.bytes);
+    auto r = run_mechscope({"info", "--model", d});
+    EXPECT_EQ(r.exit_code, 3) << c.name << ": " << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.name << ": " << r.err;
+  }
+  // Right shapes, wrong dtype: the embedding stored as int32.
+  Result<std::unique_ptr<SafetensorsFile>> f = SafetensorsFile::open(*model + "/model.safetensors");
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const std::string& n : (*f)->names()) {
+    at::Tensor t = to_tensor(*(*f)->find(n), at::kFloat).clone();
+    if (n == "model.embed_tokens.weight") t = t.to(at::kInt);
+    tensors.emplace_back(n, t);
+  }
+  std::string d = variant(*model, "dtype");
+  ASSERT_TRUE(write_safetensors(d + "/model.safetensors", tensors).ok());
+  auto r = run_mechscope({"forward", "--model", d, "--tokens", "1,2"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("model.embed_tokens.weight"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("I32"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, PickleCheckpointsAreRefused) {
   std::string d = test::temp_dir("pickle");
   fs::copy(*model + "/config.json", d + "/config.json");
