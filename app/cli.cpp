@@ -61,6 +61,20 @@ std::vector<int32_t> input_ids(const Model& m, const std::string& text, const st
   return ids;
 }
 
+namespace {
+std::vector<std::string>& command_line_store() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+const std::vector<std::string>& command_line() { return command_line_store(); }
+
+void set_command_line(int argc, char** argv) {
+  command_line_store().assign(argv, argv + argc);
+  if (!command_line_store().empty()) command_line_store()[0] = "mechscope";
+}
+
 std::string token_label(const Model& m, int32_t id) {
   if (m.tokenizer() && id >= 0 && id < m.tokenizer()->vocab_size()) return m.tokenizer()->token_text(id);
   return "<" + std::to_string(id) + ">";
