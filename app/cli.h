@@ -43,6 +43,9 @@ void register_tokenize(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>
 void register_forward(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_generate(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_zoo(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_runs(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_report(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // `zoo` subcommands, each in its own file (app/cmd_zoo_*.cpp).
 void register_zoo_train(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_zoo_construct(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>>& cmds);

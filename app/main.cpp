@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   ms::app::register_forward(app, cmds);
   ms::app::register_generate(app, cmds);
   ms::app::register_zoo(app, cmds);
+  ms::app::register_runs(app, cmds);
+  ms::app::register_compare(app, cmds);
+  ms::app::register_report(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

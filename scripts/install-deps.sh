@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-openmp
   nlohmann-json3-dev libcli11-dev libonig-dev libsentencepiece-dev libutf8proc-dev
-  libgtest-dev libsqlite3-dev libstb-dev
+  libgtest-dev libsqlite3-dev libstb-dev zlib1g-dev chromium
   python3 python3-torch python3-numpy
 )
 if [ "${MECHSCOPE_GUI:-1}" = 1 ]; then

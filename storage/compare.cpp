@@ -1,0 +1,82 @@
+// Head-by-head comparison of two runs' scores with summary statistics.
+#include "storage/compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace ms {
+
+MetricComparison compare_scores(const HeadScores& a, const HeadScores& b) {
+  MetricComparison m;
+  m.metric = a.metric;
+  int layers = std::max(a.n_layers, b.n_layers), heads = std::max(a.n_heads, b.n_heads);
+  auto value = [](const HeadScores& s, int l, int h) {
+    return l < s.n_layers && h < s.n_heads ? s.at(l, h) : NAN;
+  };
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < heads; ++h) {
+      double va = value(a, l, h), vb = value(b, l, h);
+      bool has_a = !std::isnan(va), has_b = !std::isnan(vb);
+      if (has_a && has_b) m.heads.push_back({l, h, va, vb, vb - va});
+      else if (has_a) ++m.only_a;
+      else if (has_b) ++m.only_b;
+    }
+  m.n_common = static_cast<int>(m.heads.size());
+  std::stable_sort(m.heads.begin(), m.heads.end(),
+                   [](const HeadDiff& x, const HeadDiff& y) { return std::fabs(x.diff) > std::fabs(y.diff); });
+  double sa = 0, sb = 0, sum_abs = 0;
+  for (const HeadDiff& d : m.heads) {
+    sa += d.a;
+    sb += d.b;
+    sum_abs += std::fabs(d.diff);
+    m.max_abs_diff = std::max(m.max_abs_diff, std::fabs(d.diff));
+  }
+  m.pearson = NAN;
+  if (m.n_common == 0) return m;
+  double n = m.n_common, ma = sa / n, mb = sb / n;
+  m.mean_abs_diff = sum_abs / n;
+  double cov = 0, va = 0, vb = 0;
+  for (const HeadDiff& d : m.heads) {
+    cov += (d.a - ma) * (d.b - mb);
+    va += (d.a - ma) * (d.a - ma);
+    vb += (d.b - mb) * (d.b - mb);
+  }
+  if (m.n_common >= 2 && va > 0 && vb > 0) m.pearson = cov / std::sqrt(va * vb);
+  return m;
+}
+
+Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, const std::string& metric) {
+  RunComparison c;
+  Result<RunInfo> a = db.get_run(run_a);
+  if (!a) return a.error();
+  Result<RunInfo> b = db.get_run(run_b);
+  if (!b) return b.error();
+  c.a = *a;
+  c.b = *b;
+  Result<std::vector<HeadScores>> sa = db.get_head_scores(run_a);
+  if (!sa) return sa.error();
+  Result<std::vector<HeadScores>> sb = db.get_head_scores(run_b);
+  if (!sb) return sb.error();
+  std::map<std::string, const HeadScores*> in_b;
+  for (const HeadScores& s : *sb) in_b[s.metric] = &s;
+  for (const HeadScores& s : *sa) {
+    if (!metric.empty() && s.metric != metric) continue;
+    auto it = in_b.find(s.metric);
+    if (it == in_b.end()) {
+      c.only_a.push_back(s.metric);
+      continue;
+    }
+    c.metrics.push_back(compare_scores(s, *it->second));
+    in_b.erase(it);
+  }
+  for (const auto& [name, s] : in_b)
+    if (metric.empty() || name == metric) c.only_b.push_back(name);
+  if (!metric.empty() && c.metrics.empty())
+    return Error{ErrorCode::kUsage, db.path() + ": metric '" + metric + "' is not in both run " +
+                                        std::to_string(run_a) + " and run " + std::to_string(run_b) +
+                                        "; `mechscope runs show ID` lists a run's metrics"};
+  return c;
+}
+
+}  // namespace ms

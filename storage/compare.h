@@ -1,0 +1,38 @@
+// Comparing two runs head by head: the same metric on two models, or on one model before and
+// after an intervention. Heads are matched by (layer, head); the biggest differences come first.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "storage/database.h"
+
+namespace ms {
+
+struct HeadDiff {
+  int layer = 0, head = 0;
+  double a = 0, b = 0;
+  double diff = 0;  // b - a
+};
+
+struct MetricComparison {
+  std::string metric;
+  int n_common = 0;        // heads with a value in both runs
+  int only_a = 0, only_b = 0;
+  double mean_abs_diff = 0, max_abs_diff = 0;
+  double pearson = 0;      // NaN when undefined (fewer than 2 heads, or a constant side)
+  std::vector<HeadDiff> heads;  // every common head, largest |diff| first
+};
+
+struct RunComparison {
+  RunInfo a, b;
+  std::vector<MetricComparison> metrics;      // metrics both runs have, by name
+  std::vector<std::string> only_a, only_b;    // metrics one run lacks
+};
+
+MetricComparison compare_scores(const HeadScores& a, const HeadScores& b);
+// metric "" compares every metric the two runs share; a named metric must be in both.
+Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, const std::string& metric = "");
+
+}  // namespace ms

@@ -1,0 +1,30 @@
+// Internal to storage/: what a Database holds, and helpers shared by its .cpp files.
+#pragma once
+
+#include <string>
+
+#include "storage/database.h"
+#include "storage/sqlite_db.h"
+
+namespace ms {
+
+struct Database::Impl {
+  Impl(const std::string& path, bool create) : conn(path, false, create) {}
+  sql::Connection conn;
+  int version = 0;
+};
+
+namespace storage_detail {
+
+std::string host_name();
+bool process_alive(int64_t pid);  // on this host
+// Throws InputError(kUsage) naming the database when the run does not exist.
+void require_run(sql::Connection& c, int64_t run_id);
+// Inserts the results of run_id (inside the caller's transaction); returns rows written.
+int64_t insert_results(sql::Connection& c, int64_t run_id, const RunResults& r,
+                       const WriteProgress& progress, int64_t rows_before);
+// n_layers / n_heads from a model's config JSON (0 when absent).
+void config_dims(const std::string& config_json, int& n_layers, int& n_heads);
+
+}  // namespace storage_detail
+}  // namespace ms

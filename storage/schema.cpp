@@ -1,0 +1,170 @@
+// The database schema as an ordered list of migrations: step N takes a file from version N-1 to
+// N and ends by setting PRAGMA user_version = N. Steps are never edited once released; a change
+// is a new step (see docs/storage.md for the policy).
+#include "storage/schema.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "core/result.h"
+#include "storage/database.h"
+
+namespace ms::schema {
+namespace {
+
+// Version 1: models, runs and their results.
+constexpr const char* kStep1 = R"sql(
+PRAGMA application_id = 1297302352;
+CREATE TABLE models (
+  id            INTEGER PRIMARY KEY,
+  path          TEXT NOT NULL,
+  architecture  TEXT NOT NULL,
+  config_json   TEXT NOT NULL,
+  content_hash  TEXT NOT NULL,
+  n_params      INTEGER NOT NULL,
+  created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  UNIQUE (content_hash, config_json)
+);
+CREATE TABLE runs (
+  id                 INTEGER PRIMARY KEY,
+  kind               TEXT NOT NULL,
+  model_id           INTEGER REFERENCES models(id) ON DELETE RESTRICT,
+  params_json        TEXT NOT NULL DEFAULT '{}',
+  command            TEXT NOT NULL DEFAULT '',
+  label              TEXT NOT NULL DEFAULT '',
+  mechscope_version  TEXT NOT NULL,
+  status             TEXT NOT NULL
+                     CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+  created_at         TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  started_at         TEXT,
+  finished_at        TEXT,
+  error              TEXT,
+  pid                INTEGER,
+  host               TEXT
+);
+CREATE INDEX runs_by_model ON runs(model_id);
+CREATE INDEX runs_by_kind ON runs(kind, status);
+CREATE TABLE inputs (
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  idx        INTEGER NOT NULL,
+  text       TEXT NOT NULL,
+  token_ids  TEXT NOT NULL DEFAULT '[]',
+  tokens     TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE head_scores (
+  run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  metric  TEXT NOT NULL,
+  layer   INTEGER NOT NULL,
+  head    INTEGER NOT NULL,
+  value   REAL NOT NULL,
+  PRIMARY KEY (run_id, metric, layer, head)
+) WITHOUT ROWID;
+CREATE TABLE tensors (
+  id           INTEGER PRIMARY KEY,
+  run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name         TEXT NOT NULL,
+  dtype        TEXT NOT NULL,
+  shape        TEXT NOT NULL,
+  compression  TEXT NOT NULL CHECK (compression IN ('none', 'zlib')),
+  raw_bytes    INTEGER NOT NULL,
+  data         BLOB NOT NULL,
+  meta_json    TEXT NOT NULL DEFAULT '{}',
+  UNIQUE (run_id, name)
+);
+CREATE TABLE circuits (
+  id         INTEGER PRIMARY KEY,
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name       TEXT NOT NULL,
+  meta_json  TEXT NOT NULL DEFAULT '{}',
+  UNIQUE (run_id, name)
+);
+CREATE TABLE circuit_nodes (
+  circuit_id  INTEGER NOT NULL REFERENCES circuits(id) ON DELETE CASCADE,
+  idx         INTEGER NOT NULL,
+  name        TEXT NOT NULL,
+  kind        TEXT NOT NULL,
+  layer       INTEGER NOT NULL,
+  head        INTEGER NOT NULL,
+  score       REAL,
+  PRIMARY KEY (circuit_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE circuit_edges (
+  circuit_id  INTEGER NOT NULL,
+  idx         INTEGER NOT NULL,
+  src         INTEGER NOT NULL,
+  dst         INTEGER NOT NULL,
+  score       REAL,
+  PRIMARY KEY (circuit_id, idx),
+  UNIQUE (circuit_id, src, dst),
+  FOREIGN KEY (circuit_id, src) REFERENCES circuit_nodes(circuit_id, idx) ON DELETE CASCADE,
+  FOREIGN KEY (circuit_id, dst) REFERENCES circuit_nodes(circuit_id, idx) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE run_links (
+  run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  relation       TEXT NOT NULL,
+  source_run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  PRIMARY KEY (run_id, relation, source_run_id)
+) WITHOUT ROWID;
+CREATE INDEX run_links_by_source ON run_links(source_run_id);
+PRAGMA user_version = 1;
+)sql";
+
+// Version 2: resumable work (progress, resume keys) and the weight-file hash cache.
+constexpr const char* kStep2 = R"sql(
+ALTER TABLE runs ADD COLUMN progress REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN resume_key TEXT NOT NULL DEFAULT '';
+UPDATE runs SET progress = 1 WHERE status = 'done';
+CREATE INDEX runs_by_resume_key ON runs(kind, resume_key) WHERE resume_key <> '';
+CREATE TABLE file_hashes (
+  path       TEXT PRIMARY KEY,
+  size       INTEGER NOT NULL,
+  mtime_ns   INTEGER NOT NULL,
+  sha256     TEXT NOT NULL,
+  hashed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+PRAGMA user_version = 2;
+)sql";
+
+constexpr const char* kSteps[] = {kStep1, kStep2};
+constexpr int kLatest = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
+static_assert(kLatest == kSchemaVersion, "kSchemaVersion must name the last migration step");
+
+}  // namespace
+
+int prepare(sql::Connection& c, int target) {
+  static_assert(kLatest >= 1, "at least one migration");
+  if (target < 0 || target > kLatest) throw std::invalid_argument("schema version out of range");
+  // Reading these is the first access to the file: a non-SQLite file fails here, untouched.
+  int64_t app_id = c.scalar_i64("PRAGMA application_id");
+  int64_t version = c.scalar_i64("PRAGMA user_version");
+  int64_t n_tables = c.scalar_i64("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+  if (app_id != 0 && app_id != kApplicationId)
+    throw InputError(c.path() + ": this SQLite file belongs to another program (application_id " +
+                     std::to_string(app_id) + "), not mechscope; pass another file with --db");
+  if (app_id == 0 && (version != 0 || n_tables != 0))
+    throw InputError(c.path() + ": this SQLite file is not a mechscope database (it has " +
+                     std::to_string(n_tables) + " tables of another program); pass another file "
+                     "with --db, or a new path to create one");
+  if (version > kLatest)
+    throw InputError(c.path() + ": database schema version " + std::to_string(version) +
+                     " is newer than this mechscope supports (" + std::to_string(kLatest) +
+                     "); upgrade mechscope to read it. The file was not modified.");
+  c.exec("PRAGMA foreign_keys = ON");
+  if (c.scalar_i64("PRAGMA foreign_keys") != 1)
+    throw std::runtime_error("this SQLite build has no foreign key support");
+  // WAL: readers never block the writer and the writer never blocks readers. NORMAL sync is
+  // durable against a killed process (not against power loss for the last transactions).
+  c.exec("PRAGMA journal_mode = WAL");
+  c.exec("PRAGMA synchronous = NORMAL");
+  c.exec("PRAGMA cache_size = -32768");  // 32 MB: big result writes stay in memory until commit
+  if (version >= target) return static_cast<int>(version);
+  sql::WriteTransaction tx(c);
+  version = c.scalar_i64("PRAGMA user_version");  // another process may have migrated meanwhile
+  for (int step = static_cast<int>(version) + 1; step <= target; ++step) c.exec(kSteps[step - 1]);
+  tx.commit();
+  return static_cast<int>(std::max<int64_t>(version, target));
+}
+
+}  // namespace ms::schema
