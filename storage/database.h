@@ -60,6 +60,7 @@ class Database;
 // InputError with the reason on failure (exit 3 for a bad file).
 std::unique_ptr<Database> open_database(const std::string& db_flag, bool must_exist);
 
+// One Database (one SQLite connection) per thread; other threads and processes open their own.
 class Database {
  public:
   // Opens (creating and migrating as needed) the database at path. Errors: kBadInput for a file

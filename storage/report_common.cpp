@@ -63,6 +63,19 @@ std::string fmt_exact(double v) {
   return buf;
 }
 
+std::string fmt_count(int64_t n) {
+  const char* units[] = {"", "K", "M", "B", "T"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (std::fabs(v) >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.3g%s" : "%.0f%s", v, units[u]);
+  return buf;
+}
+
 std::string file_safe(const std::string& s) {
   std::string out;
   for (char c : s) {

@@ -34,6 +34,8 @@ struct OutFile {
 // "%.4g"-style for tables; "%.17g" (round-trips) for data files.
 std::string fmt(double v);
 std::string fmt_exact(double v);
+// 1234567 -> "1.23M"
+std::string fmt_count(int64_t n);
 // Letters, digits, '.', '-', '_' kept; anything else becomes '_'.
 std::string file_safe(const std::string& s);
 

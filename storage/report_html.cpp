@@ -3,7 +3,6 @@
 // Every string from a model, a user or the database goes through html_escape.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -100,20 +99,6 @@ std::vector<std::string> index_labels(int n) {
   return v;
 }
 
-// 1234567 -> "1.23M"
-std::string count(int64_t n) {
-  const char* units[] = {"", "K", "M", "B", "T"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (std::fabs(v) >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.3g%s" : "%.0f%s", v, units[u]);
-  return buf;
-}
-
 std::string status_badge(RunStatus st) {
   std::string n = run_status_name(st);
   return "<span class=\"status " + n + "\">" + n + "</span>";
@@ -127,7 +112,7 @@ void provenance(std::string& s, const Bundle& b) {
   s += "<table class=\"prov\">";
   if (b.model) {
     row(s, "model", "<code>" + esc(b.model->path.empty() ? "(in memory)" : b.model->path) + "</code> (" +
-                        esc(b.model->architecture) + ", " + esc(count(b.model->n_params)) + " parameters, model " + std::to_string(b.model->id) + ")");
+                        esc(b.model->architecture) + ", " + esc(fmt_count(b.model->n_params)) + " parameters, model " + std::to_string(b.model->id) + ")");
     row(s, "weights hash", "<code>" + esc(b.model->content_hash) + "</code>");
   } else {
     row(s, "model", "(none)");

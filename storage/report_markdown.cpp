@@ -10,7 +10,8 @@
 namespace ms::report {
 namespace {
 
-// Text in a paragraph or table cell: HTML-escaped, Markdown punctuation backslash-escaped.
+// Text in a paragraph or table cell (never at the start of a line): HTML-escaped, and the
+// Markdown punctuation that acts mid-line (emphasis, code, links, table cells) backslash-escaped.
 std::string md(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -18,7 +19,7 @@ std::string md(const std::string& s) {
     else if (c == '&') out += "&amp;";
     else if (c == '<') out += "&lt;";
     else if (c == '>') out += "&gt;";
-    else if (std::string("\\`*_{}[]()#+-.!|~").find(c) != std::string::npos) (out += '\\') += c;
+    else if (std::string("\\`*_[]|~").find(c) != std::string::npos) (out += '\\') += c;
     else out += c;
   }
   return out;
@@ -63,7 +64,7 @@ std::vector<OutFile> render_markdown(Database& db, const std::vector<Bundle>& ru
     s += "| field | value |\n|---|---|\n";
     if (b.model) {
       s += "| model | " + md(b.model->path.empty() ? "(in memory)" : b.model->path) + " (" + md(b.model->architecture) +
-           ", " + md(fmt(static_cast<double>(b.model->n_params))) + " parameters) |\n";
+           ", " + md(fmt_count(b.model->n_params)) + " parameters) |\n";
       s += "| weights hash | " + md(b.model->content_hash) + " |\n";
     }
     s += "| parameters | " + md(b.run.spec.params_json) + " |\n";
