@@ -121,14 +121,21 @@ std::optional<Matrix> load_matrix(Database& db, int64_t run_id, const TensorInfo
   for (int64_t d : t.shape)
     if (d != 1 || !shape.empty()) shape.push_back(d);
   while (shape.size() < 2 && t.shape.size() >= 2) shape.insert(shape.begin(), 1);
-  if (shape.size() != 2 || shape[0] * shape[1] == 0 || shape[0] > 4096 || shape[1] > 4096) return std::nullopt;
+  if (shape.size() != 2 || shape[0] * shape[1] == 0 || shape[0] > 65536 || shape[1] > 65536) return std::nullopt;
   if (t.dtype == "bool") return std::nullopt;
   Result<at::Tensor> r = db.get_tensor(run_id, t.name);
   if (!r) throw InputError(r.error().message, r.error().code);
-  at::Tensor x = r->reshape({shape[0], shape[1]}).to(at::kDouble).contiguous();
+  at::Tensor x = r->reshape({shape[0], shape[1]}).to(at::kDouble);
   Matrix m;
-  m.rows = static_cast<int>(shape[0]);
-  m.cols = static_cast<int>(shape[1]);
+  m.row_step = static_cast<int>((shape[0] + kMaxSide - 1) / kMaxSide);
+  m.col_step = static_cast<int>((shape[1] + kMaxSide - 1) / kMaxSide);
+  if (m.row_step > 1 || m.col_step > 1) {  // block means; a ragged last block is averaged too
+    x = at::adaptive_avg_pool2d(x.unsqueeze(0), {(shape[0] + m.row_step - 1) / m.row_step,
+                                                 (shape[1] + m.col_step - 1) / m.col_step})[0];
+  }
+  x = x.contiguous();
+  m.rows = static_cast<int>(x.size(0));
+  m.cols = static_cast<int>(x.size(1));
   m.values.assign(x.data_ptr<double>(), x.data_ptr<double>() + x.numel());
   return m;
 }

@@ -53,9 +53,12 @@ struct TopHead {
 std::vector<TopHead> top_heads(const HeadScores& s, int k);
 
 // A 2-D view of a stored tensor for a heatmap: [rows, cols] as doubles, or nullopt when the
-// tensor is not 2-D after dropping leading size-1 dimensions.
+// tensor is not 2-D after dropping leading size-1 dimensions. Sides longer than kMaxSide are
+// averaged over blocks of `step` rows / columns so that images stay small.
+constexpr int kMaxSide = 256;
 struct Matrix {
   int rows = 0, cols = 0;
+  int row_step = 1, col_step = 1;  // > 1: each cell is the mean of a block of the tensor
   std::vector<double> values;
 };
 std::optional<Matrix> load_matrix(Database& db, int64_t run_id, const TensorInfo& t);

@@ -182,13 +182,15 @@ void inputs_section(std::string& s, const Bundle& b) {
   }
 }
 
-std::vector<std::string> token_labels(const Bundle& b, int input, int n) {
+// Labels of n cells that each cover `step` positions: the tokens when step is 1, else the first
+// position of each block.
+std::vector<std::string> token_labels(const Bundle& b, int input, int n, int step) {
   std::vector<std::string> v;
   const InputRecord* in = nullptr;
   for (const auto& x : b.inputs)
-    if (x.index == input) in = &x;
+    if (x.index == input && step == 1) in = &x;
   for (int i = 0; i < n; ++i) {
-    std::string l = in && i < static_cast<int>(in->tokens.size()) ? in->tokens[i] : std::to_string(i);
+    std::string l = in && i < static_cast<int>(in->tokens.size()) ? in->tokens[i] : std::to_string(i * step);
     if (l.size() > 14) l = l.substr(0, 13) + "~";
     v.push_back(l);
   }
@@ -206,18 +208,23 @@ void tensors_section(std::string& s, Database& db, const Bundle& b) {
     ColorScale scale = color_scale_for(vals, meta_string(t.meta_json, "kind") == "attribution");
     int cell = std::clamp(560 / std::max(m->rows, m->cols), 3, 28);
     RgbImage img = heatmap_image(m->values, m->rows, m->cols, scale, cell, cell, cell >= 14);
-    Axis rows{"row", index_labels(m->rows)}, cols{"column", index_labels(m->cols)};
+    Axis rows{"row", token_labels(b, -1, m->rows, m->row_step)}, cols{"column", token_labels(b, -1, m->cols, m->col_step)};
     int input = meta_int(t.meta_json, "input", -1);
     if (is_attn) {
-      rows = {"query", token_labels(b, input, m->rows)};
-      cols = {"key", token_labels(b, input, m->cols), true};
+      rows = {"query", token_labels(b, input, m->rows, m->row_step)};
+      cols = {"key", token_labels(b, input, m->cols, m->col_step), m->col_step == 1};
     } else {
       std::string ry = meta_string(t.meta_json, "rows"), cx = meta_string(t.meta_json, "cols");
       if (!ry.empty()) rows.title = ry;
       if (!cx.empty()) cols.title = cx;
     }
     std::string fig = "<figure>" + heatmap_svg(img, rows, cols, scale) + "<figcaption><b>" + esc(t.name) +
-                      "</b> " + esc(t.dtype) + " " + esc(nlohmann::json(t.shape).dump()) + "</figcaption></figure>";
+                      "</b> " + esc(t.dtype) + " " + esc(nlohmann::json(t.shape).dump()) +
+                      (m->row_step > 1 || m->col_step > 1
+                           ? ", shown as means of " + std::to_string(m->row_step) + " x " +
+                                 std::to_string(m->col_step) + " blocks"
+                           : "") +
+                      "</figcaption></figure>";
     (is_attn ? attn : other) += fig;
   }
   if (!attn.empty()) s += "<h3>Attention</h3><div class=\"figs\">" + attn + "</div>";

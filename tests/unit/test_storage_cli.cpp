@@ -242,6 +242,24 @@ TEST_F(StorageCli, ReportHtmlEscapesAndEmbeds) {
   EXPECT_NE(page.find("Circuit: ioi"), std::string::npos);
 }
 
+TEST_F(StorageCli, ReportHtmlShrinksLongAttention) {
+  std::string big = *dir + "/big.db";
+  {
+    auto d = Database::open(big);
+    ASSERT_TRUE(d.ok());
+    RunResults r;
+    r.inputs.push_back(test::demo_input(0, "long", 1000));
+    r.tensors.push_back({"attn.long", test::demo_attention(1000), "{\"kind\":\"attention\",\"input\":0}"});
+    ASSERT_TRUE((*d)->store_run({"sinks"}, r).ok());
+  }
+  std::string html = *dir + "/big.html";
+  auto r = run_mechscope({"report", "--db", big, "--run", "1", "--format", "html", "--out", html});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string page = test::read_file(html);
+  EXPECT_NE(page.find("shown as means of 4 x 4 blocks"), std::string::npos);
+  EXPECT_LT(page.size(), 2u << 20);
+}
+
 TEST_F(StorageCli, OutputIsNeverOverwrittenWithoutForce) {
   std::string out = *dir + "/exists.html";
   test::write_file(out, "precious");
