@@ -10,6 +10,7 @@
 
 #include "core/model.h"
 #include "core/zoo_random.h"
+#include "storage/compare.h"
 #include "storage/model_hash.h"
 #include "storage/sha256.h"
 #include "tests/support/test_support.h"
@@ -431,6 +432,40 @@ TEST(Storage, ModelIdentityFromWeightFiles) {
   EXPECT_EQ(db->register_model(**mem2).value(), mem_id);
   auto mem3 = Model::from_weights(cfg, random_weights(cfg, 2));
   EXPECT_NE(db->register_model(**mem3).value(), mem_id);
+}
+
+TEST(Storage, CompareModelsOfDifferentShapes) {
+  HeadScores a = test::demo_scores("sink_rate", 2, 4, 0), b = test::demo_scores("sink_rate", 3, 2, 0);
+  b.values[0] = a.values[0] + 0.5;  // layer 0 head 0
+  b.values[1] = a.values[1];        // layer 0 head 1
+  b.values[2] = a.values[4] - 0.25; // layer 1 head 0
+  b.values[3] = a.values[5];        // layer 1 head 1
+  a.values[7] = NAN;                // not computed in a
+  MetricComparison m = compare_scores(a, b);
+  EXPECT_EQ(m.n_common, 4);
+  EXPECT_EQ(m.only_a, 3);  // heads 2, 3 of layer 0 and head 2 of layer 1 (head 3 is NaN)
+  EXPECT_EQ(m.only_b, 2);  // layer 2
+  ASSERT_EQ(m.heads.size(), 4u);
+  EXPECT_EQ(m.heads[0].layer, 0);
+  EXPECT_EQ(m.heads[0].head, 0);
+  EXPECT_DOUBLE_EQ(m.heads[0].diff, 0.5);
+  EXPECT_EQ(m.heads[1].layer, 1);
+  EXPECT_DOUBLE_EQ(m.heads[1].diff, -0.25);
+  EXPECT_DOUBLE_EQ(m.max_abs_diff, 0.5);
+  EXPECT_DOUBLE_EQ(m.mean_abs_diff, 0.75 / 4);
+  EXPECT_TRUE(std::isnan(compare_scores(HeadScores{"x", 1, 1, {1.0}}, HeadScores{"x", 1, 1, {2.0}}).pearson));
+
+  auto db = fresh_db();
+  RunResults ra, rb;
+  ra.scores = {a, test::demo_scores("dla", 2, 4, 1, true)};
+  rb.scores = {b, test::demo_scores("induction_score", 3, 2, 1)};
+  int64_t ia = db->store_run({"sinks"}, ra).value(), ib = db->store_run({"sinks"}, rb).value();
+  RunComparison c = compare_runs(*db, ia, ib).value();
+  ASSERT_EQ(c.metrics.size(), 1u);
+  EXPECT_EQ(c.metrics[0].metric, "sink_rate");
+  EXPECT_EQ(c.only_a, std::vector<std::string>{"dla"});
+  EXPECT_EQ(c.only_b, std::vector<std::string>{"induction_score"});
+  EXPECT_EQ(compare_runs(*db, ia, ib, "dla").error().code, ErrorCode::kUsage);
 }
 
 TEST(Storage, ShellJoinQuotes) {
