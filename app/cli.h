@@ -46,6 +46,11 @@ void register_zoo(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
 void register_runs(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_report(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+
+// The command line this process was started with (for the "command that reproduces the run").
+const std::vector<std::string>& command_line();
+void set_command_line(int argc, char** argv);
 // `zoo` subcommands, each in its own file (app/cmd_zoo_*.cpp).
 void register_zoo_train(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_zoo_construct(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>>& cmds);

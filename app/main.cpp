@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   ms::app::register_runs(app, cmds);
   ms::app::register_compare(app, cmds);
   ms::app::register_report(app, cmds);
+  ms::app::register_sinks(app, cmds);
+  ms::app::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
