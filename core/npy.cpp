@@ -2,6 +2,8 @@
 // literal numpy writes: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.
 #include "core/npy.h"
 
+#include "core/atomic_file.h"
+
 #include <ATen/ATen.h>
 
 #include <cctype>
@@ -173,27 +175,12 @@ Status write_npy(const std::string& path, const at::Tensor& tensor) {
     header += '\n';
     if (header.size() > 0xFFFF) fail_usage(path + ": .npy header too long");
 
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw std::runtime_error(tmp + ": cannot write: " + std::strerror(errno));
-      const char preamble[4] = {1, 0, static_cast<char>(header.size() & 0xFF),
-                                static_cast<char>(header.size() >> 8)};
-      out.write(kMagic, kMagicLen);
-      out.write(preamble, 4);
-      out.write(header.data(), static_cast<std::streamsize>(header.size()));
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-      out.flush();
-      if (!out) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(tmp + ": write failed (disk full?)");
-      }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      int err = errno;
-      std::remove(tmp.c_str());
-      throw std::runtime_error(path + ": cannot rename from " + tmp + ": " + std::strerror(err));
-    }
+    const char preamble[4] = {1, 0, static_cast<char>(header.size() & 0xFF),
+                              static_cast<char>(header.size() >> 8)};
+    write_file_atomic(path, {{kMagic, kMagicLen},
+                             {preamble, 4},
+                             {header.data(), header.size()},
+                             {t.data_ptr(), t.nbytes()}});
   });
 }
 

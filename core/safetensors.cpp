@@ -2,6 +2,8 @@
 // checkpoints through model.safetensors.index.json, and a writer (temp file + rename).
 #include "core/safetensors.h"
 
+#include "core/atomic_file.h"
+
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -319,29 +321,12 @@ Status write_safetensors(const std::string& path,
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');
 
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw std::runtime_error(tmp + ": cannot write: " + std::strerror(errno));
-      uint8_t len[8];
-      uint64_t n = text.size();
-      for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
-      out.write(reinterpret_cast<const char*>(len), 8);
-      out.write(text.data(), static_cast<std::streamsize>(text.size()));
-      for (const at::Tensor& t : data) {
-        out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-      }
-      out.flush();
-      if (!out) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(tmp + ": write failed (disk full?)");
-      }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      int err = errno;
-      std::remove(tmp.c_str());
-      throw std::runtime_error(path + ": cannot rename from " + tmp + ": " + std::strerror(err));
-    }
+    uint8_t len[8];
+    uint64_t n = text.size();
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
+    std::vector<std::pair<const void*, size_t>> pieces{{len, 8}, {text.data(), text.size()}};
+    for (const at::Tensor& t : data) pieces.emplace_back(t.data_ptr(), t.nbytes());
+    write_file_atomic(path, pieces);
   });
 }
 

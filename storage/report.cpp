@@ -9,7 +9,7 @@
 #include <set>
 
 #include "core/npy.h"
-#include "storage/atomic_file.h"
+#include "core/atomic_file.h"
 #include "storage/report_common.h"
 
 namespace fs = std::filesystem;

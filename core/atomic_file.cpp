@@ -1,5 +1,5 @@
 // Atomic output files: mkstemp beside the target, write, fsync, rename.
-#include "storage/atomic_file.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,6 +23,10 @@ void check_can_write(const std::string& path, bool force) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+  write_file_atomic(path, {{bytes.data(), bytes.size()}});
+}
+
+void write_file_atomic(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces) {
   fs::path target(path);
   fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   std::error_code ec;
@@ -40,12 +44,15 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     fail_input(path + ": " + what + ": " + std::strerror(err));
   };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("write failed (disk full?)");
-    done += static_cast<size_t>(n);
+  for (const auto& [data, size] : pieces) {
+    const char* bytes = static_cast<const char*>(data);
+    size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::write(fd, bytes + done, size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("write failed (disk full?)");
+      done += static_cast<size_t>(n);
+    }
   }
   ::fchmod(fd, 0644);
   if (::fsync(fd) != 0) fail("fsync failed");
