@@ -24,7 +24,7 @@ std::atomic<bool> g_cancel{false};
 void on_sigint(int) { g_cancel = true; }
 
 struct Opts : ModelOptions {
-  std::string text, prompts_file, hidden = "abs:0.1", heads, db;
+  std::string text, tokens, prompts_file, hidden = "abs:0.1", heads, db;
   int64_t max_tokens = 0;
   double epsilon = 0.3, beta = 0.4;
   bool calibrate = false;
@@ -66,6 +66,7 @@ void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
   CLI::App* cmd = app.add_subcommand("sinks", "Find attention sinks, hidden sinks and massive activations");
   add_model_options(*cmd, *o);
   cmd->add_option("--text,-t", o->text, "one prompt");
+  cmd->add_option("--tokens", o->tokens, "one prompt as token ids, comma separated");
   cmd->add_option("--prompts", o->prompts_file, "prompts: .txt (one per line) or .jsonl ({\"text\", \"continuation\", \"choices\", \"answer\"})");
   cmd->add_option("--max-tokens", o->max_tokens, "truncate prompts to this many tokens (0: no limit)");
   cmd->add_option("--epsilon", o->epsilon, "a head has a sink at key k when alpha_k > epsilon")->capture_default_str();
@@ -76,7 +77,8 @@ void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
   cmd->add_option("--top", o->top, "rows to print per table")->capture_default_str();
   cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
   cmds.emplace_back(cmd, [o]() {
-    if (o->text.empty() == o->prompts_file.empty()) fail_usage("sinks needs --text or --prompts (one of them)");
+    if ((!o->text.empty()) + (!o->tokens.empty()) + (!o->prompts_file.empty()) != 1)
+      fail_usage("sinks needs one of --text, --tokens or --prompts");
     if (o->calibrate && o->heads.empty()) fail_usage("--calibrate needs --heads L.H,... or --heads search");
     if (!(o->beta >= 0 && o->beta <= 1)) fail_usage("--beta must be in [0, 1]");
     SinkOptions so;
@@ -100,14 +102,17 @@ void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
       if (!r) throw InputError(r.error().message, r.error().code);
       records = std::move(*r);
     } else {
-      records.push_back({o->text, "", {}, -1});
+      PromptRecord r;
+      r.text = o->text;
+      if (!o->tokens.empty()) r.tokens = parse_ids(o->tokens);
+      records.push_back(std::move(r));
     }
     std::unique_ptr<Model> m = load_model(*o);
     const ModelConfig& c = m->config();
     std::vector<HeadRef> heads;
     if (o->calibrate && o->heads != "search") heads = parse_heads(o->heads, c);
     std::vector<std::vector<int32_t>> prompts;
-    for (const auto& r : records) prompts.push_back(input_ids(*m, r.text, ""));
+    for (const auto& r : records) prompts.push_back(r.tokens.empty() ? input_ids(*m, r.text, "") : r.tokens);
 
     std::unique_ptr<Database> db = open_database(o->db, false);
     Result<int64_t> model_id = db->register_model(*m);

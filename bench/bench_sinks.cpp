@@ -6,11 +6,13 @@
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "core/attention_stats.h"
 #include "core/model.h"
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   std::string dir = (fs::temp_directory_path() / "mechscope-bench-llama-1024").string();
   if (!fs::exists(fs::path(dir) / "model.safetensors")) {
     ms::RandomModelSpec s;

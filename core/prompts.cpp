@@ -36,7 +36,17 @@ Result<std::vector<PromptRecord>> read_prompts(const std::string& path) {
         return j[key].get<std::string>();
       };
       r.text = j.contains("text") ? text_field("text") : text_field("prompt");
-      if (r.text.empty()) fail_input(where + ": needs a non-empty \"text\" (or \"prompt\")");
+      if (j.contains("tokens")) {
+        if (!j["tokens"].is_array() || j["tokens"].empty())
+          fail_input(where + ": 'tokens' must be a non-empty list of token ids");
+        for (const auto& t : j["tokens"]) {
+          if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+            fail_input(where + ": 'tokens' must be a non-empty list of token ids");
+          r.tokens.push_back(t.get<int32_t>());
+        }
+      }
+      if (r.text.empty() && r.tokens.empty())
+        fail_input(where + ": needs a non-empty \"text\" (or \"prompt\", or \"tokens\")");
       r.continuation = text_field("continuation");
       if (j.contains("choices")) {
         if (!j["choices"].is_array() || j["choices"].empty())

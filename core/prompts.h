@@ -1,7 +1,9 @@
 // Prompt sets for analyses: a .txt file (one prompt per non-empty line) or a .jsonl file of
-// {"text": ..., "continuation": ..., "choices": [...], "answer": index} objects.
+// {"text": ..., "continuation": ..., "choices": [...], "answer": index} objects (or "tokens": [ids]
+// instead of "text" for models without a tokenizer).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@ namespace ms {
 
 struct PromptRecord {
   std::string text;
+  std::vector<int32_t> tokens;       // optional: token ids instead of text (models without a tokenizer)
   std::string continuation;          // optional: scored by the loss metric
   std::vector<std::string> choices;  // optional: multiple choice, scored by log-probability
   int answer = -1;                   // index into choices
