@@ -9,6 +9,9 @@
 
 #include "core/sinks.h"
 #include "core/zoo_construct.h"
+#include "tests/support/test_support.h"
+
+#include <nlohmann/json.hpp>
 
 namespace ms {
 namespace {
@@ -87,6 +90,34 @@ TEST(SinksOnConstructedModels, MassiveActivationsAreFoundWherePlanted) {
   }
   EXPECT_EQ(found, expected);
   EXPECT_EQ(r.sink_rate_first, 0.0);
+}
+
+}  // namespace
+}  // namespace ms
+
+namespace ms {
+namespace {
+
+TEST(SinksCli, StoresARunAndPrintsTheSinks) {
+  std::string dir = test::temp_dir("sinks-cli");
+  ASSERT_TRUE(construct_model("sink", dir + "/sink", false).ok());
+  std::vector<int32_t> ids = build_sink_model().zoo["check_prompts"][0].get<std::vector<int32_t>>();
+  std::string toks;
+  for (int32_t t : ids) toks += (toks.empty() ? "" : ",") + std::to_string(t);
+  auto r = test::run_mechscope({"sinks", "--model", dir + "/sink", "--tokens", toks, "--db", dir + "/m.db",
+                                "--hidden-threshold", "rel:5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(j["sink_rate_first_token"].get<double>(), 37.5, 1e-9);  // 3 of 8 heads
+  EXPECT_EQ(j["top_heads"].size(), 8u);
+  for (const auto& h : j["hidden_sinks"]) EXPECT_EQ(h["layer"].get<int>() * 10 + h["head"].get<int>(), 12);
+  auto runs = test::run_mechscope({"runs", "--db", dir + "/m.db", "--json"});
+  ASSERT_EQ(runs.exit_code, 0) << runs.err;
+  EXPECT_NE(runs.out.find("\"sinks\""), std::string::npos);
+  // Usage errors: no input, two inputs, a bad threshold.
+  EXPECT_EQ(test::run_mechscope({"sinks", "--model", dir + "/sink", "--db", dir + "/m.db"}).exit_code, 2);
+  EXPECT_EQ(test::run_mechscope({"sinks", "--model", dir + "/sink", "--tokens", "0,1", "--text", "x"}).exit_code, 2);
+  EXPECT_EQ(test::run_mechscope({"sinks", "--model", dir + "/sink", "--tokens", "0,1", "--hidden-threshold", "5"}).exit_code, 2);
 }
 
 }  // namespace
