@@ -4,7 +4,6 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MECHSCOPE = $(BUILD)/app/mechscope
-RUN_MODEL = $(BUILD)/run/tiny-gpt2
 
 .PHONY: all deps configure build run test bench clean
 
@@ -19,12 +18,18 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job on a tiny model the project generates (the bundled default model comes with issue 3).
+# The main job, on a model the project builds itself (the trained default model comes with the
+# zoo): construct the `sink` model, show it, run the sink analysis on its check prompts into a
+# fresh database, and export the HTML report.
+RUN_DIR = $(BUILD)/run
 run: build
-	@$(MECHSCOPE) zoo random --arch gpt2 --n-layers 2 --d-model 64 --n-heads 4 --d-vocab 512 \
-	  --seed 1 --out $(RUN_MODEL) --force
-	$(MECHSCOPE) info --model $(RUN_MODEL)
-	$(MECHSCOPE) forward --model $(RUN_MODEL) --tokens 1,2,3,4,5,6,7,8 --top-k 5
+	@rm -rf $(RUN_DIR) && mkdir -p $(RUN_DIR)
+	$(MECHSCOPE) zoo construct sink --out $(RUN_DIR)/sink
+	$(MECHSCOPE) info --model $(RUN_DIR)/sink | head -13
+	$(MECHSCOPE) sinks --model $(RUN_DIR)/sink --prompts resources/prompts/sink-check.jsonl \
+	  --hidden-threshold rel:5 --db $(RUN_DIR)/mechscope.db --top 5
+	$(MECHSCOPE) report --db $(RUN_DIR)/mechscope.db --run 1 --format html --out $(RUN_DIR)/report.html
+	@echo "report: $(RUN_DIR)/report.html"
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
