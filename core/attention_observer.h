@@ -21,6 +21,10 @@ struct AttentionBlock {
   at::Tensor pattern;     // (batch, n_heads, n_queries, n_keys), float32
 };
 
+// (n_queries, n_keys) bool: which keys of the block each query can see (causal, and within the
+// sliding window when there is one).
+at::Tensor visible_keys(const AttentionBlock& block);
+
 class AttentionObserver {
  public:
   virtual ~AttentionObserver() = default;

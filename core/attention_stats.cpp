@@ -5,6 +5,15 @@
 
 namespace ms {
 
+at::Tensor visible_keys(const AttentionBlock& b) {
+  auto lopts = at::TensorOptions().dtype(at::kLong).device(b.pattern.defined() ? b.pattern.device() : at::kCPU);
+  at::Tensor q = at::arange(b.q_begin, b.q_begin + b.n_queries, lopts).unsqueeze(1);
+  at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys, lopts).unsqueeze(0);
+  at::Tensor d = q - k;
+  at::Tensor vis = d >= 0;
+  return b.sliding_window > 0 ? vis.logical_and(d < b.sliding_window) : vis;
+}
+
 AttentionStats::AttentionStats(int64_t n_layers, int64_t n_heads, int64_t batch, int64_t positions,
                                AttentionStatsOptions opts)
     : m_per_query(opts.per_query) {
@@ -23,14 +32,8 @@ void AttentionStats::on_block(AttentionBlock& b) {
   at::Tensor p = b.pattern.to(at::kCPU, at::kFloat);  // (B, H, tb, nk)
   const int64_t l = b.layer;
   m_key_mass[l].narrow(-1, b.k_begin, b.n_keys).add_(p.sum(2));
-  if (l == 0) {  // visibility is the same in every layer: count it once
-    at::Tensor q = at::arange(b.q_begin, b.q_begin + b.n_queries, at::kLong).unsqueeze(1);
-    at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys, at::kLong).unsqueeze(0);
-    at::Tensor d = q - k;
-    at::Tensor vis = d >= 0;
-    if (b.sliding_window > 0) vis = vis.logical_and(d < b.sliding_window);
-    m_key_visible.narrow(0, b.k_begin, b.n_keys).add_(vis.sum(0));
-  }
+  if (l == 0)  // visibility is the same in every layer: count it once
+    m_key_visible.narrow(0, b.k_begin, b.n_keys).add_(visible_keys(b).sum(0).to(at::kCPU));
   m_queries_seen[l] += b.n_queries;
   if (!m_per_query) return;
   auto [maxw, idx] = p.max(-1);  // (B, H, tb)

@@ -131,12 +131,9 @@ bool SinkCalibration::wants_layer(int64_t layer) const {
 
 void SinkCalibration::on_block(AttentionBlock& b) {
   if (m_beta == 1.0 || m_sinks.empty()) return;
-  auto lopts = at::TensorOptions().dtype(at::kLong).device(b.pattern.device());
-  at::Tensor q = at::arange(b.q_begin, b.q_begin + b.n_queries, lopts).unsqueeze(1);
-  at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys, lopts).unsqueeze(0);
-  at::Tensor d = q - k;
-  at::Tensor vis = d >= 0;
-  if (b.sliding_window > 0) vis = vis.logical_and(d < b.sliding_window);
+  at::Tensor vis = visible_keys(b);
+  at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys,
+                            at::TensorOptions().dtype(at::kLong).device(b.pattern.device())).unsqueeze(0);
   at::Tensor is_sink = at::zeros({b.n_keys}, at::TensorOptions().dtype(at::kBool).device(b.pattern.device()));
   for (int64_t s : m_sinks)
     if (s >= b.k_begin && s < b.k_begin + b.n_keys) is_sink[s - b.k_begin] = true;
