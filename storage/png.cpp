@@ -1,5 +1,5 @@
-// PNG writing through Debian's stb_image_write (the one translation unit that instantiates it)
-// and base64 for self-contained HTML.
+// PNG writing and reading through Debian's stb_image_write / stb_image (the one translation unit
+// that instantiates them) and base64 for self-contained HTML.
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
 #if defined(__GNUC__)
@@ -9,6 +9,12 @@
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #endif
 #include <stb/stb_image_write.h>
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#include <stb/stb_image.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
@@ -60,5 +66,18 @@ std::string base64(const std::string& bytes) {
 }
 
 std::string png_data_uri(const RgbImage& image) { return "data:image/png;base64," + base64(encode_png(image)); }
+
+RgbImage decode_png(const std::string& bytes) {
+  int w = 0, h = 0, n = 0;
+  unsigned char* px = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                            static_cast<int>(bytes.size()), &w, &h, &n, 3);
+  if (!px) throw std::runtime_error(std::string("not a PNG image: ") + stbi_failure_reason());
+  RgbImage img;
+  img.width = w;
+  img.height = h;
+  img.pixels.assign(px, px + static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
+  stbi_image_free(px);
+  return img;
+}
 
 }  // namespace ms

@@ -1,20 +1,6 @@
 // The HTML report renders: written by the real binary from a database of synthetic runs, opened
 // in headless Chromium (Debian `chromium`) without network, screenshotted, and checked for the
 // heatmap images (viridis pixels) and for prompts shown as escaped text, never as markup.
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#include <stb/stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -27,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "storage/png.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/test_storage_fixtures.h"
 
@@ -121,9 +108,9 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
     fs::copy_file(html, std::string(keep) + ".html", fs::copy_options::overwrite_existing);
   }
 
-  int w = 0, h = 0, n = 0;
-  unsigned char* px = stbi_load(png.c_str(), &w, &h, &n, 3);
-  ASSERT_NE(px, nullptr) << "cannot decode " << png;
+  RgbImage shot = decode_png(test::read_file(png));
+  const int w = shot.width, h = shot.height;
+  const uint8_t* px = shot.pixels.data();
   EXPECT_EQ(w, 1200);
   EXPECT_EQ(h, 1600);
   int64_t colourful = 0, purple = 0, yellow = 0, red = 0, blue = 0;
@@ -136,7 +123,6 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
     if (r > 0xb0 && g < 0x80 && b < 0x80) ++red;            // diverging, positive
     if (b > 0xa0 && r < 0x70) ++blue;                       // diverging, negative
   }
-  stbi_image_free(px);
   std::printf("screenshot %s: %lld colourful pixels (viridis purple %lld, yellow %lld; diverging red %lld, blue %lld)\n",
               png.c_str(), static_cast<long long>(colourful), static_cast<long long>(purple),
               static_cast<long long>(yellow), static_cast<long long>(red), static_cast<long long>(blue));
