@@ -47,6 +47,7 @@ void register_runs(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cm
 void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_report(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_retrieval(CLI::App&, std::vector<std::pair<CLI::App*, Command>>&);
 
 // The command line this process was started with (for the "command that reproduces the run").
 const std::vector<std::string>& command_line();
