@@ -91,13 +91,7 @@ bool HeadMask::wants_layer(int64_t layer) const {
 }
 
 void HeadMask::on_block(AttentionBlock& b) {
-  auto lopts = at::TensorOptions().dtype(at::kLong).device(b.pattern.device());
-  at::Tensor q = at::arange(b.q_begin, b.q_begin + b.n_queries, lopts).unsqueeze(1);
-  at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys, lopts).unsqueeze(0);
-  at::Tensor d = q - k;
-  at::Tensor vis = d >= 0;
-  if (b.sliding_window > 0) vis = vis.logical_and(d < b.sliding_window);
-  at::Tensor u = vis.to(b.pattern.scalar_type());                  // (tb, nk)
+  at::Tensor u = visible_keys(b).to(b.pattern.scalar_type());  // (tb, nk)
   u = u / u.sum(-1, true).clamp_min(1.0);
   for (const HeadRef& hr : m_heads) {
     if (hr.layer != b.layer || hr.head >= b.pattern.size(1)) continue;
