@@ -89,10 +89,10 @@ int main(int argc, char** argv) {
   ms::SinkReport r = ms::analyze_sinks(m, {random_prompt(long_t, 32000, 1)}, ms::SinkOptions{});
   double long_s = seconds(t0);
   double peak = peak_rss_gib();
-  std::printf("T = %lld: %.1f s; peak resident memory %.2f GiB = weights + %.2f GiB (target: weights + 2 GiB; the "
-              "materialised patterns alone would need %.0f GiB); first-token sink rate %.1f%%\n",
+  std::printf("T = %lld: %.1f s; peak resident memory %.2f GiB = weights + %.2f GiB (target: weights + 2 GiB; one "
+              "layer's materialised patterns alone would need %.0f GiB); first-token sink rate %.1f%%\n",
               static_cast<long long>(long_t), long_s, peak, peak - weights_gib,
-              8.0 * 16 * static_cast<double>(long_t) * static_cast<double>(long_t) * 4 / (1024.0 * 1024 * 1024),
+              16.0 * static_cast<double>(long_t) * static_cast<double>(long_t) * 4 / (1024.0 * 1024 * 1024),
               r.sink_rate_first);
 
   // Streaming against materialised at T = short_t: the same statistics from query blocks chosen to
