@@ -4,30 +4,21 @@
 // memory of one 32,768-token needle test against weights + KV cache (--long 0 skips it).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <thread>
 
+#include "bench/bench_common.h"
 #include "core/model.h"
 #include "core/retrieval.h"
-#include "core/zoo_random.h"
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double peak_rss_gib() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
-}
 
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -59,33 +50,10 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  std::string dir = (fs::temp_directory_path() / "mechscope-bench-llama-1024").string();
-  if (!fs::exists(fs::path(dir) / "model.safetensors")) {
-    ms::RandomModelSpec s;
-    s.arch = "llama";
-    s.n_layers = 8;
-    s.d_model = 1024;
-    s.n_heads = 16;
-    s.n_kv_heads = 4;
-    s.d_vocab = 32000;
-    s.n_ctx = 32768;
-    s.init_std = 0.05;
-    ms::Status st = ms::write_random_model(s, dir, true);
-    if (!st) {
-      std::fprintf(stderr, "bench_retrieval: %s\n", st.error().message.c_str());
-      return 1;
-    }
-  }
-  auto loaded = ms::Model::load(dir);
-  if (!loaded) {
-    std::fprintf(stderr, "bench_retrieval: %s\n", loaded.error().message.c_str());
-    return 1;
-  }
-  ms::Model& m = **loaded;
+  std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_retrieval");
+  ms::Model& m = *model;
   const ms::ModelConfig& c = m.config();
-  double weights_gib = 0;
-  for (const auto& kv : m.weights().named()) weights_gib += static_cast<double>(kv.second.nbytes());
-  weights_gib /= 1024.0 * 1024.0 * 1024.0;
+  const double weights_gib = ms::bench::weights_gib(m);
   std::printf("mechscope retrieval benchmark: Llama-shaped random model, %lld layers, d_model %lld, %lld heads, "
               "%lld KV heads; weights %.2f GiB; %d threads\n", static_cast<long long>(c.n_layers),
               static_cast<long long>(c.d_model), static_cast<long long>(c.n_heads),
@@ -100,7 +68,7 @@ int main(int argc, char** argv) {
     double s = seconds(t0);
     double kv_gib = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.d_head) *
                     static_cast<double>(long_t + steps) * 4 / (1024.0 * 1024 * 1024);
-    double peak = peak_rss_gib();
+    double peak = ms::bench::peak_rss_gib();
     std::printf("one needle test at T = %lld (+%zu decoded): %.1f s; peak resident %.2f GiB = weights %.2f + KV "
                 "cache %.2f + %.2f GiB (target: under 1 GiB)\n", static_cast<long long>(long_t), r.generated.size(),
                 s, peak, weights_gib, kv_gib, peak - weights_gib - kv_gib);

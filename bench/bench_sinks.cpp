@@ -4,31 +4,22 @@
 // T = 4,096, measured in one run.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <thread>
 
 #include "core/attention_stats.h"
+#include "bench/bench_common.h"
 #include "core/model.h"
 #include "core/sinks.h"
-#include "core/zoo_random.h"
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double peak_rss_gib() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
-}
 
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -55,32 +46,9 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  std::string dir = (fs::temp_directory_path() / "mechscope-bench-llama-1024").string();
-  if (!fs::exists(fs::path(dir) / "model.safetensors")) {
-    ms::RandomModelSpec s;
-    s.arch = "llama";
-    s.n_layers = 8;
-    s.d_model = 1024;
-    s.n_heads = 16;
-    s.n_kv_heads = 4;
-    s.d_vocab = 32000;
-    s.n_ctx = 32768;
-    s.init_std = 0.05;
-    ms::Status st = ms::write_random_model(s, dir, true);
-    if (!st) {
-      std::fprintf(stderr, "bench_sinks: %s\n", st.error().message.c_str());
-      return 1;
-    }
-  }
-  auto loaded = ms::Model::load(dir);
-  if (!loaded) {
-    std::fprintf(stderr, "bench_sinks: %s\n", loaded.error().message.c_str());
-    return 1;
-  }
-  ms::Model& m = **loaded;
-  double weights_gib = 0;
-  for (const auto& kv : m.weights().named()) weights_gib += static_cast<double>(kv.second.nbytes());
-  weights_gib /= 1024.0 * 1024.0 * 1024.0;
+  std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_sinks");
+  ms::Model& m = *model;
+  const double weights_gib = ms::bench::weights_gib(m);
   std::printf("mechscope sink-analysis benchmark: Llama-shaped random model, 8 layers, d_model 1024, 16 heads, "
               "4 KV heads; weights %.2f GiB; %d threads\n", weights_gib, at::get_num_threads());
 
@@ -88,7 +56,7 @@ int main(int argc, char** argv) {
   auto t0 = Clock::now();
   ms::SinkReport r = ms::analyze_sinks(m, {random_prompt(long_t, 32000, 1)}, ms::SinkOptions{});
   double long_s = seconds(t0);
-  double peak = peak_rss_gib();
+  double peak = ms::bench::peak_rss_gib();
   std::printf("T = %lld: %.1f s; peak resident memory %.2f GiB = weights + %.2f GiB (target: weights + 2 GiB; one "
               "layer's materialised patterns alone would need %.0f GiB); first-token sink rate %.1f%%\n",
               static_cast<long long>(long_t), long_s, peak, peak - weights_gib,
