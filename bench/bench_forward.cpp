@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_paths.h"  // generated: MECHSCOPE_SOURCE_DIR
 #include "core/model.h"
 #include "core/zoo_random.h"
 #include "hooks/activation_cache.h"

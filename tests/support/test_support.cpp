@@ -1,6 +1,8 @@
 // Implementation of the shared test helpers.
 #include "tests/support/test_support.h"
 
+#include "test_paths.h"  // generated: MECHSCOPE_SOURCE_DIR, _REFERENCE_DIR, _FIXTURES_DIR, _BINARY
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -40,6 +42,7 @@ std::string reference_dir() {
   return fs::canonical(dir, ec).string();
 }
 
+std::string source_dir() { return MECHSCOPE_SOURCE_DIR; }
 std::string fixtures_dir() { return MECHSCOPE_FIXTURES_DIR; }
 std::string mechscope_binary() { return MECHSCOPE_BINARY; }
 

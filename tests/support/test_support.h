@@ -9,6 +9,8 @@ namespace ms::test {
 
 // ../shared/reference (MECHSCOPE_REFERENCE_DIR overrides), "" when absent.
 std::string reference_dir();
+// The checkout this build comes from.
+std::string source_dir();
 // tests/fixtures in the source tree.
 std::string fixtures_dir();
 // The built mechscope executable.

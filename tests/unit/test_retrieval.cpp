@@ -150,7 +150,7 @@ TEST(Needles, LengthsDepthsHaystackAndFiles) {
   EXPECT_EQ(h, procedural_haystack(200, 3));
   EXPECT_GE(std::count(h.begin(), h.end(), ' ') + 1, 200);
   EXPECT_EQ(h.back(), '.');
-  Result<std::vector<Needle>> n = read_needles(std::string(MECHSCOPE_FIXTURES_DIR) + "/../../resources/needles/default.jsonl");
+  Result<std::vector<Needle>> n = read_needles(ms::test::source_dir() + "/resources/needles/default.jsonl");
   ASSERT_TRUE(n.ok()) << n.error().message;
   std::vector<Needle> d = default_needles();
   ASSERT_EQ(n->size(), d.size());
