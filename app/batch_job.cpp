@@ -87,8 +87,12 @@ std::vector<std::string> get_names(const std::string& file, const toml::table& t
   return out;
 }
 
+// Absolute, so that item keys do not depend on the folder mechscope was started in.
 std::string resolve(const Job& job, const std::string& p) {
-  return fs::path(p).is_absolute() ? p : (fs::path(job.dir) / p).lexically_normal().string();
+  fs::path full = fs::path(p).is_absolute() ? fs::path(p) : fs::path(job.dir) / p;
+  std::error_code ec;
+  fs::path abs = fs::weakly_canonical(fs::absolute(full, ec), ec);
+  return (ec ? full.lexically_normal() : abs).string();
 }
 
 const toml::array* tables_of(const std::string& file, const toml::table& root, const std::string& key) {

@@ -31,6 +31,7 @@ BatchProgress::~BatchProgress() {
 
 void BatchProgress::event(const std::string& name, nlohmann::json fields) {
   if (!m_json) return;
+  for (auto it = m_context.begin(); it != m_context.end(); ++it) fields[it.key()] = it.value();
   fields["event"] = name;
   fields["t"] = since(m_start);
   std::cout << fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n" << std::flush;

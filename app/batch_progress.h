@@ -14,6 +14,8 @@ class BatchProgress {
  public:
   BatchProgress(bool json, int64_t n_items);
   ~BatchProgress();
+  // Fields added to every JSON event (e.g. the shard, when several processes share a log).
+  void set_context(nlohmann::json fields) { m_context = std::move(fields); }
   // Any event: printed as a JSON line in --json mode (with "event": name), else ignored.
   void event(const std::string& name, nlohmann::json fields = nlohmann::json::object());
   // A plain message (stderr; a JSON "message" event in --json mode).
@@ -27,6 +29,7 @@ class BatchProgress {
  private:
   void draw(bool force);
   bool m_json, m_tty;
+  nlohmann::json m_context = nlohmann::json::object();
   int64_t m_total, m_done = 0;
   std::string m_key;
   int64_t m_item_done = 0, m_item_total = 0, m_item_decile = -1;

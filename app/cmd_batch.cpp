@@ -229,6 +229,7 @@ void register_batch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
 
     std::unique_ptr<Database> db = open_database(db_path, false);
     BatchProgress ui(o->json, static_cast<int64_t>(mine.size()));
+    if (sn > 1) ui.set_context({{"shard", si}});
     ui.event("start", {{"job", job.path}, {"db", db_path}, {"shard", si}, {"shards", sn}, {"items", mine.size()},
                        {"items_total", all.size()}, {"resume", o->resume}});
     if (!o->resume) {

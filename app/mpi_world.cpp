@@ -23,6 +23,7 @@ const char* env(const char* name) {
   return v && *v ? v : nullptr;
 }
 
+#ifndef MECHSCOPE_WITH_MPI
 int env_int(const char* a, const char* b, int def) {
   const char* v = env(a) ? env(a) : env(b);
   if (!v) return def;
@@ -32,6 +33,7 @@ int env_int(const char* a, const char* b, int def) {
     return def;
   }
 }
+#endif
 
 }  // namespace
 

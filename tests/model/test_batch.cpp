@@ -69,7 +69,9 @@ TEST(Batch, ExampleJobRunsEndToEnd) {
   EXPECT_NE(html.find("sink_rate"), std::string::npos);
   EXPECT_NE(html.find("retrieval_score"), std::string::npos);
 
-  auto again = run_mechscope({"batch", job, "--db", db, "--resume"});
+  // The job named by another path: the same items (keys use absolute paths), all already stored.
+  auto again = run_mechscope({"batch", dir + "/../" + std::filesystem::path(dir).filename().string() + "/./example.toml",
+                              "--db", db, "--resume"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.out.find("0 items ran, 4 already stored"), std::string::npos) << again.out;
   EXPECT_EQ(stored_rows(db).size(), n);
