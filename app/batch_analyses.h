@@ -75,6 +75,7 @@ const Analysis* find_analysis(const std::string& kind);
 // The adapters (app/batch_<kind>.cpp).
 Analysis sinks_analysis();
 Analysis retrieval_analysis();
+Analysis heads_analysis();
 
 // Shared by the estimates: bytes of a forward pass over t tokens (batch 1, f32): residual
 // stream and MLP activations, one layer's attention scores, the KV cache of every layer.

@@ -3,7 +3,10 @@
 // an uninterrupted run, sharded + merged equal to one process, and merge's idempotence and checks.
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
+
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -49,7 +52,7 @@ TEST(Batch, ExampleJobRunsEndToEnd) {
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
   nlohmann::json p = nlohmann::json::parse(plan.out);
   const size_t n = p["items"].size();
-  EXPECT_EQ(n, 4u) << plan.out;  // sinks x 2 epsilons, retrieval x 2 lengths
+  EXPECT_EQ(n, 5u) << plan.out;  // sinks x 2 epsilons, retrieval x 2 lengths, heads
   EXPECT_FALSE(std::filesystem::exists(db)) << "a dry run must not create the database";
 
   auto r = run_mechscope({"batch", job, "--db", db, "--json"});
@@ -68,12 +71,13 @@ TEST(Batch, ExampleJobRunsEndToEnd) {
   std::string html = test::read_file(dir + "/example-report.html");
   EXPECT_NE(html.find("sink_rate"), std::string::npos);
   EXPECT_NE(html.find("retrieval_score"), std::string::npos);
+  EXPECT_NE(html.find("induction_head"), std::string::npos);
 
   // The job named by another path: the same items (keys use absolute paths), all already stored.
   auto again = run_mechscope({"batch", dir + "/../" + std::filesystem::path(dir).filename().string() + "/./example.toml",
                               "--db", db, "--resume"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.out.find("0 items ran, 4 already stored"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("0 items ran, 5 already stored"), std::string::npos) << again.out;
   EXPECT_EQ(stored_rows(db).size(), n);
 }
 
@@ -229,6 +233,57 @@ TEST(Batch, MergeRefusesOtherSchemaVersionsAndNonDatabases) {
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(stored_rows(a).size(), 2u);
   EXPECT_TRUE(stored_rows(dir + "/out.db") == stored_rows(a));
+}
+
+// The heads adapter on the constructed copy model, whose roles are known by design: head 1.0 is
+// its induction (copy) head, 0.0 and 1.3 are previous-token heads (docs/zoo-constructed.md).
+TEST(Batch, HeadsAdapterFindsTheCopyModelsHeads) {
+  std::string dir = test::temp_dir("batch-heads");
+  test::write_test_job(dir);
+  std::string prompts;
+  for (int i = 0; i < 4; ++i) {  // [<bos>, 30 distinct ordinary tokens, <delim>, the first 20 again]
+    std::vector<int> seq = {0};
+    for (int t = 0; t < 30; ++t) seq.push_back(2 + (i * 7 + t) % 62);
+    seq.push_back(1);
+    for (int t = 0; t < 20; ++t) seq.push_back(seq[static_cast<size_t>(1 + t)]);
+    prompts += "{\"tokens\": [";
+    for (size_t t = 0; t < seq.size(); ++t) prompts += (t ? ", " : "") + std::to_string(seq[t]);
+    prompts += "]}\n";
+  }
+  test::write_file(dir + "/repeat.jsonl", prompts);
+  test::write_file(dir + "/heads.toml",
+                   "[[model]]\nname = \"copy\"\npath = \"copy\"\n[[prompts]]\nname = \"repeat\"\npath = \"repeat.jsonl\"\n"
+                   "[[analysis]]\nkind = \"heads\"\npattern = [\"previous_token_head\", \"induction_head\"]\n");
+  auto r = run_mechscope({"batch", dir + "/heads.toml", "--db", dir + "/heads.db", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::string> top;
+  std::istringstream lines(r.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    nlohmann::json e = nlohmann::json::parse(line);
+    if (e["event"] == "item_done") top[e["key"].get<std::string>()] = e["summary"]["top_head"].get<std::string>();
+  }
+  ASSERT_EQ(top.size(), 2u) << r.out;
+  EXPECT_EQ(top["heads/copy/repeat/pattern=induction_head"], "1.0");
+  std::string prev = top["heads/copy/repeat/pattern=previous_token_head"];
+  EXPECT_TRUE(prev == "0.0" || prev == "1.3") << prev;
+  // The stored metric is the mean of the stored per-prompt scores.
+  OpenOptions oo;
+  oo.create = false;
+  auto db = Database::open(dir + "/heads.db", oo);
+  ASSERT_TRUE(db);
+  auto runs = (*db)->list_runs();
+  ASSERT_TRUE(runs);
+  ASSERT_EQ(runs->size(), 2u);
+  for (const auto& s : *runs) {
+    auto scores = (*db)->get_head_scores(s.run.id);
+    auto per = (*db)->get_tensor(s.run.id, "per_prompt");
+    ASSERT_TRUE(scores && per);
+    at::Tensor mean = per->mean(0);
+    ASSERT_EQ(scores->size(), 1u);
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 4; ++h) EXPECT_NEAR((*scores)[0].at(l, h), mean[l][h].item<double>(), 1e-12);
+  }
 }
 
 }  // namespace
