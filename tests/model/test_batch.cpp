@@ -28,18 +28,18 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 // The shipped example job, run as written on the bundled default model when it is there; until
-// then on the constructed sink model (no tokenizer: its token-id check prompts).
+// then on a default-shaped model trained for 20 steps (`zoo train default --steps 20`: the same
+// config and BPE tokenizer, so the job's text prompts and needles take the same path).
 TEST(Batch, ExampleJobRunsEndToEnd) {
   std::string dir = test::temp_dir("batch-example");
   std::string src = test::source_dir() + "/resources/jobs/example.toml";
   std::string text = test::read_file(src);
   std::string model = test::source_dir() + "/resources/models/default";
   if (!std::filesystem::exists(model + "/config.json")) {
-    auto z = run_mechscope({"zoo", "construct", "sink", "--out", dir + "/sink"});
+    auto z = run_mechscope({"zoo", "train", "default", "--steps", "20", "--out", dir + "/default", "--quiet"});
     ASSERT_EQ(z.exit_code, 0) << z.err;
-    model = dir + "/sink";
-    text = replace_all(text, "../prompts/batch-example.txt", test::source_dir() + "/resources/prompts/sink-check.jsonl");
-    std::cout << "resources/models/default is absent; the example job runs on the constructed sink model\n";
+    model = dir + "/default";
+    std::cout << "resources/models/default is absent; the example job runs on a 20-step default model\n";
   }
   text = replace_all(text, "\"../models/default\"", "\"" + model + "\"");
   text = replace_all(text, "\"../", "\"" + test::source_dir() + "/resources/");
