@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -161,6 +162,26 @@ TEST(Batch, KillAndResumeGivesTheSameRows) {
   auto merged = stored_rows(dir + "/merged.db", &dups);
   EXPECT_EQ(dups, 0);
   EXPECT_TRUE(merged == ref) << "killed, resumed and merged shards differ from the uninterrupted run";
+}
+
+// Ctrl-C (SIGINT) and SIGTERM stop the batch cleanly: exit 1 with a message, finished items kept,
+// the interrupted one not stored; --resume completes the job.
+TEST(Batch, InterruptStopsCleanlyAndResumes) {
+  std::string dir = test::temp_dir("batch-int");
+  std::string job = test::write_test_job(dir);
+  std::vector<std::string> args = {"batch", job, "--db", dir + "/int.db", "--resume"};
+  int rc = test::run_and_signal_after_rows(args, dir + "/int.db", 3, SIGINT);
+  ASSERT_EQ(rc, 1) << "SIGINT should end the batch with exit 1 (-1: it finished first)";
+  size_t after_int = test::count_done_runs(dir + "/int.db");
+  EXPECT_GE(after_int, 3u);
+  EXPECT_LT(after_int, 12u);
+  rc = test::run_and_signal_after_rows(args, dir + "/int.db", after_int + 2, SIGTERM);
+  ASSERT_EQ(rc, 1);
+  auto fin = run_mechscope(args);
+  ASSERT_EQ(fin.exit_code, 0) << fin.err;
+  int dups = 0;
+  EXPECT_EQ(stored_rows(dir + "/int.db", &dups).size(), 12u);
+  EXPECT_EQ(dups, 0);
 }
 
 TEST(Batch, ShardedAndMergedEqualsSingleAndMergeIsIdempotent) {

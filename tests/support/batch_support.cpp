@@ -171,6 +171,19 @@ bool run_and_kill_after_rows(const std::vector<std::string>& args, const std::st
   return running;
 }
 
+int run_and_signal_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows, int sig) {
+  pid_t pid = spawn(args);
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid, &status, WNOHANG) != 0) return -1;
+    if (count_done_runs(db) >= min_rows) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, sig);
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 double timed_run(const std::vector<std::string>& args, int* rc) {
   auto t0 = std::chrono::steady_clock::now();
   pid_t pid = spawn(args);

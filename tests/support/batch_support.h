@@ -25,6 +25,9 @@ bool run_and_kill(const std::vector<std::string>& args, int delay_ms);
 // waits extra_ms more, then SIGKILLs it; returns true when it was still running at that moment.
 bool run_and_kill_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows,
                              int extra_ms);
+// Starts mechscope with args, sends sig once db holds min_rows finished runs, and returns the
+// exit code (128 + signal when the signal ended it; -1 when it finished before min_rows).
+int run_and_signal_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows, int sig);
 // Finished runs in db (0 when the file does not exist yet).
 size_t count_done_runs(const std::string& db);
 // Wall time of a run of mechscope in seconds (exit code in *rc).
