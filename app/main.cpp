@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   ms::app::register_report(app, cmds);
   ms::app::register_sinks(app, cmds);
   ms::app::register_retrieval(app, cmds);
+  ms::app::register_batch(app, cmds);
+  ms::app::register_merge(app, cmds);
   ms::app::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);
