@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app/cli.h"
+#include "app_features.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mechscope: a workbench for mechanistic interpretability of transformer language models"};
@@ -20,6 +21,9 @@ int main(int argc, char** argv) {
   ms::app::register_report(app, cmds);
   ms::app::register_sinks(app, cmds);
   ms::app::register_retrieval(app, cmds);
+#if MECHSCOPE_WITH_GUI
+  ms::app::register_gui(app, cmds);
+#endif
   ms::app::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,59 @@
+// What the workbench shows of one prompt: tokens, next-token predictions, attention patterns and a
+// logit lens, computed in one forward pass on a background thread (never inside draw()).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+
+namespace ms::views {
+
+struct Prediction {
+  int32_t id = 0;
+  std::string token;
+  double prob = 0;
+};
+
+struct LensCell {
+  int32_t id = 0;
+  std::string token;
+  float prob = 0;
+};
+
+struct ForwardResult {
+  std::vector<int32_t> ids;
+  std::vector<std::string> tokens;   // display text per position
+  std::vector<Prediction> top;       // next-token predictions after the last position
+  int64_t n_layers = 0, n_heads = 0, n_pos = 0;
+  // Attention patterns [query, key] (n_pos x n_pos, future keys NaN), index layer * n_heads + head;
+  // null when not kept (long prompts keep only the requested head).
+  std::vector<std::shared_ptr<const std::vector<float>>> patterns;
+  std::vector<double> first_mass;    // per head: mean attention of queries 1.. on key 0
+  std::vector<LensCell> lens;        // logit lens, n_layers x n_pos (empty for long prompts)
+  int64_t lens_positions = 0;
+  double seconds = 0;                // wall time of the forward pass
+  std::shared_ptr<const std::vector<float>> pattern(int64_t layer, int64_t head) const;
+};
+
+struct ForwardRequest {
+  std::vector<int32_t> ids;
+  int64_t keep_layer = 0, keep_head = 0;  // always kept, whatever the prompt length
+  int top_k = 10;
+  int64_t max_full_floats = int64_t(1) << 24;  // keep every head's pattern up to this many floats
+  int64_t max_lens_positions = 256;
+};
+
+// Runs the model once; throws InputError for ids out of range or too long a prompt.
+ForwardResult compute_forward(const Model& model, const ForwardRequest& req);
+
+// Token ids of a prompt: through the tokenizer when the model has one (BOS as configured), else
+// the text is a list of ids ("0 5 9" or "0,5,9"); throws InputError naming the bad item.
+std::vector<int32_t> prompt_ids(const Model& model, const std::string& text);
+// A token as shown on chips and axes.
+std::string token_display(const Model& model, int32_t id);
+
+}  // namespace ms::views
