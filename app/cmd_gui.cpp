@@ -81,8 +81,7 @@ int run_gui(const GuiOptions& o) {
       bool busy = wb.busy() || shell.tasks().busy();
       settled = busy ? 0 : settled + 1;
       if (settled >= std::max(1, o.frames)) {
-        std::string title, msg;
-        if (!model.empty() && !wb.model()) throw InputError("could not open the model " + model);
+        if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
         RgbImage img = (*win)->read_pixels();
         write_file_atomic(o.screenshot, encode_png(img));
         std::printf("screenshot: %s %dx%d\n", o.screenshot.c_str(), img.width, img.height);

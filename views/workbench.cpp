@@ -145,6 +145,7 @@ void Workbench::poll() {
   }
   if (in.model_done) {
     m_model_loading = false;
+    m_model_error = in.model_error;
     if (in.model) {
       m_model = in.model;
       m_model_path = in.model_path;

@@ -30,6 +30,7 @@ class Workbench {
   const std::shared_ptr<const Model>& model() const { return m_model; }
   const std::string& model_path() const { return m_model_path; }
   bool model_loading() const { return m_model_loading; }
+  const std::string& model_error() const { return m_model_error; }  // the last failed load's message
 
   // --- prompt and its forward pass ---
   std::string prompt;
@@ -75,6 +76,7 @@ class Workbench {
   std::shared_ptr<const Model> m_model;
   std::string m_model_path;
   bool m_model_loading = false;
+  std::string m_model_error;
   std::shared_ptr<const ForwardResult> m_forward;
   bool m_forward_running = false, m_rerun = false;
   int64_t m_forward_gen = 0;

@@ -1,0 +1,198 @@
+// The workbench under Xvfb: `mechscope gui --view NAME --screenshot` on the constructed sink model,
+// checked pixel by pixel against the model's attention read through another path (hook_pattern).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "core/colormap.h"
+#include "core/model.h"
+#include "hooks/hook_registry.h"
+#include "storage/database.h"
+#include "storage/png.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+const char* kPrompt = "0 5 9 13 1 17 21 25 29 1 33 37 41 45";  // <bos>, <delim> at 4 and 9
+
+struct Shot {
+  ms::RgbImage img;
+  float x = 0, y = 0, cw = 0, ch = 0;
+  int rows = 0, cols = 0;
+  std::string out;
+};
+
+const std::string& sink_dir() {
+  static std::string dir = [] {
+    std::string d = ms::test::temp_dir("gui-sink") + "/sink";
+    auto r = ms::test::run_mechscope({"zoo", "construct", "sink", "--out", d});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return d;
+  }();
+  return dir;
+}
+
+Shot shoot(std::vector<std::string> args) {
+  std::string png = ms::test::temp_dir("gui-shot") + "/shot.png";
+  std::vector<std::string> a = {"gui", "--screenshot", png, "--size", "1000x700"};
+  a.insert(a.end(), args.begin(), args.end());
+  auto r = ms::test::run_mechscope(a);
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  Shot s;
+  s.out = r.out;
+  if (r.exit_code != 0) return s;
+  s.img = ms::decode_png(ms::test::read_file(png));
+  auto p = r.out.find("heatmap: ");
+  if (p != std::string::npos)
+    std::sscanf(r.out.c_str() + p, "heatmap: x=%f y=%f cell_w=%f cell_h=%f rows=%d cols=%d", &s.x, &s.y, &s.cw, &s.ch,
+                &s.rows, &s.cols);
+  return s;
+}
+
+ms::Rgb pixel(const ms::RgbImage& img, int x, int y) {
+  const uint8_t* p = img.pixels.data() + (static_cast<size_t>(y) * img.width + x) * 3;
+  return {p[0], p[1], p[2]};
+}
+ms::Rgb cell(const Shot& s, int r, int c) {
+  return pixel(s.img, static_cast<int>(s.x + (c + 0.5f) * s.cw), static_cast<int>(s.y + (r + 0.5f) * s.ch));
+}
+int max_channel_diff(ms::Rgb a, ms::Rgb b) {
+  return std::max({std::abs(a.r - b.r), std::abs(a.g - b.g), std::abs(a.b - b.b)});
+}
+size_t distinct_colours(const ms::RgbImage& img) {
+  std::set<uint32_t> s;
+  for (size_t i = 0; i + 2 < img.pixels.size(); i += 3)
+    s.insert(uint32_t(img.pixels[i]) << 16 | uint32_t(img.pixels[i + 1]) << 8 | img.pixels[i + 2]);
+  return s.size();
+}
+
+// The pattern of one head through the hook point (the GUI reads the attention observer instead).
+std::vector<float> hook_pattern(int layer, int head, int* n) {
+  auto m = ms::Model::load(sink_dir());
+  EXPECT_TRUE(m.ok()) << m.error().message;
+  std::vector<int32_t> ids;
+  std::istringstream in(kPrompt);
+  for (int v; in >> v;) ids.push_back(v);
+  ms::HookRegistry reg;
+  at::Tensor pat;
+  reg.add_forward("blocks." + std::to_string(layer) + ".attn.hook_pattern", [&](const at::Tensor& a, const ms::HookContext&) {
+    pat = a.select(0, 0).select(0, head).to(at::kFloat).contiguous().clone();  // (query, key)
+    return at::Tensor();
+  });
+  ms::ForwardOptions o;
+  o.hooks = &reg;
+  (*m)->forward((*m)->tokens_tensor(ids), o);
+  *n = static_cast<int>(ids.size());
+  return std::vector<float>(pat.data_ptr<float>(), pat.data_ptr<float>() + pat.numel());
+}
+
+TEST(GuiScreenshot, FirstTokenSinkHeadFirstColumnIsHottestAndColoursMatchThePattern) {
+  Shot s = shoot({"--model", sink_dir(), "--view", "attention", "--layer", "0", "--head", "1", "--scale", "linear",
+                  "--prompt", kPrompt});
+  ASSERT_EQ(s.img.width, 1000);
+  ASSERT_EQ(s.img.height, 700);
+  EXPECT_GT(distinct_colours(s.img), 50u);
+  ASSERT_EQ(s.rows, 14);
+  ASSERT_EQ(s.cols, 14);
+  ASSERT_GT(s.cw, 10);
+  int n = 0;
+  std::vector<float> p = hook_pattern(0, 1, &n);
+  ASSERT_EQ(n, 14);
+  float mx = *std::max_element(p.begin(), p.end());
+  int worst = 0;
+  for (int r = 1; r < n; ++r) {
+    int lum0 = 0;
+    for (int c = 0; c <= r; ++c) {
+      ms::Rgb got = cell(s, r, c);
+      ms::Rgb want = ms::colormap_at(ms::Colormap::kViridis, p[r * n + c] / mx);
+      worst = std::max(worst, max_channel_diff(got, want));
+      int lum = got.r * 3 + got.g * 6 + got.b;
+      if (c == 0) lum0 = lum;
+      else EXPECT_GT(lum0, lum) << "row " << r << " col " << c;
+    }
+    // Future keys are masked: drawn dark grey, not as attention 0.
+    if (r + 1 < n) EXPECT_LE(max_channel_diff(cell(s, r, r + 1), ms::Rgb{40, 40, 40}), 2);
+  }
+  std::printf("max channel difference against colormap(hook_pattern / max): %d\n", worst);
+  EXPECT_LE(worst, 6);
+}
+
+TEST(GuiScreenshot, SinkClippedScaleLiftsTheHiddenSinkOfHead1_2) {
+  // Head 1.2 puts its attention on the <delim> keys (positions 4 and 9). With the sink-clipped
+  // scale the range ends at the largest weight outside column 0, so the first column saturates and
+  // the delimiter columns stand out.
+  Shot s = shoot({"--model", sink_dir(), "--view", "attention", "--layer", "1", "--head", "2", "--scale", "sink-clipped",
+                  "--prompt", kPrompt});
+  ASSERT_EQ(s.rows, 14);
+  int n = 0;
+  std::vector<float> p = hook_pattern(1, 2, &n);
+  float hi = 0;
+  for (int r = 0; r < n; ++r)
+    for (int c = 1; c <= r; ++c) hi = std::max(hi, p[r * n + c]);
+  int worst = 0;
+  for (int r = 0; r < n; ++r)
+    for (int c = 0; c <= r; ++c) {
+      ms::Rgb want = ms::colormap_at(ms::Colormap::kViridis, std::min(1.0f, p[r * n + c] / hi));
+      worst = std::max(worst, max_channel_diff(cell(s, r, c), want));
+    }
+  EXPECT_LE(worst, 6);
+  for (int r = 10; r < 14; ++r) {  // both delimiters visible: each about half the attention
+    EXPECT_GT(cell(s, r, 9).g, cell(s, r, 5).g + 60) << "row " << r;
+    EXPECT_GT(cell(s, r, 4).g, cell(s, r, 5).g + 60) << "row " << r;
+  }
+}
+
+TEST(GuiScreenshot, EveryViewRendersSomething) {
+  // A database with a run that holds head scores and a circuit, for Runs, Head grid and Circuit.
+  std::string db_path = ms::test::temp_dir("gui-db") + "/m.db";
+  int64_t run = 0;
+  {
+    auto db = ms::Database::open(db_path);
+    ASSERT_TRUE(db.ok()) << db.error().message;
+    ms::RunResults res;
+    ms::HeadScores hs{"sink_mass", 2, 4, {0.1, 0.9, 0.1, 0.1, 0.9, 0.2, 0.05, 0.9}};
+    res.scores.push_back(hs);
+    ms::Circuit c;
+    c.name = "test circuit";
+    c.nodes = {{"embed", "embed", -1, -1, 1.0}, {"a0.1", "head", 0, 1, 0.8}, {"a1.0", "head", 1, 0, 0.6},
+               {"logits", "logits", 2, -1, 1.0}};
+    c.edges = {{0, 1, 0.9}, {1, 2, 0.5}, {2, 3, 0.7}, {0, 3, -0.2}};
+    res.circuits.push_back(c);
+    auto r = (*db)->store_run(ms::RunSpec("circuit"), res);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    run = *r;
+  }
+  for (std::string v : {"model", "prompt", "heads", "lens", "runs", "circuit", "analyses"}) {
+    Shot s = shoot({"--model", sink_dir(), "--db", db_path, "--run", std::to_string(run), "--view", v});
+    ASSERT_EQ(s.img.width, 1000) << v;
+    EXPECT_GT(distinct_colours(s.img), 30u) << v;
+  }
+}
+
+TEST(GuiScreenshot, BadModelAndViewAreReported) {
+  auto r = ms::test::run_mechscope({"gui", "--model", sink_dir(), "--view", "nope", "--screenshot", "/tmp/x.png"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("attention"), std::string::npos) << r.err;
+  std::string empty = ms::test::temp_dir("gui-empty");
+  r = ms::test::run_mechscope({"gui", "--model", empty, "--view", "attention", "--screenshot", empty + "/x.png"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(empty), std::string::npos) << r.err;
+}
+
+TEST(GuiScreenshot, WithoutADisplayTheGuiFailsCleanlyAndTheCliStillWorks) {
+  std::string display = std::getenv("DISPLAY") ? std::getenv("DISPLAY") : "";
+  ::unsetenv("DISPLAY");
+  auto r = ms::test::run_mechscope({"gui", "--model", sink_dir(), "--view", "attention", "--screenshot", "/tmp/never.png"});
+  auto info = ms::test::run_mechscope({"info", "--model", sink_dir()});
+  if (!display.empty()) ::setenv("DISPLAY", display.c_str(), 1);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("DISPLAY"), std::string::npos) << r.err;
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+}
+
+}  // namespace
