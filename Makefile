@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MECHSCOPE = $(BUILD)/app/mechscope
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run run-gui run-headless test bench clean
 
 all: build
 
@@ -22,7 +22,17 @@ build: configure
 # zoo): construct the `sink` model, show it, run the sink analysis on its check prompts into a
 # fresh database, and export the HTML report.
 RUN_DIR = $(BUILD)/run
+# With a display (DISPLAY set) `make run` opens the workbench instead (docs/gui.md).
 run: build
+	@if [ -n "$$DISPLAY" ]; then $(MAKE) --no-print-directory run-gui; else $(MAKE) --no-print-directory run-headless; fi
+
+DEFAULT_MODEL = resources/models/default
+run-gui: build
+	@if [ -d $(DEFAULT_MODEL) ]; then $(MECHSCOPE) gui --model $(DEFAULT_MODEL); else \
+	  mkdir -p $(RUN_DIR) && $(MECHSCOPE) zoo construct sink --out $(RUN_DIR)/sink --force >/dev/null && \
+	  $(MECHSCOPE) gui --model $(RUN_DIR)/sink --db $(RUN_DIR)/mechscope.db; fi
+
+run-headless: build
 	@rm -rf $(RUN_DIR) && mkdir -p $(RUN_DIR)
 	$(MECHSCOPE) zoo construct sink --out $(RUN_DIR)/sink
 	$(MECHSCOPE) info --model $(RUN_DIR)/sink | head -13

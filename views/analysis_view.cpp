@@ -21,7 +21,7 @@ class AnalysisView : public View {
 
  protected:
   void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.5f, *y = 0.55f, *w = 0.3f, *h = 0.3f;
+    *x = 0.5f, *y = 0.62f, *w = 0.25f, *h = 0.38f;
   }
 
   void launch_sinks() {

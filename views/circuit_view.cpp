@@ -85,6 +85,8 @@ class CircuitView : public View {
     std::vector<ImVec2> pos(c.nodes.size());
     int ci = 0;
     const float margin = 40;
+    std::map<int, int> column_of;  // layer -> column index
+    for (auto& [layer, ids] : cols) column_of[layer] = static_cast<int>(column_of.size());
     for (auto& [layer, ids] : cols) {
       float x = p.x + margin + (cols.size() > 1 ? ci * (avail.x - 2 * margin) / (cols.size() - 1) : avail.x / 2 - margin);
       for (size_t k = 0; k < ids.size(); ++k)
@@ -97,7 +99,11 @@ class CircuitView : public View {
       if (w < m_threshold || e.src < 0 || e.dst < 0 || e.src >= int(pos.size()) || e.dst >= int(pos.size())) continue;
       ImU32 col = e.score >= 0 ? IM_COL32(90, 150, 255, 200) : IM_COL32(255, 110, 90, 200);
       ImVec2 a = pos[e.src], b = pos[e.dst];
-      dl->AddBezierCubic(a, ImVec2((a.x + b.x) / 2, a.y), ImVec2((a.x + b.x) / 2, b.y), b, col, float(1 + 6 * w));
+      // Edges that skip columns bow upwards, so they do not hide the edges between neighbours.
+      int span = std::abs(column_of[c.nodes[e.dst].layer] - column_of[c.nodes[e.src].layer]);
+      float bow = span > 1 ? -(span - 1) * 0.12f * avail.y : 0.f;
+      dl->AddBezierCubic(a, ImVec2(a.x + (b.x - a.x) / 3, a.y + bow), ImVec2(b.x - (b.x - a.x) / 3, b.y + bow), b, col,
+                         float(1 + 6 * w));
     }
     const float r = 13;
     for (size_t i = 0; i < c.nodes.size(); ++i) {

@@ -18,7 +18,7 @@ class LogitLensView : public View {
 
  protected:
   void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.25f, *y = 0.65f, *w = 0.5f, *h = 0.35f;
+    *x = 0.25f, *y = 0.62f, *w = 0.25f, *h = 0.38f;
   }
 
   void draw_content() override {

@@ -25,11 +25,13 @@ void View::draw() {
     flags |= ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
              ImGuiWindowFlags_NoSavedSettings;
   } else {
+    // Fractions of the area between the main menu bar and the status bar.
     float x, y, w, h;
     default_rect(&x, &y, &w, &h);
-    ImGui::SetNextWindowPos(ImVec2(vp->WorkPos.x + x * vp->WorkSize.x, vp->WorkPos.y + y * vp->WorkSize.y),
-                            ImGuiCond_FirstUseEver);
-    ImGui::SetNextWindowSize(ImVec2(w * vp->WorkSize.x, h * vp->WorkSize.y), ImGuiCond_FirstUseEver);
+    float bar = ImGui::GetFrameHeight();
+    ImVec2 org(vp->Pos.x, vp->Pos.y + bar), size(vp->Size.x, vp->Size.y - 2 * bar - 4);
+    ImGui::SetNextWindowPos(ImVec2(org.x + x * size.x, org.y + y * size.y), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * size.x, h * size.y), ImGuiCond_FirstUseEver);
   }
   if (m_wb.focus_window == m_title) {
     ImGui::SetNextWindowFocus();

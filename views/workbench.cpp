@@ -32,6 +32,7 @@ void Workbench::open_model(const std::string& path) {
     inbox->model_path = path;
     if (m) inbox->model = std::shared_ptr<const Model>(std::move(m.value()));
     else inbox->model_error = m.error().message;
+    ctx.set_status(m ? "loaded" : "failed");
     ctx.set_progress(1.0);
   });
 }

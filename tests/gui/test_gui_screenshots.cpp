@@ -47,6 +47,15 @@ Shot shoot(std::vector<std::string> args) {
   s.out = r.out;
   if (r.exit_code != 0) return s;
   s.img = ms::decode_png(ms::test::read_file(png));
+  // MECHSCOPE_GUI_SHOTS=DIR keeps every screenshot (named after the view) to look at.
+  if (const char* keep = std::getenv("MECHSCOPE_GUI_SHOTS"); keep && *keep) {
+    std::string name = "shot";
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--view") name = args[i + 1];
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--head") name += "_L" + args[i - 1] + "H" + args[i + 1];  // "--layer L --head H"
+    ms::test::write_file(std::string(keep) + "/" + name + ".png", ms::test::read_file(png));
+  }
   auto p = r.out.find("heatmap: ");
   if (p != std::string::npos)
     std::sscanf(r.out.c_str() + p, "heatmap: x=%f y=%f cell_w=%f cell_h=%f rows=%d cols=%d", &s.x, &s.y, &s.cw, &s.ch,
