@@ -111,7 +111,7 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   bool keep_all = c.n_layers * c.n_heads * r.n_pos * r.n_pos <= req.max_full_floats;
   PatternRecorder rec(c.n_layers, c.n_heads, r.n_pos, keep_all, req.keep_layer, req.keep_head);
 
-  bool lens = r.n_pos <= req.max_lens_positions;
+  bool lens = req.lens && r.n_pos <= req.max_lens_positions;
   std::vector<at::Tensor> resid(static_cast<size_t>(c.n_layers));
   HookRegistry hooks;
   if (lens)
@@ -149,10 +149,13 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
       at::Tensor lg = at::matmul(final_norm(model, resid[l]), wu.t());  // (pos, d_vocab)
       if (w.b_u.defined()) lg = lg + w.b_u.to(at::kCPU).to(at::kFloat);
       auto [mv, mi] = at::softmax(lg, -1).max(-1);
+      at::Tensor mvc = mv.contiguous(), mic = mi.contiguous();
+      const float* pv = mvc.data_ptr<float>();
+      const int64_t* pi = mic.data_ptr<int64_t>();
       for (int64_t t = 0; t < r.n_pos; ++t) {
         LensCell cell;
-        cell.id = static_cast<int32_t>(mi[t].item<int64_t>());
-        cell.prob = mv[t].item<float>();
+        cell.id = static_cast<int32_t>(pi[t]);
+        cell.prob = pv[t];
         cell.token = token_display(model, cell.id);
         r.lens.push_back(cell);
       }

@@ -44,6 +44,7 @@ struct ForwardRequest {
   int64_t keep_layer = 0, keep_head = 0;  // always kept, whatever the prompt length
   int top_k = 10;
   int64_t max_full_floats = int64_t(1) << 24;  // keep every head's pattern up to this many floats
+  bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
   int64_t max_lens_positions = 256;
 };
 

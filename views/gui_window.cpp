@@ -87,6 +87,7 @@ void GuiWindow::render() {
 }
 
 void GuiWindow::present() { glfwSwapBuffers(m_window); }
+void GuiWindow::finish() { glFinish(); }
 
 RgbImage GuiWindow::read_pixels() const {
   int w, h;

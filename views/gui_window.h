@@ -33,6 +33,7 @@ class GuiWindow {
   void begin_frame();  // poll events, start an ImGui frame
   void render();       // ImGui::Render and draw into the back buffer (call read_pixels after it)
   void present();      // swap buffers
+  void finish();       // glFinish: wait until the GPU (llvmpipe: the CPU rasteriser) is done
   RgbImage read_pixels() const;  // the back buffer as drawn by render(), rows top to bottom
   std::string font_description() const { return m_font; }
 

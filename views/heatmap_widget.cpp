@@ -128,7 +128,8 @@ void HeatmapWidget::draw() {
   double c1 = std::min<double>(m_cols, m_origin_x + plot_w / m_zoom);
   double r1 = std::min<double>(m_rows, m_origin_y + plot_h / m_zoom);
   dl->PushClipRect(ImVec2(plot_x, plot_y), ImVec2(plot_x + plot_w, plot_y + plot_h), true);
-  dl->AddRectFilled(ImVec2(plot_x, plot_y), ImVec2(plot_x + plot_w, plot_y + plot_h), IM_COL32(25, 25, 28, 255));
+  // No background fill under the plot: on a software rasteriser (llvmpipe) every full-area layer
+  // costs as much as the texture itself.
   if (c1 > c0 && r1 > r0) {
     m_level_drawn = choose_level(m_pyramid, 1.0 / m_zoom);
     ensure_texture(m_level_drawn);

@@ -35,6 +35,13 @@ class HeatmapWidget {
   HeatScale scale() const { return m_scale; }
   void set_titles(std::string row_title, std::string col_title, std::string value_title);
   void fit() { m_fit = true; }
+  // Shows cells from (origin_row, origin_col) at zoom pixels per cell (go-to-cell, benchmarks).
+  void set_view(double zoom, double origin_row, double origin_col) {
+    m_fit = false;
+    m_zoom = zoom;
+    m_origin_y = origin_row;
+    m_origin_x = origin_col;
+  }
   bool empty() const { return m_rows == 0; }
 
   // Draws into the remaining content region.

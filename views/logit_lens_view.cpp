@@ -27,8 +27,12 @@ class LogitLensView : public View {
       ImGui::TextDisabled("no forward pass yet");
       return;
     }
+    if (!m_wb.want_lens) {  // the first time the window shows: ask for the lens and re-run
+      m_wb.want_lens = true;
+      m_wb.run_prompt();
+    }
     if (f->lens.empty()) {
-      ImGui::TextDisabled("the logit lens is computed for prompts up to 256 tokens");
+      ImGui::TextDisabled(f->n_pos > 256 ? "the logit lens is computed for prompts up to 256 tokens" : "computing...");
       return;
     }
     const int L = static_cast<int>(f->n_layers), T = static_cast<int>(f->lens_positions);

@@ -60,6 +60,7 @@ void Workbench::start_forward() {
     return;
   }
   m_prompt_error.clear();
+  req.lens = want_lens;
   req.keep_layer = layer;
   req.keep_head = head;
   m_forward_running = true;

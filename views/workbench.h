@@ -41,6 +41,8 @@ class Workbench {
   const std::string& prompt_error() const { return m_prompt_error; }
   int64_t forward_generation() const { return m_forward_gen; }
   static std::string default_prompt(const Model& model);
+  // The Logit lens window sets this while it is shown; passes then compute the lens too.
+  bool want_lens = false;
 
   // --- selection ---
   int layer = 0, head = 0;
