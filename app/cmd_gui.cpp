@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "app/cli.h"
@@ -17,7 +18,7 @@ namespace ms::app {
 
 namespace {
 struct GuiOptions {
-  std::string model, db, view, screenshot, prompt, scale, size = "1280x800";
+  std::string model, db, view, screenshot, prompt, scale, ablate, size = "1280x800";
   int frames = 3, layer = 0, head = 0;
   int64_t run = 0;
 };
@@ -62,6 +63,20 @@ int run_gui(const GuiOptions& o) {
   wb.head = o.head;
   wb.selected_run = o.run;
   wb.next_prompt = o.prompt;
+  if (!o.ablate.empty()) {
+    std::string a = o.ablate;
+    for (char& ch : a)
+      if (ch == ',') ch = ' ';
+    std::istringstream in(a);
+    for (std::string item; in >> item;) {
+      int l = -1, h = -1;
+      char dot = 0;
+      std::istringstream one(item);
+      if (!(one >> l >> dot >> h) || dot != '.' || l < 0 || h < 0)
+        fail_usage("--ablate '" + item + "': expected LAYER.HEAD, e.g. 1.0");
+      wb.ablated.emplace_back(l, h);
+    }
+  }
   if (!o.view.empty() && !shell.solo(o.view)) {
     std::string keys;
     for (const auto& k : shell.view_keys()) keys += (keys.empty() ? "" : ", ") + k;
@@ -114,6 +129,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--layer", o->layer, "the attention layer to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
+  cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });

@@ -161,6 +161,32 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
       }
     }
   }
+  if (!req.ablate.empty()) {
+    HookRegistry ab;
+    for (auto [l, h] : req.ablate) {
+      if (l < 0 || h < 0 || l >= c.n_layers || h >= c.n_heads) fail_input("ablate: no head " + std::to_string(l) + "." + std::to_string(h));
+      int head = h;
+      ab.add_forward("blocks." + std::to_string(l) + ".attn.hook_z", [head](const at::Tensor& z, const HookContext&) {
+        at::Tensor out = z.clone();  // (batch, pos, n_heads, d_head)
+        out.select(2, head).zero_();
+        return out;
+      });
+    }
+    ForwardOptions ao;
+    ao.hooks = &ab;
+    ao.last_logits_only = true;
+    at::Tensor ap = at::softmax(model.forward(model.tokens_tensor(req.ids), ao).reshape({-1}).to(at::kFloat), 0);
+    r.ablated = req.ablate;
+    for (const Prediction& p : r.top) r.top_prob_ablated.push_back(ap[p.id].item<double>());
+    auto [av, ai] = ap.topk(k);
+    for (int i = 0; i < k; ++i) {
+      Prediction p;
+      p.id = static_cast<int32_t>(ai[i].item<int64_t>());
+      p.prob = av[i].item<double>();
+      p.token = token_display(model, p.id);
+      r.top_ablated.push_back(p);
+    }
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

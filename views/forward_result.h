@@ -35,6 +35,11 @@ struct ForwardResult {
   std::vector<double> first_mass;    // per head: mean attention of queries 1.. on key 0
   std::vector<LensCell> lens;        // logit lens, n_layers x n_pos (empty for long prompts)
   int64_t lens_positions = 0;
+  // With ablated heads: the same predictions' probabilities with those heads' outputs zeroed
+  // (hook_z), and the ablated pass's own top-k.
+  std::vector<std::pair<int, int>> ablated;  // (layer, head)
+  std::vector<double> top_prob_ablated;       // parallel to top
+  std::vector<Prediction> top_ablated;
   double seconds = 0;                // wall time of the forward pass
   std::shared_ptr<const std::vector<float>> pattern(int64_t layer, int64_t head) const;
 };
@@ -44,6 +49,7 @@ struct ForwardRequest {
   int64_t keep_layer = 0, keep_head = 0;  // always kept, whatever the prompt length
   int top_k = 10;
   int64_t max_full_floats = int64_t(1) << 24;  // keep every head's pattern up to this many floats
+  std::vector<std::pair<int, int>> ablate;  // heads whose output (hook_z) is zeroed in a second pass
   bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
   int64_t max_lens_positions = 256;
 };

@@ -2,6 +2,7 @@
 // (attention on the first token) or any metric of a stored run; click a head to open its attention.
 #include <imgui.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -113,7 +114,38 @@ class HeadGridView : public View {
           m_wb.select_head(l, h);
           m_wb.focus_window = "Attention";
         }
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Right)) {
+          m_menu_layer = l, m_menu_head = h;
+          ImGui::OpenPopup("##head_menu");
+        }
       }
+    }
+    if (ImGui::BeginPopup("##head_menu")) {
+      std::pair<int, int> lh{m_menu_layer, m_menu_head};
+      auto& ab = m_wb.ablated;
+      bool on = std::find(ab.begin(), ab.end(), lh) != ab.end();
+      ImGui::TextDisabled("head L%d H%d", m_menu_layer, m_menu_head);
+      if (ImGui::MenuItem(on ? "Restore this head and re-run" : "Ablate this head (zero its output) and re-run")) {
+        if (on) ab.erase(std::remove(ab.begin(), ab.end(), lh), ab.end());
+        else ab.push_back(lh);
+        m_wb.run_prompt();
+        m_wb.focus_window = "Prompt";
+      }
+      if (!ab.empty() && ImGui::MenuItem("Restore all heads and re-run")) {
+        ab.clear();
+        m_wb.run_prompt();
+      }
+      if (ImGui::MenuItem("Open its attention")) {
+        m_wb.select_head(m_menu_layer, m_menu_head);
+        m_wb.focus_window = "Attention";
+      }
+      ImGui::EndPopup();
+    }
+    for (auto [l, h] : m_wb.ablated) {  // ablated heads: crossed out
+      if (l >= hs.n_layers || h >= hs.n_heads) continue;
+      ImVec2 a(p.x + label_w + h * cell, p.y + label_h + l * cell), b(a.x + cell - 1, a.y + cell - 1);
+      dl->AddLine(a, b, IM_COL32(255, 80, 80, 255), 2);
+      dl->AddLine(ImVec2(a.x, b.y), ImVec2(b.x, a.y), IM_COL32(255, 80, 80, 255), 2);
     }
   }
 
@@ -121,6 +153,7 @@ class HeadGridView : public View {
   std::vector<MetricSource> m_stored;
   int64_t m_db_gen = 0;
   int m_choice = 0;
+  int m_menu_layer = 0, m_menu_head = 0;
 };
 }  // namespace
 

@@ -64,12 +64,23 @@ class PromptView : public View {
     if (f->tokens.size() > n) ImGui::TextDisabled("... %zu more tokens", f->tokens.size() - n);
     ImGui::Separator();
     ImGui::TextUnformatted("next token");
-    if (ImGui::BeginTable("top", 3, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingStretchProp)) {
+    std::string ablated;
+    for (auto [l, h] : f->ablated) ablated += (ablated.empty() ? "" : ", ") + std::to_string(l) + "." + std::to_string(h);
+    bool ab = !f->ablated.empty();
+    if (ab) {
+      ImGui::SameLine();
+      ImGui::TextColored(ImVec4(1, 0.5f, 0.5f, 1), "heads %s ablated: top token %s (p %.3f)", ablated.c_str(),
+                         f->top_ablated.empty() ? "" : f->top_ablated[0].token.c_str(),
+                         f->top_ablated.empty() ? 0.0 : f->top_ablated[0].prob);
+    }
+    if (ImGui::BeginTable("top", ab ? 4 : 3, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingStretchProp)) {
       ImGui::TableSetupColumn("token");
       ImGui::TableSetupColumn("id");
       ImGui::TableSetupColumn("probability");
+      if (ab) ImGui::TableSetupColumn("ablated");
       ImGui::TableHeadersRow();
-      for (const Prediction& p : f->top) {
+      for (size_t i = 0; i < f->top.size(); ++i) {
+        const Prediction& p = f->top[i];
         ImGui::TableNextRow();
         ImGui::TableNextColumn();
         ImGui::TextUnformatted(p.token.c_str());
@@ -79,6 +90,12 @@ class PromptView : public View {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.3f", p.prob);
         ImGui::ProgressBar(static_cast<float>(p.prob), ImVec2(-1, 0), buf);
+        if (ab && i < f->top_prob_ablated.size()) {
+          ImGui::TableNextColumn();
+          double q = f->top_prob_ablated[i];
+          std::snprintf(buf, sizeof buf, "%.3f (%+.3f)", q, q - p.prob);
+          ImGui::ProgressBar(static_cast<float>(q), ImVec2(-1, 0), buf);
+        }
       }
       ImGui::EndTable();
     }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "storage/compare.h"
 #include "views/view.h"
 #include "views/views.h"
 #include "views/workbench.h"
@@ -23,6 +24,7 @@ class RunsView : public View {
   }
 
   void refresh() {
+    m_refreshed = ImGui::GetTime();
     m_runs.clear();
     m_details_for = -1;
     if (Database* db = m_wb.db()) {
@@ -50,7 +52,9 @@ class RunsView : public View {
       m_db_gen = m_wb.db_generation();
       refresh();
     }
-    if (ImGui::SmallButton("refresh")) refresh();
+    bool running = false;  // running runs (this or another process): progress refreshes every second
+    for (const auto& r : m_runs) running |= r.run.status == RunStatus::kRunning;
+    if (ImGui::SmallButton("refresh") || (running && ImGui::GetTime() - m_refreshed > 1.0)) refresh();
     ImGui::SameLine();
     ImGui::SetNextItemWidth(100);
     ImGui::InputTextWithHint("##kind", "kind filter", &m_kind);
@@ -118,6 +122,46 @@ class RunsView : public View {
       for (int64_t d : t.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
       ImGui::BulletText("tensor %s [%s] %s", t.name.c_str(), shape.c_str(), t.dtype.c_str());
     }
+    draw_compare();
+  }
+
+  // Compare the selected run with another, metric by metric (storage/compare.h).
+  void draw_compare() {
+    ImGui::Separator();
+    ImGui::SetNextItemWidth(100);
+    ImGui::InputInt("##other", &m_other);
+    ImGui::SameLine();
+    if (ImGui::Button("Compare with this run")) {
+      m_cmp.reset();
+      m_cmp_error.clear();
+      if (Database* db = m_wb.db()) {
+        Result<RunComparison> c = compare_runs(*db, m_wb.selected_run, m_other);
+        if (c) m_cmp = std::make_unique<RunComparison>(std::move(*c));
+        else m_cmp_error = c.error().message;
+      }
+    }
+    if (!m_cmp_error.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", m_cmp_error.c_str());
+    if (!m_cmp) return;
+    ImGui::Text("run %lld vs run %lld", static_cast<long long>(m_cmp->a.id), static_cast<long long>(m_cmp->b.id));
+    if (ImGui::BeginTable("cmp", 5, ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV)) {
+      for (const char* h : {"metric", "heads", "mean |diff|", "pearson", "largest change"}) ImGui::TableSetupColumn(h);
+      ImGui::TableHeadersRow();
+      for (const MetricComparison& mc : m_cmp->metrics) {
+        ImGui::TableNextRow();
+        ImGui::TableNextColumn();
+        ImGui::TextUnformatted(mc.metric.c_str());
+        ImGui::TableNextColumn();
+        ImGui::Text("%d", mc.n_common);
+        ImGui::TableNextColumn();
+        ImGui::Text("%.4f", mc.mean_abs_diff);
+        ImGui::TableNextColumn();
+        ImGui::Text("%.3f", mc.pearson);
+        ImGui::TableNextColumn();
+        if (!mc.heads.empty())
+          ImGui::Text("L%d H%d %.3f -> %.3f", mc.heads[0].layer, mc.heads[0].head, mc.heads[0].a, mc.heads[0].b);
+      }
+      ImGui::EndTable();
+    }
   }
 
  private:
@@ -128,6 +172,10 @@ class RunsView : public View {
   std::vector<HeadScores> m_scores;
   std::vector<TensorInfo> m_tensors;
   size_t m_n_circuits = 0, m_n_inputs = 0;
+  int m_other = 1;
+  double m_refreshed = 0;
+  std::unique_ptr<RunComparison> m_cmp;
+  std::string m_cmp_error;
 };
 }  // namespace
 

@@ -61,6 +61,7 @@ void Workbench::start_forward() {
   }
   m_prompt_error.clear();
   req.lens = want_lens;
+  req.ablate = ablated;
   req.keep_layer = layer;
   req.keep_head = head;
   m_forward_running = true;

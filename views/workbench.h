@@ -43,6 +43,9 @@ class Workbench {
   static std::string default_prompt(const Model& model);
   // The Logit lens window sets this while it is shown; passes then compute the lens too.
   bool want_lens = false;
+  // Heads (layer, head) whose output is zeroed in a second pass; the Prompt window shows the
+  // predictions with and without them (Head grid: right-click).
+  std::vector<std::pair<int, int>> ablated;
 
   // --- selection ---
   int layer = 0, head = 0;
