@@ -45,7 +45,8 @@ class AttentionView : public View {
     auto pat = f->pattern(m_wb.layer, m_wb.head);
     if (pat != m_shown || m_gen != m_wb.forward_generation()) {
       if (pat) {
-        m_heat.set_matrix(pat, static_cast<int>(f->n_pos), static_cast<int>(f->n_pos), f->tokens, f->tokens);
+        m_heat.set_matrix(pat, static_cast<int>(f->n_pos), static_cast<int>(f->n_pos), f->tokens, f->tokens,
+                          f->prepared_heatmap(m_wb.layer, m_wb.head));
         m_shown = pat;
       }
       m_gen = m_wb.forward_generation();

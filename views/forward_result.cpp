@@ -19,6 +19,12 @@ std::shared_ptr<const std::vector<float>> ForwardResult::pattern(int64_t layer, 
   return patterns[i];
 }
 
+std::shared_ptr<const PreparedHeatmap> ForwardResult::prepared_heatmap(int64_t layer, int64_t head) const {
+  size_t i = static_cast<size_t>(layer * n_heads + head);
+  if (!pattern(layer, head) || i >= prepared.size()) return nullptr;
+  return prepared[i];
+}
+
 namespace {
 // Copies the blocks of the wanted heads into full [query, key] matrices and sums attention on
 // key 0 for every head.
@@ -135,7 +141,11 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
     p.token = token_display(model, p.id);
     r.top.push_back(p);
   }
-  for (auto& p : rec.m_patterns) r.patterns.push_back(p);
+  for (auto& p : rec.m_patterns) {
+    r.patterns.push_back(p);
+    bool big = p && r.n_pos > 256;
+    r.prepared.push_back(big ? prepare_heatmap(p->data(), int(r.n_pos), int(r.n_pos)) : nullptr);
+  }
   r.first_mass.resize(rec.m_sum0.size());
   for (size_t i = 0; i < rec.m_sum0.size(); ++i)
     r.first_mass[i] = r.n_pos > 1 ? rec.m_sum0[i] / double(r.n_pos - 1) : 1.0;

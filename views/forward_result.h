@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "views/heatmap_data.h"
 
 namespace ms::views {
 
@@ -32,6 +33,10 @@ struct ForwardResult {
   // Attention patterns [query, key] (n_pos x n_pos, future keys NaN), index layer * n_heads + head;
   // null when not kept (long prompts keep only the requested head).
   std::vector<std::shared_ptr<const std::vector<float>>> patterns;
+  // Heatmap pyramids and ranges of the kept patterns, built in the task for long prompts (> 256
+  // tokens; null otherwise: the widget builds small ones itself).
+  std::vector<std::shared_ptr<const PreparedHeatmap>> prepared;
+  std::shared_ptr<const PreparedHeatmap> prepared_heatmap(int64_t layer, int64_t head) const;
   std::vector<double> first_mass;    // per head: mean attention of queries 1.. on key 0
   std::vector<LensCell> lens;        // logit lens, n_layers x n_pos (empty for long prompts)
   int64_t lens_positions = 0;

@@ -106,6 +106,14 @@ HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale) {
   return r;
 }
 
+std::shared_ptr<const PreparedHeatmap> prepare_heatmap(const float* values, int rows, int cols) {
+  auto p = std::make_shared<PreparedHeatmap>();
+  p->levels = build_pyramid(values, rows, cols);
+  for (HeatScale s : {HeatScale::kLinear, HeatScale::kLog, HeatScale::kSinkClipped})
+    p->ranges[static_cast<int>(s)] = heat_range(values, rows, cols, s);
+  return p;
+}
+
 void colorize(const HeatLevel& level, const HeatRange& range, std::vector<uint8_t>& rgba) {
   rgba.resize(static_cast<size_t>(level.rows) * level.cols * 4);
   // A 1024-entry table: colormap_at per texel would dominate at 4096 x 4096.

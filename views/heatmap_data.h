@@ -38,6 +38,15 @@ struct HeatRange {
 // outside column 0 (a first-token sink saturates instead of washing out every other key).
 HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale);
 
+// Everything a heatmap needs before it is drawn: the pyramid and the range of each scale. Built
+// off the UI thread for big patterns (the forward task), so a 4096 x 4096 result costs the frame
+// that receives it nothing but a pointer swap.
+struct PreparedHeatmap {
+  std::vector<HeatLevel> levels;
+  HeatRange ranges[3];  // indexed by HeatScale
+};
+std::shared_ptr<const PreparedHeatmap> prepare_heatmap(const float* values, int rows, int cols);
+
 // RGBA texels (viridis) of a level; NaN cells (masked, e.g. future keys) are dark grey.
 void colorize(const HeatLevel& level, const HeatRange& range, std::vector<uint8_t>& rgba);
 

@@ -37,7 +37,8 @@ void HeatmapWidget::release_textures() {
 }
 
 void HeatmapWidget::set_matrix(std::shared_ptr<const std::vector<float>> values, int rows, int cols,
-                               std::vector<std::string> row_labels, std::vector<std::string> col_labels) {
+                               std::vector<std::string> row_labels, std::vector<std::string> col_labels,
+                               std::shared_ptr<const PreparedHeatmap> prepared) {
   release_textures();
   bool same_shape = rows == m_rows && cols == m_cols;
   m_values = std::move(values);
@@ -45,12 +46,10 @@ void HeatmapWidget::set_matrix(std::shared_ptr<const std::vector<float>> values,
   m_cols = cols;
   m_row_labels = std::move(row_labels);
   m_col_labels = std::move(col_labels);
-  m_pyramid.clear();
-  if (m_values && rows > 0 && cols > 0) {
-    m_pyramid = build_pyramid(m_values->data(), rows, cols);
-    m_range = heat_range(m_values->data(), rows, cols, m_scale);
-  }
-  m_textures.assign(m_pyramid.size(), 0);
+  m_prepared = std::move(prepared);
+  if (!m_prepared && m_values && rows > 0 && cols > 0) m_prepared = prepare_heatmap(m_values->data(), rows, cols);
+  if (m_prepared) m_range = m_prepared->ranges[static_cast<int>(m_scale)];
+  m_textures.assign(pyramid().size(), 0);
   if (!same_shape) m_fit = true;
 }
 
@@ -58,7 +57,7 @@ void HeatmapWidget::set_scale(HeatScale s) {
   if (s == m_scale) return;
   m_scale = s;
   release_textures();
-  if (m_values && m_rows > 0) m_range = heat_range(m_values->data(), m_rows, m_cols, m_scale);
+  if (m_prepared) m_range = m_prepared->ranges[static_cast<int>(m_scale)];
 }
 
 void HeatmapWidget::set_titles(std::string row_title, std::string col_title, std::string value_title) {
@@ -69,7 +68,7 @@ void HeatmapWidget::set_titles(std::string row_title, std::string col_title, std
 
 void HeatmapWidget::ensure_texture(int level) {
   if (m_textures[level]) return;
-  const HeatLevel& lv = m_pyramid[level];
+  const HeatLevel& lv = pyramid()[level];
   std::vector<uint8_t> rgba;
   colorize(lv, m_range, rgba);
   GLuint id = 0;
@@ -131,9 +130,9 @@ void HeatmapWidget::draw() {
   // No background fill under the plot: on a software rasteriser (llvmpipe) every full-area layer
   // costs as much as the texture itself.
   if (c1 > c0 && r1 > r0) {
-    m_level_drawn = choose_level(m_pyramid, 1.0 / m_zoom);
+    m_level_drawn = choose_level(pyramid(), 1.0 / m_zoom);
     ensure_texture(m_level_drawn);
-    const HeatLevel& lv = m_pyramid[m_level_drawn];
+    const HeatLevel& lv = pyramid()[m_level_drawn];
     double tw = double(lv.cols) * lv.factor, th = double(lv.rows) * lv.factor;  // cells the texture spans
     ImVec2 a(float(plot_x + (c0 - m_origin_x) * m_zoom), float(plot_y + (r0 - m_origin_y) * m_zoom));
     ImVec2 b(float(plot_x + (c1 - m_origin_x) * m_zoom), float(plot_y + (r1 - m_origin_y) * m_zoom));
@@ -152,6 +151,7 @@ void HeatmapWidget::draw() {
     std::string s = r < int(m_row_labels.size()) && step == 1 ? m_row_labels[r] : std::to_string(r);
     s = clip_label(s, kLeftMargin - 6);
     float y = float(plot_y + (r + 0.5 - m_origin_y) * m_zoom - th / 2);
+    if (y < plot_y - 1) continue;  // would be cut by the top edge
     dl->AddText(ImVec2(plot_x - 4 - ImGui::CalcTextSize(s.c_str()).x, y), IM_COL32(220, 220, 220, 255), s.c_str());
   }
   dl->PopClipRect();
@@ -164,12 +164,15 @@ void HeatmapWidget::draw() {
     std::string s = c < int(m_col_labels.size()) && cstep == 1 ? m_col_labels[c] : std::to_string(c);
     s = clip_label(s, float(m_zoom * cstep) - 2);
     float x = float(plot_x + (c + 0.5 - m_origin_x) * m_zoom - ImGui::CalcTextSize(s.c_str()).x / 2);
+    if (x < plot_x - 1) continue;  // would be cut by the left edge
     dl->AddText(ImVec2(x, p0.y + 2), IM_COL32(220, 220, 220, 255), s.c_str());
   }
   dl->PopClipRect();
 
   // Colour bar with its range.
-  float bx = plot_x + plot_w + kBarGap, by = plot_y, bh = std::min(plot_h, 320.f);
+  // Beside the matrix when it ends before the plot area does.
+  float matrix_right = float(plot_x + (m_cols - m_origin_x) * m_zoom);
+  float bx = std::clamp(matrix_right, plot_x, plot_x + plot_w) + kBarGap, by = plot_y, bh = std::min(plot_h, 320.f);
   const int steps = 64;
   for (int i = 0; i < steps; ++i) {
     double t = 1.0 - (i + 0.5) / steps;
@@ -194,11 +197,12 @@ void HeatmapWidget::draw() {
       ImGui::Text("%s %d: %s", m_col_title.c_str(), c, c < int(m_col_labels.size()) ? m_col_labels[c].c_str() : "");
       if (std::isnan(v)) ImGui::Text("%s: (masked)", m_value_title.c_str());
       else ImGui::Text("%s: %.4f", m_value_title.c_str(), v);
-      if (m_level_drawn > 0) ImGui::TextDisabled("zoomed out: tiles show the max of %dx%d cells", m_pyramid[m_level_drawn].factor, m_pyramid[m_level_drawn].factor);
+      if (m_level_drawn > 0) ImGui::TextDisabled("zoomed out: tiles show the max of %dx%d cells", pyramid()[m_level_drawn].factor, pyramid()[m_level_drawn].factor);
       ImGui::EndTooltip();
     }
   }
-  ImGui::SetCursorScreenPos(ImVec2(p0.x, plot_y + plot_h + 4));
+  // Claim exactly the region used, so the window never grows a scrollbar.
+  ImGui::SetCursorScreenPos(ImVec2(p0.x, p0.y + avail.y - 1));
   ImGui::Dummy(ImVec2(1, 1));
 }
 

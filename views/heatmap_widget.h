@@ -29,8 +29,10 @@ class HeatmapWidget {
   HeatmapWidget& operator=(const HeatmapWidget&) = delete;
 
   // New data (row-major rows x cols, NaN = no value). Labels may be empty (indices are shown).
+  // prepared: the pyramid and ranges when already built elsewhere (else built here).
   void set_matrix(std::shared_ptr<const std::vector<float>> values, int rows, int cols,
-                  std::vector<std::string> row_labels, std::vector<std::string> col_labels);
+                  std::vector<std::string> row_labels, std::vector<std::string> col_labels,
+                  std::shared_ptr<const PreparedHeatmap> prepared = nullptr);
   void set_scale(HeatScale s);
   HeatScale scale() const { return m_scale; }
   void set_titles(std::string row_title, std::string col_title, std::string value_title);
@@ -57,7 +59,9 @@ class HeatmapWidget {
   int m_rows = 0, m_cols = 0;
   std::vector<std::string> m_row_labels, m_col_labels;
   std::string m_row_title = "query", m_col_title = "key", m_value_title = "weight";
-  std::vector<HeatLevel> m_pyramid;
+  std::shared_ptr<const PreparedHeatmap> m_prepared;
+  std::vector<HeatLevel> m_empty;
+  const std::vector<HeatLevel>& pyramid() const { return m_prepared ? m_prepared->levels : m_empty; }
   std::vector<unsigned> m_textures;  // per level, 0 = not uploaded for the current scale
   HeatScale m_scale = HeatScale::kLinear;
   HeatRange m_range;

@@ -38,7 +38,9 @@ class Shell {
   void draw_error_popup();
 
   Settings m_settings;
-  TaskManager m_tasks;  // declared before the workbench: tasks end before the state they write
+  // Tasks hold shared pointers to what they write (never the Workbench itself), so they may
+  // outlive it; the TaskManager joins them when the shell goes.
+  TaskManager m_tasks;
   std::unique_ptr<Workbench> m_wb;
   std::vector<std::unique_ptr<View>> m_views;
   View* m_solo = nullptr;
