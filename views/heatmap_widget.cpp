@@ -15,6 +15,10 @@ namespace ms::views {
 namespace {
 constexpr float kLeftMargin = 96, kTopMargin = 22, kBarWidth = 18, kBarGap = 10, kBarLabels = 64;
 
+// The heatmap is opaque: drawn without blending, a software rasteriser (llvmpipe) skips reading
+// the framebuffer back for every pixel of the quad. ResetRenderState turns blending on again.
+void disable_blend(const ImDrawList*, const ImDrawCmd*) { glDisable(GL_BLEND); }
+
 ImU32 im_color(const Rgb& c) { return IM_COL32(c.r, c.g, c.b, 255); }
 
 std::string clip_label(const std::string& s, float width) {
@@ -136,8 +140,10 @@ void HeatmapWidget::draw() {
     double tw = double(lv.cols) * lv.factor, th = double(lv.rows) * lv.factor;  // cells the texture spans
     ImVec2 a(float(plot_x + (c0 - m_origin_x) * m_zoom), float(plot_y + (r0 - m_origin_y) * m_zoom));
     ImVec2 b(float(plot_x + (c1 - m_origin_x) * m_zoom), float(plot_y + (r1 - m_origin_y) * m_zoom));
+    dl->AddCallback(disable_blend, nullptr);
     dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(m_textures[m_level_drawn])), a, b,
                  ImVec2(float(c0 / tw), float(r0 / th)), ImVec2(float(c1 / tw), float(r1 / th)));
+    dl->AddCallback(ImDrawCallback_ResetRenderState, nullptr);
   }
   dl->PopClipRect();
   m_layout = {float(plot_x - m_origin_x * m_zoom), float(plot_y - m_origin_y * m_zoom), float(m_zoom),
