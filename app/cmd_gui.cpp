@@ -18,12 +18,30 @@ namespace ms::app {
 
 namespace {
 struct GuiOptions {
-  std::string model, db, view, screenshot, prompt, scale, ablate, size = "1280x800";
+  std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, size = "1280x800";
   int frames = 3, layer = 0, head = 0;
   int64_t run = 0;
 };
 
 constexpr const char* kDefaultModel = "resources/models/default";
+
+// "1.0,1.3" -> {(1,0), (1,3)}; usage error naming the bad item.
+std::vector<std::pair<int, int>> parse_heads(const std::string& text, const std::string& flag) {
+  std::vector<std::pair<int, int>> out;
+  std::string a = text;
+  for (char& ch : a)
+    if (ch == ',') ch = ' ';
+  std::istringstream in(a);
+  for (std::string item; in >> item;) {
+    int l = -1, h = -1;
+    char dot = 0;
+    std::istringstream one(item);
+    if (!(one >> l >> dot >> h) || dot != '.' || l < 0 || h < 0)
+      fail_usage(flag + " '" + item + "': expected LAYER.HEAD, e.g. 1.0");
+    out.emplace_back(l, h);
+  }
+  return out;
+}
 
 int run_gui(const GuiOptions& o) {
   int width = 1280, height = 800;
@@ -63,20 +81,8 @@ int run_gui(const GuiOptions& o) {
   wb.head = o.head;
   wb.selected_run = o.run;
   wb.next_prompt = o.prompt;
-  if (!o.ablate.empty()) {
-    std::string a = o.ablate;
-    for (char& ch : a)
-      if (ch == ',') ch = ' ';
-    std::istringstream in(a);
-    for (std::string item; in >> item;) {
-      int l = -1, h = -1;
-      char dot = 0;
-      std::istringstream one(item);
-      if (!(one >> l >> dot >> h) || dot != '.' || l < 0 || h < 0)
-        fail_usage("--ablate '" + item + "': expected LAYER.HEAD, e.g. 1.0");
-      wb.ablated.emplace_back(l, h);
-    }
-  }
+  wb.ablated = parse_heads(o.ablate, "--ablate");
+  wb.calibrated = parse_heads(o.calibrate, "--calibrate");
   if (!o.view.empty() && !shell.solo(o.view)) {
     std::string keys;
     for (const auto& k : shell.view_keys()) keys += (keys.empty() ? "" : ", ") + k;
@@ -130,6 +136,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
+  cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });

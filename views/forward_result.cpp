@@ -4,12 +4,14 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <sstream>
 
 #include "core/attention_observer.h"
+#include "core/sinks.h"
 
 namespace ms::views {
 
@@ -171,19 +173,47 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
       }
     }
   }
-  if (!req.ablate.empty()) {
+  if (!req.ablate.empty() || !req.calibrate.empty()) {
     HookRegistry ab;
+    auto head_name = [](int l, int h) { return std::to_string(l) + "." + std::to_string(h); };
     for (auto [l, h] : req.ablate) {
-      if (l < 0 || h < 0 || l >= c.n_layers || h >= c.n_heads) fail_input("ablate: no head " + std::to_string(l) + "." + std::to_string(h));
+      if (l < 0 || h < 0 || l >= c.n_layers || h >= c.n_heads) fail_input("ablate: no head " + head_name(l, h));
       int head = h;
       ab.add_forward("blocks." + std::to_string(l) + ".attn.hook_z", [head](const at::Tensor& z, const HookContext&) {
         at::Tensor out = z.clone();  // (batch, pos, n_heads, d_head)
         out.select(2, head).zero_();
         return out;
       });
+      r.intervention += (r.intervention.empty() ? "" : "; ") + std::string("ablated ") + head_name(l, h);
     }
+    // Hidden sinks of the calibrated heads, from their patterns in this pass: alpha_k, the mean
+    // attention key k gets from the queries that see it (Gu et al.), above the threshold.
+    std::vector<HeadRef> heads;
+    std::vector<int64_t> sinks;
+    for (auto [l, h] : req.calibrate) {
+      if (l < 0 || h < 0 || l >= c.n_layers || h >= c.n_heads) fail_input("calibrate: no head " + head_name(l, h));
+      auto pat = r.pattern(l, h);
+      if (!pat) fail_input("calibrate: head " + head_name(l, h) + "'s pattern is not kept for a prompt this long");
+      heads.push_back({l, h});
+      for (int64_t k = 1; k < r.n_pos; ++k) {
+        double sum = 0;
+        for (int64_t q = k; q < r.n_pos; ++q) sum += (*pat)[q * r.n_pos + k];
+        if (sum / double(r.n_pos - k) > req.calibrate_threshold && std::find(sinks.begin(), sinks.end(), k) == sinks.end())
+          sinks.push_back(k);
+      }
+      r.intervention += (r.intervention.empty() ? "" : "; ") + std::string("calibrated ") + head_name(l, h);
+    }
+    std::sort(sinks.begin(), sinks.end());
+    if (!req.calibrate.empty()) {
+      std::string at_pos;
+      for (int64_t k : sinks) at_pos += (at_pos.empty() ? "" : ",") + std::to_string(k);
+      r.intervention += " (beta " + std::to_string(req.beta).substr(0, 4) + ", hidden sinks at " +
+                        (at_pos.empty() ? std::string("none") : at_pos) + ")";
+    }
+    SinkCalibration calib(heads, sinks, req.beta);
     ForwardOptions ao;
-    ao.hooks = &ab;
+    ao.hooks = req.ablate.empty() ? nullptr : &ab;
+    ao.attention = heads.empty() ? nullptr : &calib;
     ao.last_logits_only = true;
     at::Tensor ap = at::softmax(model.forward(model.tokens_tensor(req.ids), ao).reshape({-1}).to(at::kFloat), 0);
     r.ablated = req.ablate;

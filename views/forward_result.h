@@ -40,9 +40,10 @@ struct ForwardResult {
   std::vector<double> first_mass;    // per head: mean attention of queries 1.. on key 0
   std::vector<LensCell> lens;        // logit lens, n_layers x n_pos (empty for long prompts)
   int64_t lens_positions = 0;
-  // With ablated heads: the same predictions' probabilities with those heads' outputs zeroed
-  // (hook_z), and the ablated pass's own top-k.
+  // With an intervention (ablated and/or calibrated heads): the same predictions' probabilities
+  // in a second pass with the intervention, and that pass's own top-k.
   std::vector<std::pair<int, int>> ablated;  // (layer, head)
+  std::string intervention;                   // what the second pass changed, for people
   std::vector<double> top_prob_ablated;       // parallel to top
   std::vector<Prediction> top_ablated;
   double seconds = 0;                // wall time of the forward pass
@@ -55,6 +56,10 @@ struct ForwardRequest {
   int top_k = 10;
   int64_t max_full_floats = int64_t(1) << 24;  // keep every head's pattern up to this many floats
   std::vector<std::pair<int, int>> ablate;  // heads whose output (hook_z) is zeroed in a second pass
+  // Heads calibrated in the second pass (ACT, core/sinks.h SinkCalibration): attention to their
+  // hidden sinks (keys after the first with alpha_k > calibrate_threshold) scaled by beta.
+  std::vector<std::pair<int, int>> calibrate;
+  double beta = 0.4, calibrate_threshold = 0.1;
   bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
   int64_t max_lens_positions = 256;
 };

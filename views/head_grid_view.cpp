@@ -131,8 +131,17 @@ class HeadGridView : public View {
         m_wb.run_prompt();
         m_wb.focus_window = "Prompt";
       }
-      if (!ab.empty() && ImGui::MenuItem("Restore all heads and re-run")) {
+      auto& cal = m_wb.calibrated;
+      bool con = std::find(cal.begin(), cal.end(), lh) != cal.end();
+      if (ImGui::MenuItem(con ? "Stop calibrating this head and re-run" : "Calibrate this head (ACT, beta 0.4) and re-run")) {
+        if (con) cal.erase(std::remove(cal.begin(), cal.end(), lh), cal.end());
+        else cal.push_back(lh);
+        m_wb.run_prompt();
+        m_wb.focus_window = "Prompt";
+      }
+      if ((!ab.empty() || !cal.empty()) && ImGui::MenuItem("Restore all heads and re-run")) {
         ab.clear();
+        cal.clear();
         m_wb.run_prompt();
       }
       if (ImGui::MenuItem("Open its attention")) {
@@ -140,6 +149,11 @@ class HeadGridView : public View {
         m_wb.focus_window = "Attention";
       }
       ImGui::EndPopup();
+    }
+    for (auto [l, h] : m_wb.calibrated) {  // calibrated heads: an orange frame
+      if (l >= hs.n_layers || h >= hs.n_heads) continue;
+      ImVec2 a(p.x + label_w + h * cell + 2, p.y + label_h + l * cell + 2), b(a.x + cell - 5, a.y + cell - 5);
+      dl->AddRect(a, b, IM_COL32(255, 170, 40, 255), 0, 0, 3);
     }
     for (auto [l, h] : m_wb.ablated) {  // ablated heads: crossed out
       if (l >= hs.n_layers || h >= hs.n_heads) continue;

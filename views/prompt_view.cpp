@@ -64,20 +64,19 @@ class PromptView : public View {
     if (f->tokens.size() > n) ImGui::TextDisabled("... %zu more tokens", f->tokens.size() - n);
     ImGui::Separator();
     ImGui::TextUnformatted("next token");
-    std::string ablated;
-    for (auto [l, h] : f->ablated) ablated += (ablated.empty() ? "" : ", ") + std::to_string(l) + "." + std::to_string(h);
-    bool ab = !f->ablated.empty();
+    bool ab = !f->intervention.empty();
     if (ab) {
-      ImGui::SameLine();
-      ImGui::TextColored(ImVec4(1, 0.5f, 0.5f, 1), "heads %s ablated: top token %s (p %.3f)", ablated.c_str(),
+      ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.5f, 0.5f, 1));
+      ImGui::TextWrapped("%s: top token %s (p %.3f)", f->intervention.c_str(),
                          f->top_ablated.empty() ? "" : f->top_ablated[0].token.c_str(),
                          f->top_ablated.empty() ? 0.0 : f->top_ablated[0].prob);
+      ImGui::PopStyleColor();
     }
     if (ImGui::BeginTable("top", ab ? 4 : 3, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingStretchProp)) {
       ImGui::TableSetupColumn("token");
       ImGui::TableSetupColumn("id");
       ImGui::TableSetupColumn("probability");
-      if (ab) ImGui::TableSetupColumn("ablated");
+      if (ab) ImGui::TableSetupColumn("with the intervention");
       ImGui::TableHeadersRow();
       for (size_t i = 0; i < f->top.size(); ++i) {
         const Prediction& p = f->top[i];

@@ -62,6 +62,7 @@ void Workbench::start_forward() {
   m_prompt_error.clear();
   req.lens = want_lens;
   req.ablate = ablated;
+  req.calibrate = calibrated;
   req.keep_layer = layer;
   req.keep_head = head;
   m_forward_running = true;

@@ -46,6 +46,7 @@ class Workbench {
   // Heads (layer, head) whose output is zeroed in a second pass; the Prompt window shows the
   // predictions with and without them (Head grid: right-click).
   std::vector<std::pair<int, int>> ablated;
+  std::vector<std::pair<int, int>> calibrated;  // ACT calibration (beta 0.4) in the same second pass
 
   // --- selection ---
   int layer = 0, head = 0;

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/sinks.h"
 #include "core/zoo_construct.h"
 #include "views/forward_result.h"
 
@@ -92,6 +93,32 @@ TEST(ForwardResult, AblatingAHeadEqualsRemovingItsOutputWeights) {
   double change = 0;
   for (size_t i = 0; i < r.top.size(); ++i) change = std::max(change, std::abs(r.top_prob_ablated[i] - r.top[i].prob));
   EXPECT_GT(change, 1e-3);
+}
+
+TEST(ForwardResult, CalibrationFindsThePlantedHiddenSinksAndMatchesACT) {
+  // Head 1.2 is a hidden sink on <delim> (id 1, positions 4 and 9 of the prompt) by construction.
+  auto m = sink_model();
+  ForwardRequest req;
+  req.ids = kIds;
+  req.calibrate = {{1, 2}};
+  req.beta = 0.4;
+  ForwardResult r = compute_forward(*m, req);
+  EXPECT_NE(r.intervention.find("hidden sinks at 4,9"), std::string::npos) << r.intervention;
+  SinkCalibration calib({{1, 2}}, {4, 9}, 0.4);
+  ForwardOptions o;
+  o.attention = &calib;
+  at::Tensor p = at::softmax(m->forward(m->tokens_tensor(kIds), o)[0][13], 0);
+  double worst = 0, change = 0;
+  for (size_t i = 0; i < r.top.size(); ++i) {
+    worst = std::max(worst, std::abs(r.top_prob_ablated[i] - p[r.top[i].id].item<double>()));
+    change = std::max(change, std::abs(r.top_prob_ablated[i] - r.top[i].prob));
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_GT(change, 1e-4);
+  // beta = 1 leaves the model unchanged.
+  req.beta = 1.0;
+  ForwardResult same = compute_forward(*m, req);
+  for (size_t i = 0; i < same.top.size(); ++i) EXPECT_NEAR(same.top_prob_ablated[i], same.top[i].prob, 1e-6);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -41,6 +42,10 @@ Shot shoot(std::vector<std::string> args) {
   std::string png = ms::test::temp_dir("gui-shot") + "/shot.png";
   std::vector<std::string> a = {"gui", "--screenshot", png, "--size", "1000x700"};
   a.insert(a.end(), args.begin(), args.end());
+  if (std::find(args.begin(), args.end(), "--db") == args.end()) {  // never the user's database
+    a.push_back("--db");
+    a.push_back(ms::test::temp_dir("gui-shot-db") + "/m.db");
+  }
   auto r = ms::test::run_mechscope(a);
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   Shot s;
