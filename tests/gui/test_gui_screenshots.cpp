@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -207,6 +208,44 @@ TEST(GuiScreenshot, WithoutADisplayTheGuiFailsCleanlyAndTheCliStillWorks) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("DISPLAY"), std::string::npos) << r.err;
   EXPECT_EQ(info.exit_code, 0) << info.err;
+}
+
+// A model with a real tokenizer: the bundled default model when this checkout has it, else a random
+// GPT-2 with the reference GPT-2 tokenizer (../shared/reference), else "" (skip).
+std::string tokenizer_model() {
+  std::string dir = ms::test::source_dir() + "/resources/models/default";
+  if (std::ifstream(dir + "/config.json")) return dir;
+  std::string ref = ms::test::reference_dir();
+  if (ref.empty() || !std::ifstream(ref + "/gpt2-tokenizer/encoder.json")) return "";
+  dir = ms::test::temp_dir("gui-tok") + "/gpt2";
+  auto r = ms::test::run_mechscope({"zoo", "random", "--arch", "gpt2", "--d-vocab", "50257", "--init-std", "0.2", "--out", dir});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ms::test::write_file(dir + "/vocab.json", ms::test::read_file(ref + "/gpt2-tokenizer/encoder.json"));
+  ms::test::write_file(dir + "/merges.txt", ms::test::read_file(ref + "/gpt2-tokenizer/vocab.bpe"));
+  return dir;
+}
+
+TEST(GuiScreenshot, TokenizerModelPromptAndAttention) {
+  // Real text through a tokenizer: the prompt window renders without error, and every visible
+  // attention cell is a viridis colour.
+  std::string dir = tokenizer_model();
+  if (dir.empty()) GTEST_SKIP() << "no default model and no reference GPT-2 tokenizer";
+  Shot p = shoot({"--model", dir, "--view", "prompt", "--prompt", "The cat sat on the mat because"});
+  ASSERT_EQ(p.img.width, 1000);
+  EXPECT_GT(distinct_colours(p.img), 30u);
+  EXPECT_EQ(p.out.find("prompt error"), std::string::npos) << p.out;
+  Shot a = shoot({"--model", dir, "--view", "attention", "--layer", "0", "--head", "0", "--prompt",
+                  "The cat sat on the mat because"});
+  ASSERT_GT(a.rows, 2);
+  EXPECT_EQ(a.rows, a.cols);
+  if (dir.find("/gpt2") != std::string::npos) EXPECT_EQ(a.rows, 7);  // GPT-2 BPE: one token per word
+  for (int r = 0; r < a.rows; ++r)
+    for (int c = 0; c <= r; ++c) {
+      ms::Rgb got = cell(a, r, c);
+      int best = 255;  // distance to the nearest colour of the map
+      for (int i = 0; i <= 1000; ++i) best = std::min(best, max_channel_diff(got, ms::colormap_at(ms::Colormap::kViridis, i / 1000.0)));
+      EXPECT_LE(best, 3) << "cell " << r << "," << c;
+    }
 }
 
 }  // namespace
