@@ -10,6 +10,7 @@
 #include "app/cli.h"
 #include "storage/png.h"
 #include "core/atomic_file.h"
+#include "views/analyses.h"
 #include "views/attention_view.h"
 #include "views/gui_window.h"
 #include "views/shell.h"
@@ -18,7 +19,7 @@ namespace ms::app {
 
 namespace {
 struct GuiOptions {
-  std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, size = "1280x800";
+  std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, size = "1280x800";
   int frames = 3, layer = 0, head = 0;
   int64_t run = 0;
 };
@@ -88,7 +89,10 @@ int run_gui(const GuiOptions& o) {
     for (const auto& k : shell.view_keys()) keys += (keys.empty() ? "" : ", ") + k;
     fail_usage("--view '" + o.view + "': expected one of " + keys);
   }
+  if (!o.launch.empty() && o.launch != "sinks") fail_usage("--launch '" + o.launch + "': expected sinks");
+  if (!o.launch.empty() && model.empty()) fail_usage("--launch needs a model");
   if (!model.empty()) wb.open_model(model);
+  bool launched = false;
 
   // Interactive: until the window closes. Headless: until o.frames frames in a row found
   // nothing running (model loaded, forward pass adopted), then the screenshot.
@@ -97,9 +101,13 @@ int run_gui(const GuiOptions& o) {
   while (!(*win)->should_close()) {
     (*win)->begin_frame();
     shell.frame();
+    if (!o.launch.empty() && !launched && wb.model() && !wb.busy()) {  // once the prompt has run
+      views::launch_sinks(wb, views::SinksParams{});
+      launched = true;
+    }
     (*win)->render();
     if (headless) {
-      bool busy = wb.busy() || shell.tasks().busy();
+      bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched);
       settled = busy ? 0 : settled + 1;
       if (settled >= std::max(1, o.frames)) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
@@ -137,6 +145,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
+  cmd->add_option("--launch", o->launch, "start this analysis on the prompt once the model is open (sinks)");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });

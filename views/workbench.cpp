@@ -139,6 +139,10 @@ bool Workbench::take_error(std::string* title, std::string* message) {
 }
 
 void Workbench::poll() {
+  if (int n = m_runs_stored->load(); n != m_runs_seen) {
+    m_runs_seen = n;
+    db_changed();
+  }
   Inbox in;
   {
     std::lock_guard<std::mutex> lock(*m_mutex);

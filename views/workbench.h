@@ -3,6 +3,7 @@
 // their results over under a short lock and poll() adopts them once per frame.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,8 @@ class Workbench {
   std::string db_path;
   Database* db();                  // opened lazily; nullptr (and the popup) when it cannot be
   void db_changed() { ++m_db_gen; }  // runs were added: lists refresh
+  // Tasks that store runs count them here (any thread); poll() then refreshes the lists.
+  std::shared_ptr<std::atomic<int>> runs_stored_counter() { return m_runs_stored; }
   int64_t db_generation() const { return m_db_gen; }
   int64_t selected_run = 0;
   // The run's HTML report beside the database (runN.html, replaced); its path, "" on failure
@@ -90,6 +93,8 @@ class Workbench {
   std::unique_ptr<Database> m_db;
   std::string m_db_opened;
   int64_t m_db_gen = 1;
+  std::shared_ptr<std::atomic<int>> m_runs_stored = std::make_shared<std::atomic<int>>(0);
+  int m_runs_seen = 0;
   std::string m_error_title, m_error_message;
   bool m_has_error = false;
 

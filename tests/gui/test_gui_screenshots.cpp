@@ -248,4 +248,39 @@ TEST(GuiScreenshot, TokenizerModelPromptAndAttention) {
     }
 }
 
+TEST(GuiScreenshot, LaunchedSinksAnalysisIsStoredAsTheCliStoresIt) {
+  // The Analyses window's task (launched with --launch) against `mechscope sinks` on the same ids.
+  std::string dir = ms::test::temp_dir("gui-launch");
+  Shot s = shoot({"--model", sink_dir(), "--db", dir + "/gui.db", "--view", "runs", "--launch", "sinks", "--prompt", kPrompt});
+  ASSERT_EQ(s.img.width, 1000);
+  std::string ids = kPrompt;
+  for (char& c : ids)
+    if (c == ' ') c = ',';
+  auto cli = ms::test::run_mechscope({"sinks", "--model", sink_dir(), "--tokens", ids, "--db", dir + "/cli.db"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  auto gui_db = ms::Database::open(dir + "/gui.db");
+  auto cli_db = ms::Database::open(dir + "/cli.db");
+  ASSERT_TRUE(gui_db.ok() && cli_db.ok());
+  auto g = (*gui_db)->list_runs();
+  auto c = (*cli_db)->list_runs();
+  ASSERT_TRUE(g.ok() && c.ok());
+  ASSERT_EQ(g->size(), 1u);
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*g)[0].run.spec.kind, "sinks");
+  EXPECT_EQ((*g)[0].run.status, ms::RunStatus::kDone);
+  EXPECT_EQ((*g)[0].n_inputs, 1);
+  for (std::string metric : {"sink_rate", "alpha0", "sink_mass", "hidden_sinks"}) {
+    auto a = (*gui_db)->get_head_scores((*g)[0].run.id, metric);
+    auto b = (*cli_db)->get_head_scores((*c)[0].run.id, metric);
+    ASSERT_TRUE(a.ok() && b.ok()) << metric;
+    ASSERT_EQ(a->values.size(), b->values.size());
+    for (size_t i = 0; i < a->values.size(); ++i) EXPECT_NEAR(a->values[i], b->values[i], 1e-9) << metric << " " << i;
+  }
+  // By construction heads 0.1, 1.0 and 1.3 are first-token sinks: sink_rate 1 there, 0 elsewhere.
+  auto rate = (*gui_db)->get_head_scores((*g)[0].run.id, "sink_rate");
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 4; ++h)
+      EXPECT_EQ(rate->at(l, h), (l == 0 && h == 1) || (l == 1 && (h == 0 || h == 3)) ? 1.0 : 0.0) << l << "." << h;
+}
+
 }  // namespace
