@@ -13,6 +13,7 @@
 #include "views/analyses.h"
 #include "views/attention_view.h"
 #include "views/gui_window.h"
+#include "views/registry.h"
 #include "views/shell.h"
 
 namespace ms::app {
@@ -58,6 +59,23 @@ int run_gui(const GuiOptions& o) {
   if (headless && model.empty() && o.view != "runs" && o.view != "circuit")
     fail_usage("--screenshot needs --model DIR (the default model " + std::string(kDefaultModel) + " is absent)");
 
+  if (!o.launch.empty() && o.launch != "sinks") fail_usage("--launch '" + o.launch + "': expected sinks");
+  if (!o.launch.empty() && model.empty()) fail_usage("--launch needs a model");
+  std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
+  std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
+  if (!o.view.empty()) {  // usage errors come before the display is touched
+    views::TaskManager tasks;
+    views::Settings none;
+    views::Workbench probe(tasks, none);
+    std::string keys;
+    bool found = false;
+    for (const auto& v : views::make_views(probe)) {
+      keys += (keys.empty() ? "" : ", ") + v->key();
+      found |= v->key() == o.view;
+    }
+    if (!found) fail_usage("--view '" + o.view + "': expected one of " + keys);
+  }
+
   views::Settings settings;
   std::string config = headless ? "" : views::Settings::config_dir();
   if (!config.empty()) {
@@ -82,15 +100,9 @@ int run_gui(const GuiOptions& o) {
   wb.head = o.head;
   wb.selected_run = o.run;
   wb.next_prompt = o.prompt;
-  wb.ablated = parse_heads(o.ablate, "--ablate");
-  wb.calibrated = parse_heads(o.calibrate, "--calibrate");
-  if (!o.view.empty() && !shell.solo(o.view)) {
-    std::string keys;
-    for (const auto& k : shell.view_keys()) keys += (keys.empty() ? "" : ", ") + k;
-    fail_usage("--view '" + o.view + "': expected one of " + keys);
-  }
-  if (!o.launch.empty() && o.launch != "sinks") fail_usage("--launch '" + o.launch + "': expected sinks");
-  if (!o.launch.empty() && model.empty()) fail_usage("--launch needs a model");
+  wb.ablated = ablated;
+  wb.calibrated = calibrated;
+  if (!o.view.empty()) shell.solo(o.view);
   if (!model.empty()) wb.open_model(model);
   bool launched = false;
 
@@ -107,7 +119,7 @@ int run_gui(const GuiOptions& o) {
     }
     (*win)->render();
     if (headless) {
-      bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched);
+      bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model());
       settled = busy ? 0 : settled + 1;
       if (settled >= std::max(1, o.frames)) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());

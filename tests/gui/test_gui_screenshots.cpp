@@ -204,9 +204,11 @@ TEST(GuiScreenshot, WithoutADisplayTheGuiFailsCleanlyAndTheCliStillWorks) {
   ::unsetenv("DISPLAY");
   auto r = ms::test::run_mechscope({"gui", "--model", sink_dir(), "--view", "attention", "--screenshot", "/tmp/never.png"});
   auto info = ms::test::run_mechscope({"info", "--model", sink_dir()});
+  auto usage = ms::test::run_mechscope({"gui", "--model", sink_dir(), "--view", "nope", "--screenshot", "/tmp/never.png"});
   if (!display.empty()) ::setenv("DISPLAY", display.c_str(), 1);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("DISPLAY"), std::string::npos) << r.err;
+  EXPECT_EQ(usage.exit_code, 2) << usage.err;  // usage errors do not need a display
   EXPECT_EQ(info.exit_code, 0) << info.err;
 }
 
