@@ -111,7 +111,9 @@ int run_gui(const GuiOptions& o) {
   int settled = 0;
   auto t0 = std::chrono::steady_clock::now();
   while (!(*win)->should_close()) {
-    (*win)->begin_frame();
+    // Interactive and idle (nothing running): wait for input, at most 0.2 s.
+    bool idle = !headless && !wb.busy() && !shell.tasks().busy();
+    (*win)->begin_frame(idle ? 0.2 : 0);
     shell.frame();
     if (!o.launch.empty() && !launched && wb.model() && !wb.busy()) {  // once the prompt has run
       views::launch_sinks(wb, views::SinksParams{});

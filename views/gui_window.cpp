@@ -72,8 +72,9 @@ GuiWindow::~GuiWindow() {
 
 bool GuiWindow::should_close() const { return glfwWindowShouldClose(m_window); }
 
-void GuiWindow::begin_frame() {
-  glfwPollEvents();
+void GuiWindow::begin_frame(double idle_wait_s) {
+  if (idle_wait_s > 0) glfwWaitEventsTimeout(idle_wait_s);
+  else glfwPollEvents();
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplGlfw_NewFrame();
   ImGui::NewFrame();

@@ -30,7 +30,9 @@ class GuiWindow {
   GuiWindow& operator=(const GuiWindow&) = delete;
 
   bool should_close() const;
-  void begin_frame();  // poll events, start an ImGui frame
+  // Poll events (or, when idle, wait up to idle_wait_s for one: an idle workbench does not spin a
+  // core at hundreds of frames per second) and start an ImGui frame.
+  void begin_frame(double idle_wait_s = 0);
   void render();       // ImGui::Render and draw into the back buffer (call read_pixels after it)
   void present();      // swap buffers
   void finish();       // glFinish: wait until the GPU (llvmpipe: the CPU rasteriser) is done
