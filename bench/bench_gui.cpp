@@ -124,6 +124,26 @@ int bench_frames(std::unique_ptr<GuiWindow>* win, const WindowOptions& wo) {
   return 0;
 }
 
+// A prompt of n tokens for a model without a tokenizer: ids separated by spaces.
+std::string ids_text(const ms::Model& m, int64_t n, int seed) {
+  std::mt19937 rng(seed);
+  std::string text;
+  for (int64_t i = 0; i < n; ++i) text += std::to_string(rng() % std::min<int64_t>(m.config().d_vocab, 1000)) + " ";
+  return text;
+}
+
+// English words (rotated by seed so each edit differs) until the tokenizer gives n tokens.
+std::string words_text(const ms::Model& m, int64_t n, int seed) {
+  static const char* kWords[] = {"once", "upon", "a", "time", "there", "was", "little", "cat", "who", "lived",
+                                 "in", "the", "house", "by", "river", "and", "every", "day", "she", "went"};
+  std::string text;
+  for (int i = 0;; ++i) {
+    std::string next = text + (text.empty() ? "" : " ") + kWords[(i + seed) % 20];
+    if (static_cast<int64_t>(prompt_ids(m, next).size()) > n) return text;
+    text = next;
+  }
+}
+
 int bench_prompt(const std::string& model_dir, GuiWindow& win) {
   TaskManager tasks;
   Settings settings;  // not persisted
@@ -145,16 +165,7 @@ int bench_prompt(const std::string& model_dir, GuiWindow& win) {
   // 64-token prompts: token ids for models without a tokenizer, else text of 64 tokens.
   std::vector<double> t;
   for (int rep = 0; rep < 30; ++rep) {
-    std::vector<int32_t> ids;
-    std::mt19937 rng(rep);
-    for (int i = 0; i < 64; ++i) ids.push_back(static_cast<int32_t>(rng() % std::min<int64_t>(m.config().d_vocab, 1000)));
-    std::string text;
-    if (m.tokenizer()) {
-      text = m.tokenizer()->decode(ids);
-      ids = prompt_ids(m, text);
-    } else {
-      for (int32_t id : ids) text += std::to_string(id) + " ";
-    }
+    std::string text = m.tokenizer() ? words_text(m, 64, rep) : ids_text(m, 64, rep);
     int64_t gen = wb.forward_generation();
     auto t0 = Clock::now();
     wb.prompt = text;
@@ -178,13 +189,7 @@ int bench_prompt(const std::string& model_dir, GuiWindow& win) {
 
   // The UI thread while a long forward pass runs in the background: frames keep coming.
   int64_t len = std::min<int64_t>(m.config().n_ctx, 4096);
-  std::string text;
-  for (int64_t i = 0; i < len; ++i) text += std::to_string((i * 7) % std::min<int64_t>(m.config().d_vocab, 1000)) + " ";
-  if (m.tokenizer()) {
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < len; ++i) ids.push_back(static_cast<int32_t>(i % 200 + 100));
-    text = m.tokenizer()->decode(ids);
-  }
+  std::string text = m.tokenizer() ? words_text(m, len, 0) : ids_text(m, len, 0);
   int64_t gen = wb.forward_generation();
   wb.prompt = text;
   auto t0 = Clock::now();
