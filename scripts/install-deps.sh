@@ -11,7 +11,7 @@ pkgs=(
   python3 python3-torch python3-numpy
 )
 if [ "${MECHSCOPE_GUI:-1}" = 1 ]; then
-  pkgs+=(libimgui-dev libglfw3-dev libgl-dev xvfb xauth fonts-dejavu-core)
+  pkgs+=(libimgui-dev libglfw3-dev libgl-dev libgl1-mesa-dri xvfb xauth fonts-dejavu-core)
 fi
 # OpenMPI: optional, for the `mpi` tests and -DMECHSCOPE_MPI=ON (MECHSCOPE_MPI_DEPS=0 skips it).
 if [ "${MECHSCOPE_MPI_DEPS:-1}" = 1 ]; then
