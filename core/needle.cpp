@@ -42,7 +42,10 @@ Result<std::vector<Needle>> read_needles(const std::string& path) {
       if (!j.is_object() || !j.contains("needle") || !j.contains("question") || !j.contains("answer") ||
           !j["needle"].is_string() || !j["question"].is_string() || !j["answer"].is_string())
         fail_input(path + ":" + std::to_string(n) + ": expected {\"needle\", \"question\", \"answer\"} strings");
-      out.push_back({j["needle"].get<std::string>(), j["question"].get<std::string>(), j["answer"].get<std::string>()});
+      if (j.contains("cue") && !j["cue"].is_string())
+        fail_input(path + ":" + std::to_string(n) + ": \"cue\" must be a string");
+      out.push_back({j["needle"].get<std::string>(), j["question"].get<std::string>(), j["answer"].get<std::string>(),
+                     j.value("cue", std::string())});
     }
     if (out.empty()) fail_input(path + ": no needles");
     return out;
@@ -123,7 +126,9 @@ Result<std::vector<NeedleEpisode>> text_episodes(const Model& model, const std::
       for (size_t di = 0; di < depths.size(); ++di)
         for (size_t ni = 0; ni < needles.size(); ++ni) {
           std::vector<int32_t> nid = tok->encode(" " + needles[ni].needle, false);
-          std::vector<int32_t> qid = tok->encode("\n\nQuestion: " + needles[ni].question + "\nAnswer:", false);
+          std::vector<int32_t> qid = tok->encode(needles[ni].cue.empty() ? "\n\nQuestion: " + needles[ni].question + "\nAnswer:"
+                                                                                : needles[ni].cue,
+                                                                          false);
           int64_t budget = lengths[li] - static_cast<int64_t>(head.size() + nid.size() + qid.size());
           if (budget < 0) fail_usage("length " + std::to_string(lengths[li]) + " is too short for needle " + std::to_string(ni));
           // Whole sentences (cycling through the haystack) while they fit.

@@ -15,11 +15,14 @@ namespace ms {
 
 struct Needle {
   std::string needle, question, answer;
+  // What follows the haystack; "" gives "\n\nQuestion: <question>\nAnswer:". A model trained on
+  // another form (the default model: " Question: ...? Answer:") is asked in its own.
+  std::string cue;
 };
 
 // The default needle set (the same as resources/needles/default.jsonl).
 std::vector<Needle> default_needles();
-// Reads a JSONL file of {"needle", "question", "answer"}; errors name the file and line.
+// Reads a JSONL file of {"needle", "question", "answer"[, "cue"]}; errors name the file and line.
 Result<std::vector<Needle>> read_needles(const std::string& path);
 // Deterministic procedural filler: sentences of the zoo grammar (core/zoo_text.h, the default
 // model's corpus), about n_words words.
@@ -32,7 +35,8 @@ std::vector<double> depth_fractions(int64_t n);
 
 // Text episodes: for every (length, depth, needle) with a tokenizer. The haystack is cut to fit
 // length tokens in all (with the needle and the question), the needle goes at the sentence
-// boundary nearest depth, and the prompt ends with "\n\nQuestion: <q>\nAnswer:".
+// boundary nearest depth, and the prompt ends with the needle's cue ("\n\nQuestion: <q>\nAnswer:"
+// unless the needle gives its own).
 Result<std::vector<NeedleEpisode>> text_episodes(const Model& model, const std::string& haystack,
                                                  const std::vector<Needle>& needles,
                                                  const std::vector<int64_t>& lengths,

@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "core/head_detectors.h"
+#include "core/needle.h"
+#include "core/retrieval.h"
 #include "core/zoo_measure.h"
 #include "core/zoo_text.h"
 #include "storage/sha256.h"
@@ -104,6 +106,40 @@ TEST(DefaultModel, RecordedMechanismsAreThere) {
   const int64_t sinks = static_cast<int64_t>(top_heads(alpha, 0.3).size());
   EXPECT_EQ(sinks, zoo["measured"]["sink"]["n_heads_above_epsilon"].get<int64_t>())
       << "the number of sink heads differs from the one recorded";
+}
+
+// Wu et al.'s analysis as `mechscope retrieval` runs it, on needles in the default model's own
+// style over the procedural haystack: a few retrieval heads, whose masking breaks retrieval while
+// masking as many random heads does not.
+TEST(DefaultModel, RetrievalHeadsAndTheCausalCheck) {
+  MS_REQUIRE_DEFAULT_MODEL();
+  auto m = load_default();
+  Result<std::vector<Needle>> needles = read_needles(test::source_dir() + "/resources/needles/default-model.jsonl");
+  ASSERT_TRUE(needles.ok()) << needles.error().message;
+  const std::vector<int64_t> lengths = {48, 96};
+  const std::vector<double> depths = depth_fractions(3);
+  Result<std::vector<NeedleEpisode>> eps = text_episodes(*m, procedural_haystack(400, 5), *needles, lengths, depths);
+  ASSERT_TRUE(eps.ok()) << eps.error().message;
+  RetrievalOptions opts;
+  opts.max_new = 8;
+  auto run = [&](const std::vector<HeadRef>& masked) {
+    return analyze_retrieval(*m, *eps, 2, 3, opts, masked).accuracy.mean().item<double>();
+  };
+  RetrievalReport base = analyze_retrieval(*m, *eps, 2, 3, opts);
+  const double acc = base.accuracy.mean().item<double>();
+  const std::vector<HeadRef> heads = retrieval_heads(base.head_score, 0.1);
+  std::cout << "retrieval scores:\n" << base.head_score << "\naccuracy " << acc << "\n";
+  EXPECT_GT(acc, 50.0);
+  ASSERT_FALSE(heads.empty()) << "no retrieval head";
+  EXPECT_LE(heads.size(), 4u) << "retrieval heads should be a few of the 16";
+  const double top = run(heads);
+  double random = 0;
+  for (uint64_t seed = 0; seed < 3; ++seed)
+    random += run(random_heads(4, 4, heads, static_cast<int64_t>(heads.size()), seed)) / 3;
+  std::printf("accuracy %.1f; retrieval heads masked %.1f; as many random heads %.1f (mean of 3 draws)\n", acc,
+              top, random);
+  EXPECT_GT(acc - top, 50.0);
+  EXPECT_LT(acc - random, 15.0);
 }
 
 }  // namespace
