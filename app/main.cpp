@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   ms::app::register_report(app, cmds);
   ms::app::register_sinks(app, cmds);
   ms::app::register_retrieval(app, cmds);
+  ms::app::register_patch(app, cmds);
+  ms::app::register_circuit(app, cmds);
   ms::app::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);
