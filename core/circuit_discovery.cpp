@@ -30,8 +30,9 @@ at::Tensor nan_scores(const CircuitGraph& g) {
 }
 
 // d metric / d (input of every target) at one run, as one tensor per target group.
+// outputs (optional) receives the run's source outputs, detached: [S, B, T, d].
 std::vector<at::Tensor> target_gradients(const Model& model, const CircuitGraph& g, const TaskPairs& task,
-                                         const at::Tensor& embed_override) {
+                                         const at::Tensor& embed_override, at::Tensor* outputs = nullptr) {
   const auto& groups = g.groups();
   std::vector<at::Tensor> leaves(groups.size());
   const int64_t B = task.n(), T = task.seq_len(), d = model.config().d_model;
@@ -46,8 +47,24 @@ std::vector<at::Tensor> target_gradients(const Model& model, const CircuitGraph&
     leaves[gi] = at::zeros(shape, at::kFloat).set_requires_grad(true);
     return leaves[gi];
   };
+  // When every pair is scored at the last position only that position is unembedded.
+  bool last_only = true;
+  for (int64_t p : task.answer_pos) last_only = last_only && p == T - 1;
+  TaskPairs last_task;
+  if (last_only) {
+    last_task = task;
+    last_task.answer_pos.assign(task.answer_pos.size(), 0);
+  }
+  o.last_logits_only = last_only;
+  std::vector<at::Tensor> run_outputs;
+  o.outputs = outputs ? &run_outputs : nullptr;
   c10::AutoGradMode grad_on(true);
-  at::Tensor metric = task_metric(task, run_edge_forward(model, g, task.clean, o));
+  at::Tensor metric = task_metric(last_only ? last_task : task, run_edge_forward(model, g, task.clean, o));
+  if (outputs) {
+    std::vector<at::Tensor> det;
+    for (const auto& x : run_outputs) det.push_back(x.detach());
+    *outputs = at::stack(det);
+  }
   std::vector<at::Tensor> inputs;
   for (const auto& l : leaves) inputs.push_back(l);
   std::vector<at::Tensor> grads = torch::autograd::grad({metric}, inputs, {}, false, false, true);
@@ -65,11 +82,14 @@ EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const Tas
   out.metric_clean = runs.metric_clean;
   out.metric_corrupted = runs.metric_corrupted;
   std::vector<at::Tensor> grads;
+  at::Tensor clean_out = runs.clean_out;
   if (ig_steps <= 0) {
-    grads = target_gradients(model, g, task, at::Tensor());
+    // The clean outputs come from the gradient pass itself when the caller has none.
+    grads = target_gradients(model, g, task, at::Tensor(), clean_out.defined() ? nullptr : &clean_out);
   } else {
     at::Tensor e_clean = at::embedding(model.weights().w_e, task.clean.to(model.device())).to(at::kFloat);
     at::Tensor e_corr = at::embedding(model.weights().w_e, task.corrupted.to(model.device())).to(at::kFloat);
+    if (!clean_out.defined()) clean_out = collect_source_outputs(model, g, task.clean);
     for (int k = 1; k <= ig_steps; ++k) {
       double alpha = static_cast<double>(k) / ig_steps;
       std::vector<at::Tensor> gk = target_gradients(model, g, task, e_corr + alpha * (e_clean - e_corr));
@@ -79,16 +99,26 @@ EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const Tas
     for (auto& x : grads) x = x / ig_steps;
   }
   at::NoGradGuard no_grad;
-  at::Tensor delta = runs.corrupted_out - runs.clean_out;  // (S, B, T, d)
+  at::Tensor delta = runs.corrupted_out - clean_out;  // (S, B, T, d)
   out.scores = nan_scores(g);
+  // Products as GEMMs: (targets, B*T*d) x (B*T*d, upstream sources), the groups that share an
+  // upstream prefix (a layer's q, k and v) stacked into one call.
   const auto& groups = g.groups();
-  for (size_t gi = 0; gi < groups.size(); ++gi) {
-    const TargetGroup& grp = groups[gi];
-    const int n_up = g.targets()[static_cast<size_t>(grp.first)].n_upstream;
-    at::Tensor gr = grads[gi];
-    if (gr.dim() == 3) gr = gr.unsqueeze(2);  // (B, T, n, d)
-    at::Tensor s = at::einsum("btnd,sbtd->ns", {gr, delta.narrow(0, 0, n_up)});
-    out.scores.narrow(0, grp.first, grp.count).narrow(1, 0, n_up).copy_(s.to(at::kDouble));
+  const int64_t btd = delta[0].numel();
+  at::Tensor delta_mat = delta.view({delta.size(0), btd});
+  for (size_t gi = 0; gi < groups.size();) {
+    const int n_up = g.targets()[static_cast<size_t>(groups[gi].first)].n_upstream;
+    size_t gj = gi;
+    std::vector<at::Tensor> rows;
+    while (gj < groups.size() && g.targets()[static_cast<size_t>(groups[gj].first)].n_upstream == n_up) {
+      at::Tensor gr = grads[gj];
+      if (gr.dim() == 3) gr = gr.unsqueeze(2);  // (B, T, n, d)
+      rows.push_back(gr.permute({2, 0, 1, 3}).reshape({groups[gj].count, btd}));
+      ++gj;
+    }
+    at::Tensor sc = at::matmul(at::cat(rows), delta_mat.narrow(0, 0, n_up).t());  // (targets, n_up)
+    out.scores.narrow(0, groups[gi].first, sc.size(0)).narrow(1, 0, n_up).copy_(sc.to(at::kDouble));
+    gi = gj;
   }
   return out;
 }

@@ -35,7 +35,9 @@ struct EdgeScores {
 };
 
 // EAP: one forward and one backward on the clean run; ig_steps > 0 gives EAP-IG (gradients
-// averaged over ig_steps interpolations of the input embeddings, corrupted -> clean).
+// averaged over ig_steps interpolations of the input embeddings, corrupted -> clean). Only
+// runs.corrupted_out is required: without runs.clean_out the clean outputs are taken from the
+// gradient pass itself (EAP) or collected (EAP-IG).
 EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const TaskPairs& task,
                             const TaskRuns& runs, int ig_steps = 0);
 

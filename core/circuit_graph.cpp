@@ -105,6 +105,7 @@ at::Tensor collect_source_outputs(const Model& model, const CircuitGraph& g, con
     reg.add_forward(n, cache_hook(cache));
   ForwardOptions fo;
   fo.hooks = &reg;
+  fo.last_logits_only = true;  // only the node outputs are wanted
   model.forward(tokens, fo);
   const ModelConfig& c = model.config();
   std::vector<at::Tensor> out;
@@ -218,7 +219,10 @@ at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at:
   });
   ForwardOptions fo;
   fo.hooks = &reg;
-  return model.forward(tokens, fo);
+  fo.last_logits_only = opts.last_logits_only;
+  at::Tensor logits = model.forward(tokens, fo);
+  if (opts.outputs) *opts.outputs = std::move(outputs);
+  return logits;
 }
 
 OffsetFn patch_edges_offsets(const CircuitGraph& g, const at::Tensor& removed, const at::Tensor& corrupted) {

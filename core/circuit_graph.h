@@ -79,6 +79,8 @@ struct EdgeRunOptions {
   OffsetFn offsets;
   // Replaces the token embeddings (hook_embed) when defined: [B, T, d_model] (EAP-IG inputs).
   at::Tensor embed_override;
+  bool last_logits_only = false;  // unembed the last position only
+  std::vector<at::Tensor>* outputs = nullptr;  // receives this run's source outputs (not detached)
 };
 
 // Runs the model on tokens with per-target offsets; returns logits [B, T, V].

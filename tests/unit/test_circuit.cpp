@@ -105,6 +105,10 @@ TEST(CircuitEap, RankCorrelationWithExactPatching) {
   double rho = spearman(a, b);
   std::printf("EAP vs exact edge patching: Spearman %.4f over %zu edges\n", rho, a.size());
   EXPECT_GT(rho, 0.8);
+  // Without the clean outputs EAP takes them from its own gradient pass: the same scores.
+  TaskRuns corrupted_only;
+  corrupted_only.corrupted_out = runs.corrupted_out;
+  EXPECT_LT(max_diff(edge_attribution(*m, g, t, corrupted_only).scores.nan_to_num(0), eap.scores.nan_to_num(0)), 1e-6);
   // EAP-IG with one step evaluates the gradient at the clean input: EAP itself.
   EdgeScores ig1 = edge_attribution(*m, g, t, runs, 1);
   EXPECT_LT(max_diff(ig1.scores.nan_to_num(0), eap.scores.nan_to_num(0)), 1e-6);
