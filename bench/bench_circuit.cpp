@@ -38,8 +38,10 @@ double median_time(int reps, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // bench_circuit [EDGES_TO_TIME [THREADS]]
   int sample = argc > 1 ? std::atoi(argv[1]) : 24;
-  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  int threads = argc > 2 ? std::atoi(argv[2]) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(std::max(1, threads));
   ModelConfig c;
   c.model_type = "gpt2";
   c.n_layers = 12;
