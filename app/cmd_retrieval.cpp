@@ -40,7 +40,7 @@ uint64_t fnv1a(const std::string& s) {
 
 std::string heads_text(const std::vector<HeadRef>& hs) {
   std::string s;
-  for (const auto& h : hs) s += (s.empty() ? "" : ",") + std::to_string(h.layer) + "." + std::to_string(h.head);
+  for (const auto& h : hs) s += (s.empty() ? "" : ",") + h.name();
   return s.empty() ? "none" : s;
 }
 

@@ -231,7 +231,7 @@ void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
         }
       }
       nlohmann::json hs = nlohmann::json::array();
-      for (const auto& h : heads) hs.push_back(std::to_string(h.layer) + "." + std::to_string(h.head));
+      for (const auto& h : heads) hs.push_back(h.name());
       nlohmann::json cparams = {{"beta", o->beta}, {"heads", hs}, {"selection", o->heads == "search" ? "search" : "list"}};
       RunSpec cs = spec;
       cs.kind = "sinks-calibration";

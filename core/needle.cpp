@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/zoo_text.h"
+
 namespace ms {
 
 std::vector<Needle> default_needles() {
@@ -48,21 +50,13 @@ Result<std::vector<Needle>> read_needles(const std::string& path) {
 }
 
 std::string procedural_haystack(int64_t n_words, uint64_t seed) {
-  static const char* kSubjects[] = {"The river", "A farmer", "The old town", "Every morning the baker", "The committee",
-                                    "A small boat", "The teacher", "Our neighbour", "The north road", "A quiet cat"};
-  static const char* kVerbs[] = {"watched", "carried", "described", "remembered", "followed", "painted", "counted",
-                                 "repaired", "ignored", "visited"};
-  static const char* kObjects[] = {"the long valley", "a basket of apples", "the evening clouds", "the stone bridge",
-                                   "three wooden chairs", "the harbour lights", "a letter from home", "the garden wall",
-                                   "the winter market", "an empty field"};
-  static const char* kTails[] = {"before the rain came", "with great care", "for many years", "without a word",
-                                 "in the late afternoon", "as the bells rang", "near the station", "after supper"};
-  std::mt19937_64 rng(seed);
-  auto pick = [&](auto& arr) { return arr[rng() % (sizeof(arr) / sizeof(arr[0]))]; };
+  // The zoo's grammar (the default model's own kind of text), one statement after another.
+  TextGenerator gen(seed);
   std::string out;
   int64_t words = 0;
   while (words < n_words) {
-    std::string s = std::string(pick(kSubjects)) + " " + pick(kVerbs) + " " + pick(kObjects) + " " + pick(kTails) + ".";
+    std::string s = gen.sentence();
+    if (s.back() != '.') continue;  // statements only: no questions in the haystack
     words += static_cast<int64_t>(std::count(s.begin(), s.end(), ' ')) + 1;
     if (!out.empty()) out += ' ';
     out += s;

@@ -21,7 +21,8 @@ struct Needle {
 std::vector<Needle> default_needles();
 // Reads a JSONL file of {"needle", "question", "answer"}; errors name the file and line.
 Result<std::vector<Needle>> read_needles(const std::string& path);
-// Deterministic procedural filler: plain English-like sentences, about n_words words.
+// Deterministic procedural filler: sentences of the zoo grammar (core/zoo_text.h, the default
+// model's corpus), about n_words words.
 std::string procedural_haystack(int64_t n_words, uint64_t seed = 0);
 
 // The grid's axes: lengths default to 10 values from 256 to the context limit (geometric), depths

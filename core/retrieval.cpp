@@ -124,11 +124,12 @@ EpisodeResult run_needle_episode(const Model& model, const NeedleEpisode& ep, co
   c10::InferenceMode guard_mode;
   const ModelConfig& c = model.config();
   const int64_t max_new = ep.max_new > 0 ? ep.max_new : opts.max_new;
-  int64_t capacity = static_cast<int64_t>(ep.prompt.size()) + max_new;
-  if (capacity > c.n_ctx) capacity = std::max<int64_t>(c.n_ctx, static_cast<int64_t>(ep.prompt.size()) + 1);
+  // Positions the run writes: the prompt, then one per generated token but the last; never past
+  // the context limit (decoding stops there).
+  const int64_t n_prompt = static_cast<int64_t>(ep.prompt.size());
+  const int64_t capacity = std::min(n_prompt + max_new - 1, std::max(c.n_ctx, n_prompt));
   HeadMask mask(masked);
   ArgmaxObserver argmax(c.n_layers, c.n_heads);
-  argmax.enabled = false;  // the prefill is not scored (Wu et al. score the decode steps)
   Both both(masked.empty() ? nullptr : &mask, score ? &argmax : nullptr);
   KVCache cache = model.make_cache(1, capacity);
   ForwardOptions fo;
@@ -138,22 +139,28 @@ EpisodeResult run_needle_episode(const Model& model, const NeedleEpisode& ep, co
 
   EpisodeResult r;
   std::vector<double> acc(static_cast<size_t>(c.n_layers * c.n_heads), 0.0);
-  std::vector<int32_t> tokens = ep.prompt;
-  at::Tensor logits = model.forward(model.tokens_tensor(ep.prompt), fo).view({-1});
-  int32_t next = static_cast<int32_t>(logits.argmax().item<int64_t>());
-  r.generated.push_back(next);
-  argmax.enabled = true;
-  while (static_cast<int64_t>(r.generated.size()) < max_new && cache.length < capacity &&
-         std::find(opts.stop_ids.begin(), opts.stop_ids.end(), next) == opts.stop_ids.end()) {
+  // As Wu et al.'s code: prefill all but the last prompt token, then decode starting from it, so
+  // the step that generates the first answer token is scored like every later one.
+  const std::vector<int32_t>& prompt = ep.prompt;
+  if (prompt.size() > 1) {
+    argmax.enabled = false;  // the prefill itself is not scored
+    model.forward(model.tokens_tensor(std::vector<int32_t>(prompt.begin(), prompt.end() - 1)), fo);
+    argmax.enabled = true;
+  }
+  std::vector<int32_t> tokens = prompt;  // the ids at every position the next query sees
+  int32_t inp = prompt.back();
+  while (static_cast<int64_t>(r.generated.size()) < max_new && cache.length < capacity) {
     argmax.reset();
-    tokens.push_back(next);
-    logits = model.forward(model.tokens_tensor({next}), fo).view({-1});
-    next = static_cast<int32_t>(logits.argmax().item<int64_t>());
+    at::Tensor logits = model.forward(model.tokens_tensor({inp}), fo).view({-1});
+    const int32_t next = static_cast<int32_t>(logits.argmax().item<int64_t>());
     r.generated.push_back(next);
     if (score) {
       std::vector<double> s = retrieval_step_scores(argmax.argmax(), ep.needle_begin, ep.needle_end, tokens, next);
       for (size_t i = 0; i < acc.size(); ++i) acc[i] += s[i];
     }
+    if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), next) != opts.stop_ids.end()) break;
+    tokens.push_back(next);
+    inp = next;
   }
   r.head_score = at::tensor(acc, at::kDouble).view({c.n_layers, c.n_heads});
   if (opts.exact_match) {

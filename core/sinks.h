@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/attention_observer.h"
+#include "core/head_ref.h"
 #include "core/model.h"
 
 namespace ms {
@@ -67,9 +68,6 @@ SinkReport analyze_sinks(const Model& model, const std::vector<std::vector<int32
 // sink positions is multiplied by beta and the freed mass is given to the other visible keys in
 // proportion to their attention; the first token is left untouched. beta = 1 is a no-op and
 // rows still sum to 1.
-struct HeadRef {
-  int64_t layer = 0, head = 0;
-};
 class SinkCalibration : public AttentionObserver {
  public:
   SinkCalibration(std::vector<HeadRef> heads, std::vector<int64_t> sink_positions, double beta);

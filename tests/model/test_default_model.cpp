@@ -1,0 +1,110 @@
+// The bundled default model (resources/models/default): its files match the SHA-256 sums recorded
+// next to them (an accidental change is caught), it loads and runs, and the mechanisms zoo.json
+// records are measured again here on freshly generated data: an induction head, a retrieval head
+// and first-token attention sinks.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/head_detectors.h"
+#include "core/zoo_measure.h"
+#include "core/zoo_text.h"
+#include "storage/sha256.h"
+#include "tests/support/test_support.h"
+
+namespace ms {
+namespace {
+
+const std::string kDir = ms::test::source_dir() + "/resources/models/default";
+
+#define MS_REQUIRE_DEFAULT_MODEL()                                                        \
+  do {                                                                                    \
+    if (!std::ifstream(kDir + "/model.safetensors"))                                       \
+      GTEST_SKIP() << kDir << " is not shipped in this tree";                             \
+  } while (0)
+
+std::unique_ptr<Model> load_default() {
+  Result<std::unique_ptr<Model>> m = Model::load(kDir);
+  if (!m) throw std::runtime_error(m.error().message);
+  return std::move(*m);
+}
+
+TEST(DefaultModel, FilesMatchTheirRecordedSha256) {
+  MS_REQUIRE_DEFAULT_MODEL();
+  std::ifstream sums(kDir + "/SHA256SUMS");
+  ASSERT_TRUE(sums) << kDir << "/SHA256SUMS is missing";
+  std::string line;
+  int checked = 0;
+  while (std::getline(sums, line)) {
+    std::istringstream in(line);
+    std::string hex, name;
+    in >> hex >> name;
+    if (hex.empty()) continue;
+    if (!name.empty() && name[0] == '*') name = name.substr(1);
+    EXPECT_EQ(sha256_hex(test::read_file(kDir + "/" + name)), hex) << name << " changed";
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
+  EXPECT_NE(test::read_file(kDir + "/SHA256SUMS").find("model.safetensors"), std::string::npos);
+}
+
+TEST(DefaultModel, LoadsAndRunsAForwardPass) {
+  MS_REQUIRE_DEFAULT_MODEL();
+  auto m = load_default();
+  const ModelConfig& c = m->config();
+  EXPECT_EQ(c.model_type, "gpt2");
+  EXPECT_FALSE(c.attn_only());
+  ASSERT_NE(m->tokenizer(), nullptr);
+  std::vector<int32_t> ids = m->tokenizer()->encode("The old cat saw the red door.");
+  ASSERT_GT(ids.size(), 3u);
+  EXPECT_EQ(ids[0], m->tokenizer()->special().bos);
+  at::Tensor logits = m->forward(m->tokens_tensor(ids));
+  ASSERT_EQ(logits.sizes(), (at::IntArrayRef{1, static_cast<int64_t>(ids.size()), c.d_vocab}));
+  EXPECT_TRUE(logits.isfinite().all().item<bool>());
+  // It has learnt its corpus: after "The old cat saw the red" the next token is likely a noun.
+  EXPECT_EQ(m->tokenizer()->decode(ids, true), "The old cat saw the red door.");
+  EXPECT_LT(at::cross_entropy_loss(logits[0].narrow(0, 0, ids.size() - 1),
+                                   m->tokens_tensor(ids)[0].narrow(0, 1, ids.size() - 1))
+                .item<double>(),
+            5.0);
+}
+
+TEST(DefaultModel, RecordedMechanismsAreThere) {
+  MS_REQUIRE_DEFAULT_MODEL();
+  auto m = load_default();
+  const ModelConfig& c = m->config();
+  nlohmann::json zoo = nlohmann::json::parse(test::read_file(kDir + "/zoo.json"));
+  EXPECT_EQ(zoo["name"], "default");
+  EXPECT_FALSE(zoo["command"].get<std::string>().empty());
+
+  // Induction: BOS + 50 random tokens, repeated; fresh seed.
+  TaskRng rng(20240607);
+  at::Tensor probe = repeated_random_tokens(32, 50, 1, static_cast<int32_t>(c.d_vocab - 1), 0, rng);
+  at::Tensor ind = induction_scores(*m, probe, 50).value();
+  std::cout << "induction scores:\n" << ind << "\n";
+  EXPECT_GT(ind.max().item<double>(), 0.5) << "no induction head";
+  RepeatLoss rl = repeat_loss(*m, probe, 50).value();
+  EXPECT_LT(rl.repeated, 0.5 * rl.first);
+
+  // Retrieval: needle episodes in the corpus' own language, fresh seed.
+  TextGenerator gen(99173);
+  std::vector<Episode> eps;
+  for (int i = 0; i < 48; ++i) eps.push_back(text_needle_episode(*m->tokenizer(), gen, c.n_ctx));
+  RetrievalFigures rf = retrieval_scores(*m, eps, 0).value();
+  std::cout << "retrieval scores:\n" << rf.scores << "\naccuracy " << rf.accuracy << "\n";
+  EXPECT_FALSE(top_heads(rf.scores, 0.1).empty()) << "no retrieval head";
+
+  // First-token sinks: alpha_0 > 0.3 on the model's own kind of text.
+  at::Tensor text = corpus_batch(*m->tokenizer(), gen, 16, c.n_ctx).tokens;
+  at::Tensor alpha = attention_to_position(*m, text, 0).value();
+  std::cout << "alpha_0:\n" << alpha << "\n";
+  const int64_t sinks = static_cast<int64_t>(top_heads(alpha, 0.3).size());
+  EXPECT_EQ(sinks, zoo["measured"]["sink"]["n_heads_above_epsilon"].get<int64_t>())
+      << "the number of sink heads differs from the one recorded";
+}
+
+}  // namespace
+}  // namespace ms
