@@ -50,6 +50,7 @@ void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
 void register_retrieval(CLI::App&, std::vector<std::pair<CLI::App*, Command>>&);
 void register_patch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 
 // The command line this process was started with (for the "command that reproduces the run").
 const std::vector<std::string>& command_line();

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   ms::app::register_retrieval(app, cmds);
   ms::app::register_patch(app, cmds);
   ms::app::register_circuit(app, cmds);
+  ms::app::register_heads(app, cmds);
   ms::app::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);

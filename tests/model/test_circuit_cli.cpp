@@ -63,5 +63,22 @@ TEST(CircuitCli, CircuitPatchCompare) {
   EXPECT_EQ(text.exit_code, 2) << text.err;  // ioi needs a tokenizer
 }
 
+TEST(CircuitCli, HeadsFindsTheCopyModelsHeads) {
+  std::string dir = test::temp_dir("heads-cli");
+  ASSERT_EQ(run_mechscope({"zoo", "construct", "copy", "--out", dir + "/copy"}).exit_code, 0);
+  auto r = run_mechscope({"heads", "--model", dir + "/copy", "--seq-len", "10", "--vocab-range", "2:64", "--threads",
+                          "1", "--db", dir + "/runs.db", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  const auto& prev = j["detectors"]["previous_token_head"][0];
+  EXPECT_EQ(prev["layer"], 0);  // 0.0 and 1.3 are both previous-token heads by construction
+  EXPECT_EQ(prev["head"], 0);
+  EXPECT_GT(prev["score"].get<double>(), 0.9);
+  const auto& ind = j["detectors"]["induction_head"][0];
+  EXPECT_EQ(ind["layer"], 1);
+  EXPECT_EQ(ind["head"], 0);
+  EXPECT_EQ(run_mechscope({"heads", "--model", dir + "/copy", "--detect", "bogus", "--db", dir + "/runs.db"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace ms
