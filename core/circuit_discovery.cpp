@@ -56,6 +56,7 @@ std::vector<at::Tensor> target_gradients(const Model& model, const CircuitGraph&
     last_task.answer_pos.assign(task.answer_pos.size(), 0);
   }
   o.last_logits_only = last_only;
+  o.linearized_heads = true;
   std::vector<at::Tensor> run_outputs;
   o.outputs = outputs ? &run_outputs : nullptr;
   c10::AutoGradMode grad_on(true);

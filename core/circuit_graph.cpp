@@ -4,6 +4,7 @@
 #include "core/circuit_graph.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <stdexcept>
 
@@ -154,6 +155,45 @@ at::Tensor project_heads(const Model& m, int layer, TargetKind kind, const at::T
   return out.to(m.dtype());
 }
 
+// Zero in the forward pass; backward: d/d eps of proj_h(norm(x + eps)) at eps = 0, i.e.
+// J_norm(x)^T (W_h^T grad_h), for every head at once. Inputs: eps [B, T, n, d]; xhat [B, T, 1, d]
+// (normalised x, before the weight); inv_scale [B, T, 1, 1]; w [d] (the norm's weight);
+// W [n, dh, d]. layer_norm: whether the norm centres (LayerNorm) or not (RMSNorm).
+struct LinearizedHeadInput : public torch::autograd::Function<LinearizedHeadInput> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor eps, at::Tensor xhat,
+                            at::Tensor inv_scale, at::Tensor w, at::Tensor W, bool layer_norm) {
+    ctx->save_for_backward({xhat, inv_scale, w, W});
+    ctx->saved_data["ln"] = layer_norm;
+    return at::zeros({eps.size(0), eps.size(1), eps.size(2), W.size(1)}, eps.options());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &xhat = saved[0], &inv_scale = saved[1], &w = saved[2], &W = saved[3];
+    at::Tensor gw = at::einsum("btnk,nkd->btnd", {grads[0].to(at::kFloat), W}) * w;  // d/d(normalised x)
+    at::Tensor gx = gw - xhat * (gw * xhat).mean(-1, true);
+    if (ctx->saved_data["ln"].toBool()) gx = gx - gw.mean(-1, true);
+    return {gx * inv_scale, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// The linearized offset term of one q/k/v group (see EdgeRunOptions::linearized_heads).
+at::Tensor linearized_heads(const Model& m, int layer, TargetKind kind, const at::Tensor& resid, const at::Tensor& eps) {
+  const ModelConfig& c = m.config();
+  const LayerWeights& lw = m.weights().layers[static_cast<size_t>(layer)];
+  const int64_t H = c.n_heads, KV = c.n_kv_heads, dh = c.d_head;
+  int64_t row0 = 0, n = H;
+  if (kind == TargetKind::kK) row0 = H * dh, n = KV;
+  if (kind == TargetKind::kV) row0 = (H + KV) * dh, n = KV;
+  at::Tensor W = lw.w_qkv.narrow(0, row0, n * dh).to(at::kFloat).view({n, dh, c.d_model});
+  at::Tensor x = resid.detach().to(at::kFloat);
+  const bool ln = c.norm == NormKind::kLayerNorm;
+  if (ln) x = x - x.mean(-1, true);
+  at::Tensor inv_scale = at::rsqrt(x.pow(2).mean(-1, true) + c.norm_eps);
+  at::Tensor xhat = (x * inv_scale).unsqueeze(2);
+  return LinearizedHeadInput::apply(eps, xhat, inv_scale.unsqueeze(2), lw.ln1_w.to(at::kFloat), W, ln);
+}
+
 }  // namespace
 
 at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at::Tensor& tokens,
@@ -180,9 +220,11 @@ at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at:
     for (TargetKind kind : {TargetKind::kQ, TargetKind::kK, TargetKind::kV}) {
       const TargetGroup& grp = g.group_of(kind, l);
       const char* hook = kind == TargetKind::kQ ? "q" : kind == TargetKind::kK ? "k" : "v";
-      reg.add_forward(get_act_name(hook, l), [&, l, kind, grp](const at::Tensor&, const HookContext&) {
+      reg.add_forward(get_act_name(hook, l), [&, l, kind, grp](const at::Tensor& act, const HookContext&) {
         at::Tensor off = opts.offsets ? opts.offsets(grp, outputs) : at::Tensor();
         if (!off.defined()) return at::Tensor();
+        if (opts.linearized_heads)
+          return act + linearized_heads(model, l, kind, resid_pre[static_cast<size_t>(l)], off).to(act.scalar_type());
         at::Tensor x = resid_pre[static_cast<size_t>(l)].to(at::kFloat).unsqueeze(2) + off;  // (B, T, n, d)
         return project_heads(model, l, kind, x);
       });

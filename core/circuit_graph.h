@@ -80,6 +80,11 @@ struct EdgeRunOptions {
   // Replaces the token embeddings (hook_embed) when defined: [B, T, d_model] (EAP-IG inputs).
   at::Tensor embed_override;
   bool last_logits_only = false;  // unembed the last position only
+  // Gradient passes only (offsets are zero leaves): q/k/v keep the forward pass's own values and
+  // each head's offset enters through a term that is zero in the forward pass and carries the
+  // exact vector-Jacobian product of ln1 and that head's projection in the backward pass. Same
+  // gradients, without recomputing q/k/v per head.
+  bool linearized_heads = false;
   std::vector<at::Tensor>* outputs = nullptr;  // receives this run's source outputs (not detached)
 };
 
