@@ -187,6 +187,11 @@ void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
     res.scores.push_back(head_scores_from_tensor("edge_score_out", out_score));
     DlaResult dla = direct_logit_attribution(*m, task);
     res.scores.push_back(head_scores_from_tensor("dla", dla.per_head));
+    {
+      nlohmann::json dm = {{"kind", "dla_components"}, {"components", dla.components},
+                           {"logit_diff", dla.logit_diff}, {"bias_terms", dla.bias_terms}};
+      res.tensors.push_back({"dla_components", at::tensor(dla.per_component, at::kDouble).to(at::kFloat), dm.dump()});
+    }
     throw_if_failed(db->finish_run(run, res));
 
     // Kept edges, largest |score| first.
@@ -229,6 +234,18 @@ void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
                   "%lld nodes\n",
                   f.faithfulness, f.metric_circuit, f.normalized, static_cast<long long>(f.n_edges),
                   static_cast<long long>(f.n_nodes));
+    {
+      at::Tensor flat = dla.per_head.reshape(-1);
+      at::Tensor order_dla = std::get<1>(flat.abs().sort(0, true));
+      std::printf("direct logit attribution (clean, answer - distractor %.4f, bias terms %.4f); top heads:",
+                  dla.logit_diff, dla.bias_terms);
+      for (int64_t k = 0; k < std::min<int64_t>(5, flat.numel()); ++k) {
+        int64_t i = order_dla[k].item<int64_t>();
+        std::printf(" %lld.%lld %+.3f", static_cast<long long>(i / m->config().n_heads),
+                    static_cast<long long>(i % m->config().n_heads), flat[i].item<double>());
+      }
+      std::printf("\n");
+    }
     return 0;
   });
 }

@@ -98,6 +98,11 @@ void register_patch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
     if (grid->axes == std::vector<std::string>{"layer", "head"})
       res.scores.push_back(head_scores_from_tensor("patch_" + o->what, grid->values));
     res.scores.push_back(head_scores_from_tensor("dla", dla.per_head));
+    {
+      nlohmann::json dm = {{"kind", "dla_components"}, {"components", dla.components},
+                           {"logit_diff", dla.logit_diff}, {"bias_terms", dla.bias_terms}};
+      res.tensors.push_back({"dla_components", at::tensor(dla.per_component, at::kDouble).to(at::kFloat), dm.dump()});
+    }
     throw_if_failed(db->finish_run(run, res));
 
     if (o->json) {
