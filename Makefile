@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MECHSCOPE = $(BUILD)/app/mechscope
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run run-gui run-headless test bench clean
 
 all: build
 
@@ -18,18 +18,24 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job, on a model the project builds itself (the trained default model comes with the
-# zoo): construct the `sink` model, show it, run the sink analysis on its check prompts into a
-# fresh database, and export the HTML report.
+# The main job: with a display (DISPLAY set) the workbench on the bundled default model
+# (docs/gui.md); without one the example batch job (resources/jobs/example.toml: attention sinks,
+# retrieval heads and induction heads on the default model) into a fresh database under
+# build/run/, which exports the HTML report.
 RUN_DIR = $(BUILD)/run
+DEFAULT_MODEL = resources/models/default
 run: build
+	@if [ -n "$$DISPLAY" ]; then $(MAKE) --no-print-directory run-gui; else $(MAKE) --no-print-directory run-headless; fi
+
+run-gui: build
+	$(MECHSCOPE) gui --model $(DEFAULT_MODEL)
+
+run-headless: build
 	@rm -rf $(RUN_DIR) && mkdir -p $(RUN_DIR)
-	$(MECHSCOPE) zoo construct sink --out $(RUN_DIR)/sink
-	$(MECHSCOPE) info --model $(RUN_DIR)/sink | head -13
-	$(MECHSCOPE) sinks --model $(RUN_DIR)/sink --prompts resources/prompts/sink-check.jsonl \
-	  --hidden-threshold rel:5 --db $(RUN_DIR)/mechscope.db --top 5
-	$(MECHSCOPE) report --db $(RUN_DIR)/mechscope.db --run 1 --format html --out $(RUN_DIR)/report.html
-	@echo "report: $(RUN_DIR)/report.html"
+	$(MECHSCOPE) info --model $(DEFAULT_MODEL) | head -13
+	cd $(RUN_DIR) && $(CURDIR)/$(MECHSCOPE) batch $(CURDIR)/resources/jobs/example.toml --db mechscope.db
+	$(MECHSCOPE) runs --db $(RUN_DIR)/mechscope.db
+	@echo "report: $(RUN_DIR)/example-report.html"
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900

@@ -51,6 +51,10 @@ void register_retrieval(CLI::App&, std::vector<std::pair<CLI::App*, Command>>&);
 void register_patch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_batch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_merge(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+// The workbench (app/cmd_gui.cpp), built with MECHSCOPE_BUILD_GUI.
+void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 
 // The command line this process was started with (for the "command that reproduces the run").
 const std::vector<std::string>& command_line();

@@ -6,9 +6,12 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "app/cli.h"
+#include "core/atomic_file.h"
+#include "core/model.h"
 #include "core/zoo_trained.h"
 
 namespace ms::app {
@@ -41,7 +44,49 @@ std::string bar(double frac, int width) {
 
 }  // namespace
 
+// `mechscope zoo measure DIR`: measures a trained zoo model's mechanisms again, as train_zoo does
+// (same probes, same seed), prints them and with --update writes them into its zoo.json.
+void register_zoo_measure(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>>& cmds) {
+  struct Opts {
+    std::string dir;
+    bool update = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = zoo.add_subcommand("measure", "Measure a trained zoo model's mechanisms again (from its zoo.json recipe)");
+  cmd->add_option("dir", o->dir, "the model folder (with zoo.json)")->required();
+  cmd->add_flag("--update", o->update, "write the measurements into zoo.json (atomically)");
+  cmds.emplace_back(cmd, [o]() {
+    const std::string path = o->dir + "/zoo.json";
+    std::ifstream in(path);
+    if (!in) fail_input(path + ": cannot be read (not a trained zoo model?)");
+    nlohmann::json zoo;
+    try {
+      zoo = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+      fail_input(path + ": " + e.what());
+    }
+    if (!zoo.contains("name") || !zoo.contains("data_seed"))
+      fail_input(path + ": needs name and data_seed (written by `mechscope zoo train`)");
+    Result<ZooRecipe> recipe = zoo_recipe(zoo["name"].get<std::string>());
+    if (!recipe) throw InputError(path + ": " + recipe.error().message, ErrorCode::kBadInput);
+    Result<std::unique_ptr<Model>> m = Model::load(o->dir);
+    if (!m) throw InputError(m.error().message, m.error().code);
+    Result<nlohmann::json> measured = measure_zoo_model(zoo["name"].get<std::string>(), **m,
+                                                        zoo["data_seed"].get<uint64_t>() + kZooMeasureSeedOffset,
+                                                        zoo.value("eval_batch", recipe->eval_batch));
+    if (!measured) throw InputError(measured.error().message, measured.error().code);
+    std::cout << measured->dump(2) << "\n";
+    if (o->update) {
+      zoo["measured"] = *measured;
+      write_file_atomic(path, zoo.dump(2) + "\n");
+      std::cerr << "updated " << path << "\n";
+    }
+    return 0;
+  });
+}
+
 void register_zoo_train(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>>& cmds) {
+  register_zoo_measure(zoo, cmds);
   struct Opts {
     std::string name, out;
     int64_t steps = 0;

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app/cli.h"
+#include "app_features.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mechscope: a workbench for mechanistic interpretability of transformer language models"};
@@ -23,6 +24,11 @@ int main(int argc, char** argv) {
   ms::app::register_patch(app, cmds);
   ms::app::register_circuit(app, cmds);
   ms::app::register_heads(app, cmds);
+  ms::app::register_batch(app, cmds);
+  ms::app::register_merge(app, cmds);
+#if MECHSCOPE_WITH_GUI
+  ms::app::register_gui(app, cmds);
+#endif
   ms::app::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);

@@ -2,6 +2,8 @@
 // text needle episodes with token-level answer/source positions, and the default model's mix.
 #include "core/zoo_text.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -208,6 +210,26 @@ Episode text_needle_episode(const Tokenizer& tok, TextGenerator& gen, int64_t ma
     return ep;
   }
   throw std::invalid_argument("needle episode does not fit in " + std::to_string(max_len) + " tokens");
+}
+
+at::Tensor repeated_word_probe(const Tokenizer& tok, TextGenerator& gen, int64_t batch, int64_t half) {
+  at::Tensor out = at::empty({batch, 1 + 2 * half}, at::kLong);
+  auto acc = out.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < batch; ++b) {
+    // Words are added until " w1 w2 ... wn." is exactly `half` tokens (restart on overshoot), so
+    // the probe reads as the corpus' own "Span. Span." repeats.
+    std::vector<int32_t> ids;
+    std::string words;
+    for (int tries = 0; static_cast<int64_t>(ids.size()) != half; ++tries) {
+      if (tries > 10000) throw std::logic_error("no run of words tokenizes to " + std::to_string(half) + " tokens");
+      if (static_cast<int64_t>(ids.size()) > half) words.clear();
+      words += " " + gen.random_words(1);
+      ids = tok.encode(words + ".", false);
+    }
+    acc[b][0] = tok.special().bos >= 0 ? tok.special().bos : 0;
+    for (int64_t i = 0; i < half; ++i) acc[b][1 + i] = acc[b][1 + half + i] = ids[static_cast<size_t>(i)];
+  }
+  return out;
 }
 
 std::vector<int32_t> corpus_sequence(const Tokenizer& tok, TextGenerator& gen, int64_t seq_len) {

@@ -45,6 +45,11 @@ class TextGenerator {
 Episode text_needle_episode(const Tokenizer& tok, TextGenerator& gen, int64_t max_len,
                             int64_t n_needles = 2);
 
+// The induction probe of a text model: [batch, 1 + 2 * half]: BOS, " w1 ... wn." (random words
+// of the lexicon, made-up ones included, exactly `half` tokens), then the same tokens again, as
+// the corpus repeats spans of 4 to 16 words.
+at::Tensor repeated_word_probe(const Tokenizer& tok, TextGenerator& gen, int64_t batch, int64_t half);
+
 // The default model's training mix as one sequence of exactly seq_len tokens: BOS, then
 // paragraphs, repeated spans and needle episodes joined by "\n\n", cut at seq_len.
 std::vector<int32_t> corpus_sequence(const Tokenizer& tok, TextGenerator& gen, int64_t seq_len);

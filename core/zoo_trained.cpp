@@ -159,35 +159,27 @@ Result<json> measure_zoo_model(const std::string& name, const Model& model, uint
     const ModelConfig& c = model.config();
     const bool ascii = name != "default";
     json m;
-    // A sample of the model's own kind of text: for the sink metric, and for the default model
-    // the alphabet of the induction probe (tokens its corpus uses, not merges it never sees).
+    // The ASCII models are probed with random tokens; the default model with random words of its
+    // lexicon (its corpus repeats spans of words; arbitrary BPE ids never occur in it, and on them
+    // it predicts nothing). Its sink metric reads a fresh sample of its corpus.
     TaskRng rng(seed);
     std::unique_ptr<TextGenerator> text;
-    std::vector<int32_t> alphabet;
-    for (int32_t t = 1; t < kAsciiVocab; ++t) alphabet.push_back(t);
-    at::Tensor sample;
-    if (!ascii) {
+    at::Tensor sample, probe;
+    const int64_t half = std::min<int64_t>(ascii ? 24 : 20, (c.n_ctx - 1) / 2);
+    if (ascii) {
+      probe = repeated_random_tokens(eval_batch, half, 1, kAsciiVocab - 1, kAsciiBos, rng);
+    } else {
       if (!model.tokenizer()) fail_input("the default model needs its tokenizer to be measured");
       text = std::make_unique<TextGenerator>(seed + 1);
       sample = corpus_batch(*model.tokenizer(), *text, eval_batch, c.n_ctx).tokens;
-      std::vector<int64_t> counts(static_cast<size_t>(c.d_vocab), 0);
-      auto acc = sample.accessor<int64_t, 2>();
-      for (int64_t b = 0; b < sample.size(0); ++b)
-        for (int64_t t = 0; t < sample.size(1); ++t) ++counts[static_cast<size_t>(acc[b][t])];
-      alphabet.clear();
-      for (int32_t t = 1; t < c.d_vocab; ++t)
-        if (counts[static_cast<size_t>(t)] >= 3) alphabet.push_back(t);
+      probe = repeated_word_probe(*model.tokenizer(), *text, eval_batch, half);
     }
-    // Induction and previous-token heads on BOS + random tokens repeated once.
-    const int64_t half = std::min<int64_t>(ascii ? 24 : 50, (c.n_ctx - 1) / 2);
-    at::Tensor probe = repeated_random_tokens(eval_batch, half, alphabet, 0, rng);
     at::Tensor ind = checked(induction_scores(model, probe, half));
     at::Tensor prev = checked(detect_heads(model, probe, HeadPattern::kPreviousToken));
     at::Tensor tl_ind = checked(detect_heads(model, probe, HeadPattern::kInduction, {true, false, ErrorMeasure::kMul}));
     RepeatLoss rl = value_of(repeat_loss(model, probe, half));
     m["probe"] = {{"sequences", eval_batch}, {"half", half}, {"bos", true},
-                  {"alphabet", ascii ? "ids 1..127" : "ids seen at least 3 times in a fresh corpus sample"},
-                  {"alphabet_size", alphabet.size()}};
+                  {"tokens", ascii ? "random ids 1..127" : "random words of the lexicon, tokenized"}};
     m["induction_score"] = matrix(ind);
     m["induction_best"] = best_head(ind);
     m["tl_induction_exclude_bos"] = matrix(tl_ind);
@@ -294,7 +286,7 @@ Result<ZooTrainResult> train_zoo(const ZooRecipe& r, const std::string& out_dir,
       return res;
     }
     phase("measuring");
-    json measured = value_of(measure_zoo_model(r.name, model, r.data_seed + 7777, r.eval_batch));
+    json measured = value_of(measure_zoo_model(r.name, model, r.data_seed + kZooMeasureSeedOffset, r.eval_batch));
     json curve = json::array();
     const size_t stride = std::max<size_t>(1, res.outcome.loss_curve.size() / 25);
     for (size_t i = 0; i < res.outcome.loss_curve.size(); i += stride)
@@ -316,6 +308,7 @@ Result<ZooTrainResult> train_zoo(const ZooRecipe& r, const std::string& out_dir,
                {"data", data},
                {"seed", r.train.seed},
                {"data_seed", r.data_seed},
+               {"eval_batch", r.eval_batch},
                {"threads", r.train.threads},
                {"result", {{"steps", res.outcome.steps_done}, {"tokens", res.outcome.tokens},
                            {"seconds", res.outcome.seconds}, {"tokens_per_s", res.outcome.tokens_per_s},

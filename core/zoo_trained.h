@@ -50,6 +50,9 @@ struct ZooTrainResult {
 Result<ZooTrainResult> train_zoo(const ZooRecipe& recipe, const std::string& out_dir,
                                  const ZooTrainSettings& settings = {});
 
+// train_zoo measures a model on data drawn with seed data_seed + this (fresh, never trained on).
+constexpr uint64_t kZooMeasureSeedOffset = 7777;
+
 // The mechanism measurements of a zoo model on fresh data from seed (as written into zoo.json
 // under "measured"): induction and previous-token scores; for retrieval models the retrieval
 // scores and ablations; for the default model also first-token sink heads (alpha_0 > 0.3).

@@ -5,6 +5,10 @@ build=${1:-build}
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] || continue
   echo "== $(basename "$b")"
-  "$b"
+  if [ "$(basename "$b")" = bench_gui ] && [ -z "${DISPLAY:-}" ]; then
+    xvfb-run -a -s "-screen 0 1280x1024x24" "$b"  # no display: Xvfb with Mesa llvmpipe
+  else
+    "$b"
+  fi
   echo
 done

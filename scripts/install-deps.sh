@@ -6,12 +6,16 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-openmp
-  nlohmann-json3-dev libcli11-dev libonig-dev libsentencepiece-dev libutf8proc-dev
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libonig-dev libsentencepiece-dev libutf8proc-dev
   libgtest-dev libsqlite3-dev libstb-dev zlib1g-dev chromium
   python3 python3-torch python3-numpy
 )
 if [ "${MECHSCOPE_GUI:-1}" = 1 ]; then
-  pkgs+=(libimgui-dev libglfw3-dev libgl-dev xvfb xauth fonts-dejavu-core)
+  pkgs+=(libimgui-dev libglfw3-dev libgl-dev libgl1-mesa-dri xvfb xauth fonts-dejavu-core)
+fi
+# OpenMPI: optional, for the `mpi` tests and -DMECHSCOPE_MPI=ON (MECHSCOPE_MPI_DEPS=0 skips it).
+if [ "${MECHSCOPE_MPI_DEPS:-1}" = 1 ]; then
+  pkgs+=(openmpi-bin libopenmpi-dev)
 fi
 if [ "$#" -gt 0 ]; then pkgs+=("$@"); fi
 

@@ -54,6 +54,14 @@ struct RunSummary {
   int64_t n_inputs = 0, n_scores = 0, n_metrics = 0, n_tensors = 0, n_circuits = 0;
 };
 
+// merge_from(): what was copied.
+struct MergeStats {
+  int64_t runs_added = 0;      // done runs copied in
+  int64_t runs_present = 0;    // done runs already here (same resume key, or the same run), skipped
+  int64_t runs_not_done = 0;   // queued / running / failed / cancelled runs of the source, skipped
+  int64_t models_added = 0;
+};
+
 class Database;
 
 // For commands: resolve_db_path(db_flag) and open it (creating it unless must_exist); throws
@@ -102,6 +110,12 @@ class Database {
   Result<std::vector<int64_t>> store_runs(const std::vector<RunWrite>& runs,
                                           const WriteProgress& progress = {});
   Status add_link(const RunLink& link);
+  // Copies every 'done' run of the mechscope database at source_path (with its model, inputs,
+  // scores, tensors, circuits and the links between copied runs) into this one, in one
+  // transaction. Idempotent: a run already here (the same kind and resume key, or for runs
+  // without a key the same kind, parameters, start time, host and pid) is skipped. The source is
+  // opened read-only; one with another schema version than this build's is refused (kBadInput).
+  Result<MergeStats> merge_from(const std::string& source_path);
   // Deletes a run and everything it holds (inputs, scores, tensors, circuits, links). A run that
   // a live process is still writing is refused.
   Status delete_run(int64_t run_id);

@@ -80,13 +80,13 @@ TEST(DefaultModel, RecordedMechanismsAreThere) {
   EXPECT_EQ(zoo["name"], "default");
   EXPECT_FALSE(zoo["command"].get<std::string>().empty());
 
-  // Induction: BOS + 50 random tokens, repeated; fresh seed.
-  TaskRng rng(20240607);
-  at::Tensor probe = repeated_random_tokens(32, 50, 1, static_cast<int32_t>(c.d_vocab - 1), 0, rng);
-  at::Tensor ind = induction_scores(*m, probe, 50).value();
+  // Induction: BOS + 20 tokens of random words, repeated; fresh seed.
+  TextGenerator words(20240607);
+  at::Tensor probe = repeated_word_probe(*m->tokenizer(), words, 32, 20);
+  at::Tensor ind = induction_scores(*m, probe, 20).value();
   std::cout << "induction scores:\n" << ind << "\n";
   EXPECT_GT(ind.max().item<double>(), 0.5) << "no induction head";
-  RepeatLoss rl = repeat_loss(*m, probe, 50).value();
+  RepeatLoss rl = repeat_loss(*m, probe, 20).value();
   EXPECT_LT(rl.repeated, 0.5 * rl.first);
 
   // Retrieval: needle episodes in the corpus' own language, fresh seed.

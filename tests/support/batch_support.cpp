@@ -1,0 +1,196 @@
+// Batch test helpers (see batch_support.h).
+#include "tests/support/batch_support.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "storage/database.h"
+#include "tests/support/test_support.h"
+
+namespace ms::test {
+
+std::string write_test_job(const std::string& dir, const std::string& extra) {
+  for (const char* name : {"sink", "copy"}) {
+    if (std::filesystem::exists(dir + "/" + name + "/config.json")) continue;
+    ProcessResult z = run_mechscope({"zoo", "construct", name, "--out", dir + "/" + name});
+    if (z.exit_code != 0) throw std::runtime_error("zoo construct " + std::string(name) + ": " + z.err);
+  }
+  // 24 token-id prompts of 200 tokens (<bos> then ordinary ids): items long enough to be killed in.
+  std::string prompts;
+  for (int i = 0; i < 24; ++i) {
+    prompts += "{\"tokens\": [0";
+    for (int t = 1; t < 200; ++t) prompts += ", " + std::to_string(2 + (i * 37 + t * 11) % 62);
+    prompts += "]}\n";
+  }
+  write_file(dir + "/prompts.jsonl", prompts);
+  std::string job = dir + "/job.toml";
+  write_file(job, "# a test study over the constructed models\n"
+                  "threads = 1\n"
+                  "[[model]]\nname = \"sink\"\npath = \"sink\"\n"
+                  "[[model]]\nname = \"copy\"\npath = \"copy\"\n"
+                  "[[prompts]]\nname = \"check\"\npath = \"prompts.jsonl\"\n"
+                  "[[analysis]]\nkind = \"sinks\"\nepsilon = [0.3, 0.5]\nmax_tokens = [48, 0]\nhidden_threshold = \"rel:5\"\n"
+                  "[[analysis]]\nkind = \"retrieval\"\nlength = [40, 96]\ndepths = 3\nmask_top = 1\n" + extra);
+  return job;
+}
+
+std::map<std::string, std::string> stored_rows(const std::string& path, int* duplicates) {
+  std::map<std::string, std::string> rows;
+  OpenOptions oo;
+  oo.create = false;
+  Result<std::unique_ptr<Database>> db = Database::open(path, oo);
+  if (!db) {
+    ADD_FAILURE() << path << ": " << db.error().message;
+    return rows;
+  }
+  Result<std::vector<RunSummary>> runs = (*db)->list_runs();
+  if (!runs) {
+    ADD_FAILURE() << runs.error().message;
+    return rows;
+  }
+  for (const RunSummary& s : *runs) {
+    if (s.run.status != RunStatus::kDone) continue;
+    std::string key = s.run.spec.resume_key.empty() ? "run" + std::to_string(s.run.id) : s.run.spec.resume_key;
+    std::string v = s.run.spec.kind + "\n" + s.run.spec.params_json + "\n" + s.run.spec.label + "\n";
+    Result<ModelInfo> m = (*db)->get_model(s.run.spec.model_id);
+    if (m) v += m->content_hash + "\n";
+    auto inputs = (*db)->get_inputs(s.run.id);
+    auto scores = (*db)->get_head_scores(s.run.id);
+    auto tensors = (*db)->list_tensors(s.run.id);
+    if (!inputs || !scores || !tensors) {
+      ADD_FAILURE() << path << ": cannot read run " << s.run.id;
+      continue;
+    }
+    for (const auto& in : *inputs) {
+      v += "input " + std::to_string(in.index) + " " + in.text + " [";
+      for (int32_t t : in.token_ids) v += std::to_string(t) + ",";
+      v += "]\n";
+    }
+    for (const auto& hs : *scores) {
+      v += "score " + hs.metric + ":";
+      for (double x : hs.values) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), " %.17g", x);
+        v += buf;
+      }
+      v += "\n";
+    }
+    for (const auto& ti : *tensors) {
+      auto got = (*db)->get_tensor(s.run.id, ti.name);
+      if (!got) {
+        ADD_FAILURE() << path << ": " << got.error().message;
+        continue;
+      }
+      at::Tensor t = got->contiguous();
+      v += "tensor " + ti.name + " " + ti.dtype + " " + ti.meta_json + " [";
+      for (int64_t d : ti.shape) v += std::to_string(d) + ",";
+      v += "] " + std::string(static_cast<const char*>(t.data_ptr()), t.nbytes()) + "\n";
+    }
+    if (rows.count(key)) {
+      ADD_FAILURE() << path << ": resume key " << key << " is stored twice";
+      if (duplicates) ++*duplicates;
+    }
+    rows[key] = v;
+  }
+  return rows;
+}
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& args) {
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    std::vector<std::string> argv_s = {mechscope_binary()};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+bool run_and_kill(const std::vector<std::string>& args, int delay_ms) {
+  pid_t pid = spawn(args);
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  int status = 0;
+  bool running = ::waitpid(pid, &status, WNOHANG) == 0;
+  if (running) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  return running;
+}
+
+size_t count_done_runs(const std::string& path) {
+  if (!std::filesystem::exists(path)) return 0;
+  OpenOptions oo;
+  oo.create = false;
+  oo.recover = false;
+  Result<std::unique_ptr<Database>> db = Database::open(path, oo);
+  if (!db) return 0;  // not created completely yet
+  RunFilter f;
+  f.status = RunStatus::kDone;
+  Result<std::vector<RunSummary>> runs = (*db)->list_runs(f);
+  return runs ? runs->size() : 0;
+}
+
+bool run_and_kill_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows,
+                             int extra_ms) {
+  pid_t pid = spawn(args);
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid, &status, WNOHANG) != 0) return false;  // finished before reaching the point
+    if (count_done_runs(db) >= min_rows) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms));
+  bool running = ::waitpid(pid, &status, WNOHANG) == 0;
+  if (running) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  return running;
+}
+
+int run_and_signal_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows, int sig) {
+  pid_t pid = spawn(args);
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid, &status, WNOHANG) != 0) return -1;
+    if (count_done_runs(db) >= min_rows) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, sig);
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+double timed_run(const std::vector<std::string>& args, int* rc) {
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = spawn(args);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace ms::test

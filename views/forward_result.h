@@ -1,0 +1,76 @@
+// What the workbench shows of one prompt: tokens, next-token predictions, attention patterns and a
+// logit lens, computed in one forward pass on a background thread (never inside draw()).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "views/heatmap_data.h"
+
+namespace ms::views {
+
+struct Prediction {
+  int32_t id = 0;
+  std::string token;
+  double prob = 0;
+};
+
+struct LensCell {
+  int32_t id = 0;
+  std::string token;
+  float prob = 0;
+};
+
+struct ForwardResult {
+  std::vector<int32_t> ids;
+  std::vector<std::string> tokens;   // display text per position
+  std::vector<Prediction> top;       // next-token predictions after the last position
+  int64_t n_layers = 0, n_heads = 0, n_pos = 0;
+  // Attention patterns [query, key] (n_pos x n_pos, future keys NaN), index layer * n_heads + head;
+  // null when not kept (long prompts keep only the requested head).
+  std::vector<std::shared_ptr<const std::vector<float>>> patterns;
+  // Heatmap pyramids and ranges of the kept patterns, built in the task for long prompts (> 256
+  // tokens; null otherwise: the widget builds small ones itself).
+  std::vector<std::shared_ptr<const PreparedHeatmap>> prepared;
+  std::shared_ptr<const PreparedHeatmap> prepared_heatmap(int64_t layer, int64_t head) const;
+  std::vector<double> first_mass;    // per head: mean attention of queries 1.. on key 0
+  std::vector<LensCell> lens;        // logit lens, n_layers x n_pos (empty for long prompts)
+  int64_t lens_positions = 0;
+  // With an intervention (ablated and/or calibrated heads): the same predictions' probabilities
+  // in a second pass with the intervention, and that pass's own top-k.
+  std::vector<std::pair<int, int>> ablated;  // (layer, head)
+  std::string intervention;                   // what the second pass changed, for people
+  std::vector<double> top_prob_ablated;       // parallel to top
+  std::vector<Prediction> top_ablated;
+  double seconds = 0;                // wall time of the forward pass
+  std::shared_ptr<const std::vector<float>> pattern(int64_t layer, int64_t head) const;
+};
+
+struct ForwardRequest {
+  std::vector<int32_t> ids;
+  int64_t keep_layer = 0, keep_head = 0;  // always kept, whatever the prompt length
+  int top_k = 10;
+  int64_t max_full_floats = int64_t(1) << 24;  // keep every head's pattern up to this many floats
+  std::vector<std::pair<int, int>> ablate;  // heads whose output (hook_z) is zeroed in a second pass
+  // Heads calibrated in the second pass (ACT, core/sinks.h SinkCalibration): attention to their
+  // hidden sinks (keys after the first with alpha_k > calibrate_threshold) scaled by beta.
+  std::vector<std::pair<int, int>> calibrate;
+  double beta = 0.4, calibrate_threshold = 0.1;
+  bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
+  int64_t max_lens_positions = 256;
+};
+
+// Runs the model once; throws InputError for ids out of range or too long a prompt.
+ForwardResult compute_forward(const Model& model, const ForwardRequest& req);
+
+// Token ids of a prompt: through the tokenizer when the model has one (BOS as configured), else
+// the text is a list of ids ("0 5 9" or "0,5,9"); throws InputError naming the bad item.
+std::vector<int32_t> prompt_ids(const Model& model, const std::string& text);
+// A token as shown on chips and axes.
+std::string token_display(const Model& model, int32_t id);
+
+}  // namespace ms::views

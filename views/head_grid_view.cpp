@@ -1,0 +1,176 @@
+// Head grid window: layer x head heatmap of a per-head metric, either from the current prompt
+// (attention on the first token) or any metric of a stored run; click a head to open its attention.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/colormap.h"
+#include "views/view.h"
+#include "views/views.h"
+#include "views/workbench.h"
+
+namespace ms::views {
+
+namespace {
+struct MetricSource {
+  std::string label;
+  int64_t run_id = 0;  // 0: the current prompt
+  HeadScores scores;
+};
+
+class HeadGridView : public View {
+ public:
+  explicit HeadGridView(Workbench& wb) : View(wb, "Head grid", "heads") {}
+
+ protected:
+  void default_rect(float* x, float* y, float* w, float* h) const override {
+    *x = 0.75f, *y = 0.0f, *w = 0.25f, *h = 0.35f;
+  }
+
+  void refresh_stored() {
+    m_stored.clear();
+    Database* db = m_wb.db();
+    if (!db) return;
+    auto runs = db->list_runs();
+    if (!runs) return;
+    for (const RunSummary& s : *runs) {
+      if (s.n_scores == 0 || s.run.status != RunStatus::kDone) continue;
+      auto all = db->get_head_scores(s.run.id);
+      if (!all) continue;
+      for (HeadScores& hs : *all)
+        m_stored.push_back({"run " + std::to_string(s.run.id) + " " + s.run.spec.kind + ": " + hs.metric, s.run.id, hs});
+    }
+  }
+
+  void draw_content() override {
+    if (m_db_gen != m_wb.db_generation()) {
+      m_db_gen = m_wb.db_generation();
+      refresh_stored();
+    }
+    std::vector<const MetricSource*> sources;
+    MetricSource current;
+    if (const auto& f = m_wb.forward()) {
+      current.label = "this prompt: attention on the first token";
+      current.scores.metric = "first_token_mass";
+      current.scores.n_layers = static_cast<int>(f->n_layers);
+      current.scores.n_heads = static_cast<int>(f->n_heads);
+      current.scores.values = f->first_mass;
+      sources.push_back(&current);
+    }
+    for (const auto& s : m_stored) sources.push_back(&s);
+    if (sources.empty()) {
+      ImGui::TextDisabled("no prompt and no stored run with head scores");
+      return;
+    }
+    m_choice = std::min<int>(m_choice, static_cast<int>(sources.size()) - 1);
+    if (ImGui::BeginCombo("metric", sources[m_choice]->label.c_str())) {
+      for (int i = 0; i < static_cast<int>(sources.size()); ++i)
+        if (ImGui::Selectable(sources[i]->label.c_str(), i == m_choice)) m_choice = i;
+      ImGui::EndCombo();
+    }
+    ImGui::SameLine();
+    if (ImGui::SmallButton("refresh")) refresh_stored();
+    const HeadScores& hs = sources[m_choice]->scores;
+    if (hs.n_layers == 0 || hs.n_heads == 0) return;
+    ColorScale scale = color_scale_for(hs.values);
+
+    ImVec2 avail = ImGui::GetContentRegionAvail();
+    float label_w = 36, label_h = ImGui::GetTextLineHeight() + 2;
+    float cell = std::min({(avail.x - label_w) / hs.n_heads, (avail.y - label_h - 4) / hs.n_layers, 64.f});
+    cell = std::max(cell, 6.f);
+    ImVec2 p = ImGui::GetCursorScreenPos();
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    char buf[32];
+    for (int h = 0; h < hs.n_heads; ++h) {
+      std::snprintf(buf, sizeof buf, "H%d", h);
+      dl->AddText(ImVec2(p.x + label_w + h * cell + 2, p.y), IM_COL32(200, 200, 200, 255), buf);
+    }
+    for (int l = 0; l < hs.n_layers; ++l) {
+      std::snprintf(buf, sizeof buf, "L%d", l);
+      dl->AddText(ImVec2(p.x, p.y + label_h + l * cell + cell / 2 - label_h / 2), IM_COL32(200, 200, 200, 255), buf);
+      for (int h = 0; h < hs.n_heads; ++h) {
+        double v = hs.at(l, h);
+        Rgb c = colormap_at(scale.map, scale.normalize(v));
+        ImVec2 a(p.x + label_w + h * cell, p.y + label_h + l * cell);
+        ImVec2 b(a.x + cell - 1, a.y + cell - 1);
+        dl->AddRectFilled(a, b, IM_COL32(c.r, c.g, c.b, 255));
+        if (l == m_wb.layer && h == m_wb.head) dl->AddRect(a, b, IM_COL32(255, 80, 80, 255), 0, 0, 2);
+        if (cell >= 40 && !std::isnan(v)) {
+          std::snprintf(buf, sizeof buf, "%.2f", v);
+          int lum = (c.r * 3 + c.g * 6 + c.b) / 10;
+          dl->AddText(ImVec2(a.x + 3, a.y + cell / 2 - label_h / 2), lum > 128 ? IM_COL32(0, 0, 0, 255) : IM_COL32(255, 255, 255, 255), buf);
+        }
+      }
+    }
+    ImGui::InvisibleButton("##grid", ImVec2(label_w + hs.n_heads * cell, label_h + hs.n_layers * cell));
+    if (ImGui::IsItemHovered()) {
+      ImVec2 m = ImGui::GetIO().MousePos;
+      int h = static_cast<int>((m.x - p.x - label_w) / cell), l = static_cast<int>((m.y - p.y - label_h) / cell);
+      if (m.x >= p.x + label_w && m.y >= p.y + label_h && h < hs.n_heads && l < hs.n_layers) {
+        ImGui::SetTooltip("L%d H%d  %s = %.4f\nclick: open its attention", l, h, hs.metric.c_str(), hs.at(l, h));
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Left)) {
+          m_wb.select_head(l, h);
+          m_wb.focus_window = "Attention";
+        }
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Right)) {
+          m_menu_layer = l, m_menu_head = h;
+          ImGui::OpenPopup("##head_menu");
+        }
+      }
+    }
+    if (ImGui::BeginPopup("##head_menu")) {
+      std::pair<int, int> lh{m_menu_layer, m_menu_head};
+      auto& ab = m_wb.ablated;
+      bool on = std::find(ab.begin(), ab.end(), lh) != ab.end();
+      ImGui::TextDisabled("head L%d H%d", m_menu_layer, m_menu_head);
+      if (ImGui::MenuItem(on ? "Restore this head and re-run" : "Ablate this head (zero its output) and re-run")) {
+        if (on) ab.erase(std::remove(ab.begin(), ab.end(), lh), ab.end());
+        else ab.push_back(lh);
+        m_wb.run_prompt();
+        m_wb.focus_window = "Prompt";
+      }
+      auto& cal = m_wb.calibrated;
+      bool con = std::find(cal.begin(), cal.end(), lh) != cal.end();
+      if (ImGui::MenuItem(con ? "Stop calibrating this head and re-run" : "Calibrate this head (ACT, beta 0.4) and re-run")) {
+        if (con) cal.erase(std::remove(cal.begin(), cal.end(), lh), cal.end());
+        else cal.push_back(lh);
+        m_wb.run_prompt();
+        m_wb.focus_window = "Prompt";
+      }
+      if ((!ab.empty() || !cal.empty()) && ImGui::MenuItem("Restore all heads and re-run")) {
+        ab.clear();
+        cal.clear();
+        m_wb.run_prompt();
+      }
+      if (ImGui::MenuItem("Open its attention")) {
+        m_wb.select_head(m_menu_layer, m_menu_head);
+        m_wb.focus_window = "Attention";
+      }
+      ImGui::EndPopup();
+    }
+    for (auto [l, h] : m_wb.calibrated) {  // calibrated heads: an orange frame
+      if (l >= hs.n_layers || h >= hs.n_heads) continue;
+      ImVec2 a(p.x + label_w + h * cell + 2, p.y + label_h + l * cell + 2), b(a.x + cell - 5, a.y + cell - 5);
+      dl->AddRect(a, b, IM_COL32(255, 170, 40, 255), 0, 0, 3);
+    }
+    for (auto [l, h] : m_wb.ablated) {  // ablated heads: crossed out
+      if (l >= hs.n_layers || h >= hs.n_heads) continue;
+      ImVec2 a(p.x + label_w + h * cell, p.y + label_h + l * cell), b(a.x + cell - 1, a.y + cell - 1);
+      dl->AddLine(a, b, IM_COL32(255, 80, 80, 255), 2);
+      dl->AddLine(ImVec2(a.x, b.y), ImVec2(b.x, a.y), IM_COL32(255, 80, 80, 255), 2);
+    }
+  }
+
+ private:
+  std::vector<MetricSource> m_stored;
+  int64_t m_db_gen = 0;
+  int m_choice = 0;
+  int m_menu_layer = 0, m_menu_head = 0;
+};
+}  // namespace
+
+std::unique_ptr<View> make_head_grid_view(Workbench& wb) { return std::make_unique<HeadGridView>(wb); }
+
+}  // namespace ms::views

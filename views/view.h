@@ -1,0 +1,41 @@
+// View: the base of every workbench window. draw() always pairs ImGui::Begin with ImGui::End and
+// calls draw_content() in between; a view holds UI state only and reads shared state from the
+// Workbench (long work runs as background tasks, never inside draw()).
+#pragma once
+
+#include <string>
+
+namespace ms::views {
+
+class Workbench;
+
+class View {
+ public:
+  // title: the window title; key: the name `mechscope gui --view KEY` uses.
+  View(Workbench& wb, std::string title, std::string key);
+  virtual ~View() = default;
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+
+  const std::string& title() const { return m_title; }
+  const std::string& key() const { return m_key; }
+  bool& open() { return m_open; }
+  // Headless screenshots: the window fills the whole viewport, without decorations.
+  void set_fullscreen(bool on) { m_fullscreen = on; }
+
+  void draw();
+
+ protected:
+  virtual void draw_content() = 0;
+  // Default placement the first time (before imgui.ini remembers one), in viewport fractions.
+  virtual void default_rect(float* x, float* y, float* w, float* h) const;
+
+  Workbench& m_wb;
+
+ private:
+  std::string m_title, m_key;
+  bool m_open = true;
+  bool m_fullscreen = false;
+};
+
+}  // namespace ms::views

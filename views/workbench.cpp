@@ -1,0 +1,183 @@
+// Workbench: background model loads and forward passes, adopted by poll() on the UI thread.
+#include "views/workbench.h"
+
+#include <filesystem>
+
+#include "storage/report.h"
+
+namespace ms::views {
+
+Workbench::Workbench(TaskManager& tasks, Settings& settings) : m_tasks(tasks), m_settings(settings) {}
+Workbench::~Workbench() = default;
+
+std::string Workbench::default_prompt(const Model& model) {
+  if (model.tokenizer()) return "When Mary and John went to the store, John gave a drink to";
+  // Constructed zoo models have no tokenizer: ids, <bos> first and two <delim> (id 1).
+  return "0 5 9 13 1 17 21 25 29 1 33 37 41 45";
+}
+
+void Workbench::open_model(const std::string& path) {
+  if (path.empty()) {
+    show_error("Open model", "no model folder given");
+    return;
+  }
+  m_model_loading = true;
+  auto mutex = m_mutex;
+  auto inbox = m_inbox;
+  m_tasks.start("load " + path, [mutex, inbox, path](TaskContext& ctx) {
+    ctx.set_status("loading");
+    Result<std::unique_ptr<Model>> m = Model::load(path);
+    std::lock_guard<std::mutex> lock(*mutex);
+    inbox->model_done = true;
+    inbox->model_path = path;
+    if (m) inbox->model = std::shared_ptr<const Model>(std::move(m.value()));
+    else inbox->model_error = m.error().message;
+    ctx.set_status(m ? "loaded" : "failed");
+    ctx.set_progress(1.0);
+  });
+}
+
+void Workbench::run_prompt() {
+  if (!m_model) return;
+  if (m_forward_running) {
+    m_rerun = true;  // one pass at a time; the newest prompt runs when this one ends
+    return;
+  }
+  start_forward();
+}
+
+void Workbench::start_forward() {
+  m_rerun = false;
+  ForwardRequest req;
+  try {
+    req.ids = prompt_ids(*m_model, prompt);
+  } catch (const std::exception& e) {
+    m_prompt_error = e.what();
+    return;
+  }
+  if (req.ids.empty()) {
+    m_prompt_error = "the prompt has no tokens";
+    return;
+  }
+  m_prompt_error.clear();
+  req.lens = want_lens;
+  req.ablate = ablated;
+  req.calibrate = calibrated;
+  req.keep_layer = layer;
+  req.keep_head = head;
+  m_forward_running = true;
+  auto mutex = m_mutex;
+  auto inbox = m_inbox;
+  std::shared_ptr<const Model> model = m_model;
+  m_tasks.start("forward pass (" + std::to_string(req.ids.size()) + " tokens)",
+                [mutex, inbox, model, req](TaskContext& ctx) {
+                  std::shared_ptr<const ForwardResult> res;
+                  std::string err;
+                  Result<ForwardResult> r = guard([&] { return compute_forward(*model, req); });
+                  if (r) res = std::make_shared<const ForwardResult>(std::move(r.value()));
+                  else err = r.error().message;
+                  std::lock_guard<std::mutex> lock(*mutex);
+                  inbox->forward_done = true;
+                  inbox->forward = res;
+                  inbox->forward_error = err;
+                  ctx.set_progress(1.0);
+                });
+}
+
+void Workbench::select_head(int l, int h) {
+  layer = l;
+  head = h;
+  if (m_forward && !m_forward->pattern(l, h)) run_prompt();
+}
+
+Database* Workbench::db() {
+  if (m_db && m_db_opened == db_path) return m_db.get();
+  m_db.reset();
+  m_db_opened = db_path;
+  Result<std::unique_ptr<Database>> d = Database::open(resolve_db_path(db_path));
+  if (!d) {
+    show_error("Database", d.error().message);
+    return nullptr;
+  }
+  m_db = std::move(d.value());
+  ++m_db_gen;
+  return m_db.get();
+}
+
+std::string Workbench::export_run(int64_t run_id) {
+  Database* d = db();
+  if (!d) return "";
+  if (run_id <= 0) {
+    show_error("Export report", "select a run in the Runs window first");
+    return "";
+  }
+  ReportOptions o;
+  o.format = ReportFormat::kHtml;
+  o.out = (std::filesystem::path(d->path()).parent_path() / ("run" + std::to_string(run_id) + ".html")).string();
+  o.force = true;
+  Result<std::vector<std::string>> r = write_report(*d, {run_id}, o);
+  if (!r) {
+    show_error("Export report", r.error().message);
+    return "";
+  }
+  show_error("Report written", o.out);
+  return o.out;
+}
+
+void Workbench::show_error(std::string title, std::string message) {
+  m_error_title = std::move(title);
+  m_error_message = std::move(message);
+  m_has_error = true;
+}
+
+bool Workbench::take_error(std::string* title, std::string* message) {
+  if (!m_has_error) return false;
+  *title = m_error_title;
+  *message = m_error_message;
+  m_has_error = false;
+  return true;
+}
+
+void Workbench::poll() {
+  if (int n = m_runs_stored->load(); n != m_runs_seen) {
+    m_runs_seen = n;
+    db_changed();
+  }
+  Inbox in;
+  {
+    std::lock_guard<std::mutex> lock(*m_mutex);
+    in = *m_inbox;
+    m_inbox->model_done = m_inbox->forward_done = false;
+    m_inbox->model.reset();
+    m_inbox->forward.reset();
+  }
+  if (in.model_done) {
+    m_model_loading = false;
+    m_model_error = in.model_error;
+    if (in.model) {
+      m_model = in.model;
+      m_model_path = in.model_path;
+      m_forward.reset();
+      if (layer >= m_model->config().n_layers || head >= m_model->config().n_heads) layer = head = 0;
+      m_settings.add_recent(in.model_path);
+      m_settings.save();
+      prompt = next_prompt.empty() ? default_prompt(*m_model) : next_prompt;
+      next_prompt.clear();
+      run_prompt();
+    } else {
+      show_error("Could not open the model", in.model_error);
+    }
+  }
+  if (in.forward_done) {
+    m_forward_running = false;
+    if (in.forward) {
+      m_forward = in.forward;
+      ++m_forward_gen;
+    } else {
+      m_prompt_error = in.forward_error;
+    }
+    if (m_rerun) start_forward();
+  }
+}
+
+}  // namespace ms::views

@@ -1,0 +1,114 @@
+// Workbench: the state the windows share (the model, the prompt and its forward pass, the selected
+// head, the database) and the background work that updates it. Lives on the UI thread; tasks hand
+// their results over under a short lock and poll() adopts them once per frame.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/model.h"
+#include "storage/database.h"
+#include "views/forward_result.h"
+#include "views/heatmap_data.h"
+#include "views/settings.h"
+#include "views/task_manager.h"
+
+namespace ms::views {
+
+class Workbench {
+ public:
+  Workbench(TaskManager& tasks, Settings& settings);
+  ~Workbench();
+
+  TaskManager& tasks() { return m_tasks; }
+  Settings& settings() { return m_settings; }
+
+  // --- model ---
+  void open_model(const std::string& path);  // loads in the background; errors go to the popup
+  const std::shared_ptr<const Model>& model() const { return m_model; }
+  const std::string& model_path() const { return m_model_path; }
+  bool model_loading() const { return m_model_loading; }
+  const std::string& model_error() const { return m_model_error; }  // the last failed load's message
+
+  // --- prompt and its forward pass ---
+  std::string prompt;
+  std::string next_prompt;  // used instead of the default prompt when the next model arrives
+  void run_prompt();  // (re)computes the forward pass of `prompt` in the background
+  const std::shared_ptr<const ForwardResult>& forward() const { return m_forward; }
+  bool forward_pending() const { return m_forward_running || m_rerun; }
+  const std::string& prompt_error() const { return m_prompt_error; }
+  int64_t forward_generation() const { return m_forward_gen; }
+  static std::string default_prompt(const Model& model);
+  // The Logit lens window sets this while it is shown; passes then compute the lens too.
+  bool want_lens = false;
+  // Heads (layer, head) whose output is zeroed in a second pass; the Prompt window shows the
+  // predictions with and without them (Head grid: right-click).
+  std::vector<std::pair<int, int>> ablated;
+  std::vector<std::pair<int, int>> calibrated;  // ACT calibration (beta 0.4) in the same second pass
+
+  // --- selection ---
+  int layer = 0, head = 0;
+  HeatScale scale = HeatScale::kLinear;
+  void select_head(int layer, int head);  // re-runs the pass when the pattern was not kept
+  std::string focus_window;               // a window to bring to front next frame
+  bool focus_model_path = false;          // Ctrl+O: the Model window's path field takes the keyboard
+
+  // --- database (one connection for the UI thread; tasks open their own) ---
+  std::string db_path;
+  Database* db();                  // opened lazily; nullptr (and the popup) when it cannot be
+  void db_changed() { ++m_db_gen; }  // runs were added: lists refresh
+  // Tasks that store runs count them here (any thread); poll() then refreshes the lists.
+  std::shared_ptr<std::atomic<int>> runs_stored_counter() { return m_runs_stored; }
+  int64_t db_generation() const { return m_db_gen; }
+  int64_t selected_run = 0;
+  // The run's HTML report beside the database (runN.html, replaced); its path, "" on failure
+  // (the popup says why).
+  std::string export_run(int64_t run_id);
+
+  // --- errors shown in a popup by the shell ---
+  void show_error(std::string title, std::string message);
+  bool take_error(std::string* title, std::string* message);
+
+  // Once per frame on the UI thread: adopts finished model loads and forward passes.
+  void poll();
+  // True while a model load or forward pass is under way (headless screenshots wait for it).
+  bool busy() const { return m_model_loading || forward_pending(); }
+
+ private:
+  void start_forward();
+
+  TaskManager& m_tasks;
+  Settings& m_settings;
+  std::shared_ptr<const Model> m_model;
+  std::string m_model_path;
+  bool m_model_loading = false;
+  std::string m_model_error;
+  std::shared_ptr<const ForwardResult> m_forward;
+  bool m_forward_running = false, m_rerun = false;
+  int64_t m_forward_gen = 0;
+  std::string m_prompt_error;
+  std::unique_ptr<Database> m_db;
+  std::string m_db_opened;
+  int64_t m_db_gen = 1;
+  std::shared_ptr<std::atomic<int>> m_runs_stored = std::make_shared<std::atomic<int>>(0);
+  int m_runs_seen = 0;
+  std::string m_error_title, m_error_message;
+  bool m_has_error = false;
+
+  // Handed over by tasks under m_mutex.
+  struct Inbox {
+    bool model_done = false;
+    std::shared_ptr<const Model> model;
+    std::string model_path, model_error;
+    bool forward_done = false;
+    std::shared_ptr<const ForwardResult> forward;
+    std::string forward_error;
+  };
+  std::shared_ptr<std::mutex> m_mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<Inbox> m_inbox = std::make_shared<Inbox>();
+};
+
+}  // namespace ms::views
