@@ -48,6 +48,9 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
 void register_report(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_retrieval(CLI::App&, std::vector<std::pair<CLI::App*, Command>>&);
+void register_patch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_batch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_merge(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // The workbench (app/cmd_gui.cpp), built with MECHSCOPE_BUILD_GUI.

@@ -1,5 +1,5 @@
 // `mechscope compare RUN_A RUN_B`: the same metric on two runs (two models, or one model before
-// and after an intervention), head by head, biggest differences first.
+// and after an intervention), head by head, biggest differences first; circuits by node and edge IoU.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -18,7 +18,7 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = app.add_subcommand("compare", "Compare two runs' head scores, biggest differences first");
+  CLI::App* cmd = app.add_subcommand("compare", "Compare two runs' head scores (biggest differences first) and circuits (node / edge IoU)");
   cmd->add_option("run_a", o->a, "first run id")->required();
   cmd->add_option("run_b", o->b, "second run id")->required();
   cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB, else $XDG_DATA_HOME/mechscope/mechscope.db)");
@@ -51,12 +51,35 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
         }
         j["metrics"].push_back(mj);
       }
+      j["circuits"] = nlohmann::json::array();
+      for (const CircuitComparison& cc : c.circuits) {
+        auto num = [](double x) { return std::isnan(x) ? nlohmann::json() : nlohmann::json(x); };
+        j["circuits"].push_back({{"a", cc.name_a}, {"b", cc.name_b}, {"nodes_a", cc.nodes_a}, {"nodes_b", cc.nodes_b},
+                                 {"nodes_common", cc.nodes_common}, {"edges_a", cc.edges_a}, {"edges_b", cc.edges_b},
+                                 {"edges_common", cc.edges_common}, {"node_iou", num(cc.node_iou)},
+                                 {"edge_iou", num(cc.edge_iou)}, {"head_overlap", num(cc.head_overlap)},
+                                 {"heads_only_a", cc.heads_only_a}, {"heads_only_b", cc.heads_only_b}});
+      }
       std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       return 0;
     }
     std::cout << "run " << c.a.id << " (" << c.a.spec.kind << ") vs run " << c.b.id << " (" << c.b.spec.kind
               << "); diff = b - a\n";
-    if (c.metrics.empty()) std::cout << "the two runs share no metric\n";
+    if (c.metrics.empty() && c.circuits.empty()) std::cout << "the two runs share no metric and no circuit\n";
+    auto join = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& x : v) out += (out.empty() ? "" : " ") + x;
+      return out.empty() ? std::string("(none)") : out;
+    };
+    for (const CircuitComparison& cc : c.circuits) {
+      std::printf("\ncircuit %s vs %s: nodes %lld / %lld, %lld shared, IoU %.3f; edges %lld / %lld, %lld shared, IoU %.3f; "
+                  "in-circuit heads IoU %.3f\n",
+                  cc.name_a.c_str(), cc.name_b.c_str(), static_cast<long long>(cc.nodes_a), static_cast<long long>(cc.nodes_b),
+                  static_cast<long long>(cc.nodes_common), cc.node_iou, static_cast<long long>(cc.edges_a),
+                  static_cast<long long>(cc.edges_b), static_cast<long long>(cc.edges_common), cc.edge_iou, cc.head_overlap);
+      std::cout << "  heads only in run " << c.a.id << ": " << join(cc.heads_only_a) << "\n";
+      std::cout << "  heads only in run " << c.b.id << ": " << join(cc.heads_only_b) << "\n";
+    }
     for (const MetricComparison& m : c.metrics) {
       std::printf("\n%s: %d heads in both", m.metric.c_str(), m.n_common);
       if (m.only_a || m.only_b) std::printf(" (%d only in run %lld, %d only in run %lld)", m.only_a,

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   ms::app::register_report(app, cmds);
   ms::app::register_sinks(app, cmds);
   ms::app::register_retrieval(app, cmds);
+  ms::app::register_patch(app, cmds);
+  ms::app::register_circuit(app, cmds);
+  ms::app::register_heads(app, cmds);
   ms::app::register_batch(app, cmds);
   ms::app::register_merge(app, cmds);
 #if MECHSCOPE_WITH_GUI

@@ -72,6 +72,14 @@ Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, c
   }
   for (const auto& [name, s] : in_b)
     if (metric.empty() || name == metric) c.only_b.push_back(name);
+  Result<std::vector<Circuit>> ca = db.get_circuits(run_a);
+  if (!ca) return ca.error();
+  Result<std::vector<Circuit>> cb = db.get_circuits(run_b);
+  if (!cb) return cb.error();
+  for (const Circuit& x : *ca)
+    for (const Circuit& y : *cb)
+      if (x.name == y.name) c.circuits.push_back(compare_circuits(x, y));
+  if (c.circuits.empty() && !ca->empty() && !cb->empty()) c.circuits.push_back(compare_circuits(ca->front(), cb->front()));
   if (!metric.empty() && c.metrics.empty())
     return Error{ErrorCode::kUsage, db.path() + ": metric '" + metric + "' is not in both run " +
                                         std::to_string(run_a) + " and run " + std::to_string(run_b) +

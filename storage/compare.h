@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "storage/circuit_records.h"
 #include "storage/database.h"
 
 namespace ms {
@@ -29,6 +30,7 @@ struct RunComparison {
   RunInfo a, b;
   std::vector<MetricComparison> metrics;      // metrics both runs have, by name
   std::vector<std::string> only_a, only_b;    // metrics one run lacks
+  std::vector<CircuitComparison> circuits;    // circuits of the same name (else the first of each)
 };
 
 MetricComparison compare_scores(const HeadScores& a, const HeadScores& b);

@@ -1,0 +1,224 @@
+// Circuit analysis on tiny random models: the edge graph, the edge-level forward pass against
+// the plain one, EAP against exact edge patching (and its small-delta limit), EAP-IG, ACDC,
+// faithfulness limits, activation patching (self-patch = 1), path patching, DLA sums.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/circuit_discovery.h"
+#include "core/patching.h"
+#include "core/zoo_random.h"
+#include "tests/support/tiny_models.h"
+
+namespace ms {
+namespace {
+
+TaskPairs induction_task(int64_t n = 8, int64_t half = 5, uint64_t seed = 3) {
+  TaskOptions o;
+  o.name = "induction";
+  o.n = n;
+  o.half_len = half;
+  o.seed = seed;
+  Result<TaskPairs> t = make_task(o, nullptr, 50);
+  EXPECT_TRUE(t.ok()) << t.error().message;
+  return *t;
+}
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+TEST(CircuitGraph, Shapes) {
+  auto m = test::tiny_model("gpt2");
+  CircuitGraph g(m->config());
+  EXPECT_EQ(g.n_sources(), 1 + 3 * 5);
+  EXPECT_EQ(g.n_targets(), 3 * 13 + 1);
+  EXPECT_EQ(g.targets()[0].n_upstream, 1);
+  EXPECT_EQ(g.group_of(TargetKind::kMlp, 1).count, 1);
+  EXPECT_EQ(g.targets()[static_cast<size_t>(g.group_of(TargetKind::kMlp, 1).first)].n_upstream, 1 + 5 + 4);
+  EXPECT_EQ(g.targets().back().n_upstream, g.n_sources());
+  auto llama = test::tiny_model("llama");
+  CircuitGraph gl(llama->config());
+  EXPECT_EQ(gl.group_of(TargetKind::kK, 0).count, 2);  // KV heads
+  EXPECT_EQ(gl.group_of(TargetKind::kQ, 0).count, 4);
+  auto neox = test::tiny_model("neox");  // parallel: the MLP does not see its own layer's heads
+  CircuitGraph gn(neox->config());
+  EXPECT_EQ(gn.targets()[static_cast<size_t>(gn.group_of(TargetKind::kMlp, 1).first)].n_upstream, 1 + 5);
+}
+
+TEST(CircuitGraph, EdgeForwardWithZeroOffsetsIsTheForwardPass) {
+  at::NoGradGuard ng;
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "attn_only"}) {
+    auto m = test::tiny_model(fam);
+    CircuitGraph g(m->config());
+    TaskPairs t = induction_task();
+    at::Tensor ref = m->forward(t.clean);
+    EdgeRunOptions o;
+    o.offsets = [&](const TargetGroup& grp, const std::vector<at::Tensor>&) {
+      const int64_t B = t.n(), T = t.seq_len(), d = m->config().d_model;
+      return grp.kind == TargetKind::kMlp || grp.kind == TargetKind::kLogits ? at::zeros({B, T, d})
+                                                                              : at::zeros({B, T, grp.count, d});
+    };
+    EXPECT_LT(max_diff(run_edge_forward(*m, g, t.clean, o), ref), 1e-4) << fam;
+    // Source outputs add up to the residual stream: all edges removed gives the corrupted run.
+    TaskRuns runs = run_task(*m, g, t);
+    EXPECT_NEAR(patched_metric(*m, g, t, runs, all_edges(g).to(at::kFloat)), runs.metric_corrupted, 1e-4) << fam;
+    EXPECT_NEAR(patched_metric(*m, g, t, runs, at::zeros({g.n_targets(), g.n_sources()})), runs.metric_clean, 1e-4) << fam;
+  }
+}
+
+// EAP is the first-order term of exact edge patching: with the corrupted outputs moved towards
+// the clean ones by alpha, exact / alpha tends to the EAP score.
+TEST(CircuitEap, SmallDeltaLimitMatchesExactPatching) {
+  for (const char* fam : {"gpt2", "llama", "neox"}) {
+    auto m = test::tiny_model(fam);
+    CircuitGraph g(m->config());
+    TaskPairs t = induction_task();
+    TaskRuns runs = run_task(*m, g, t);
+    EdgeScores eap = edge_attribution(*m, g, t, runs);
+    const double alpha = 1e-3;
+    TaskRuns near = runs;
+    near.corrupted_out = runs.clean_out + alpha * (runs.corrupted_out - runs.clean_out);
+    std::vector<std::pair<int, int>> edges;
+    for (auto e : g.edges())
+      if (e.first % 3 == 0) edges.push_back(e);
+    EdgeScores ex = exact_edge_patching(*m, g, t, near, edges);
+    double worst = 0, scale = eap.scores.nan_to_num(0).abs().max().item<double>();
+    for (auto [tt, s] : edges)
+      worst = std::max(worst, std::abs(ex.scores[tt][s].item<double>() / alpha - eap.scores[tt][s].item<double>()));
+    EXPECT_LT(worst, 2e-2 * scale) << fam << ": worst " << worst << " of scale " << scale;
+  }
+}
+
+TEST(CircuitEap, RankCorrelationWithExactPatching) {
+  // A near-linear model: small weights.
+  ModelConfig c = test::tiny_config("gpt2");
+  auto m = Model::from_weights(c, random_weights(c, 5, 0.1)).value();
+  CircuitGraph g(c);
+  TaskPairs t = induction_task(16);
+  TaskRuns runs = run_task(*m, g, t);
+  EdgeScores eap = edge_attribution(*m, g, t, runs);
+  EdgeScores ex = exact_edge_patching(*m, g, t, runs);
+  std::vector<double> a, b;
+  for (auto [tt, s] : g.edges()) a.push_back(eap.scores[tt][s].item<double>()), b.push_back(ex.scores[tt][s].item<double>());
+  double rho = spearman(a, b);
+  std::printf("EAP vs exact edge patching: Spearman %.4f over %zu edges\n", rho, a.size());
+  EXPECT_GT(rho, 0.8);
+  // Without the clean outputs EAP takes them from its own gradient pass: the same scores.
+  TaskRuns corrupted_only;
+  corrupted_only.corrupted_out = runs.corrupted_out;
+  EXPECT_LT(max_diff(edge_attribution(*m, g, t, corrupted_only).scores.nan_to_num(0), eap.scores.nan_to_num(0)), 1e-6);
+  // EAP-IG with one step evaluates the gradient at the clean input: EAP itself.
+  EdgeScores ig1 = edge_attribution(*m, g, t, runs, 1);
+  EXPECT_LT(max_diff(ig1.scores.nan_to_num(0), eap.scores.nan_to_num(0)), 1e-6);
+  EdgeScores ig5 = edge_attribution(*m, g, t, runs, 5);
+  std::vector<double> c5;
+  for (auto [tt, s] : g.edges()) c5.push_back(ig5.scores[tt][s].item<double>());
+  std::printf("EAP-IG (m=5) vs exact: Spearman %.4f\n", spearman(c5, b));
+  EXPECT_GT(spearman(c5, b), 0.8);
+}
+
+TEST(CircuitSelection, TopNAndFaithfulnessLimits) {
+  auto m = test::tiny_model("gpt2");
+  CircuitGraph g(m->config());
+  TaskPairs t = induction_task();
+  TaskRuns runs = run_task(*m, g, t);
+  EdgeScores eap = edge_attribution(*m, g, t, runs);
+  at::Tensor top = select_top_n(g, eap.scores, 10);
+  EXPECT_LE(top.sum().item<int64_t>(), 10);
+  Faithfulness full = evaluate_circuit(*m, g, t, runs, all_edges(g));
+  EXPECT_NEAR(full.faithfulness, 1.0, 1e-4);
+  Faithfulness empty = evaluate_circuit(*m, g, t, runs, at::zeros({g.n_targets(), g.n_sources()}, at::kBool));
+  EXPECT_NEAR(empty.normalized, 0.0, 1e-4);
+  EXPECT_EQ(empty.n_nodes, 0);
+}
+
+TEST(CircuitAcdc, TauLimitsAndConsistentLoss) {
+  auto m = test::tiny_model("attn_only");
+  CircuitGraph g(m->config());
+  TaskPairs t = induction_task();
+  TaskRuns runs = run_task(*m, g, t);
+  AcdcOptions o;
+  o.tau = 1e9;
+  AcdcResult all_gone = acdc(*m, g, t, runs, o);
+  EXPECT_EQ(all_gone.kept.sum().item<int64_t>(), 0);
+  o.tau = 0.02;
+  AcdcResult r = acdc(*m, g, t, runs, o);
+  EXPECT_GT(r.n_tested, 0);
+  // The loss ACDC ends with is the KL of the circuit it keeps.
+  at::Tensor removed = all_edges(g).logical_and(r.kept.logical_not()).to(at::kFloat);
+  EdgeRunOptions eo;
+  eo.offsets = patch_edges_offsets(g, removed, runs.corrupted_out);
+  at::NoGradGuard ng;
+  double kl = kl_to_reference(t, answer_log_probs(t, runs.clean_logits), run_edge_forward(*m, g, t.clean, eo)).item<double>();
+  EXPECT_NEAR(kl, r.final_loss, 1e-5);
+  EXPECT_LT(r.final_loss, 0.02 * static_cast<double>(r.n_tested) + 1e-6);
+}
+
+TEST(ActivationPatching, SelfPatchScoresOneAndUnchangedPositionsZero) {
+  for (const char* fam : {"gpt2", "llama"}) {
+    auto m = test::tiny_model(fam);
+    TaskPairs t = induction_task();
+    for (const char* what : {"resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v", "pattern"}) {
+      PatchOptions o;
+      o.what = what;
+      o.self_patch = true;
+      Result<PatchGrid> g = activation_patching(*m, t, o);
+      ASSERT_TRUE(g.ok()) << g.error().message;
+      EXPECT_LT((g->values - 1.0).abs().max().item<double>(), 1e-4) << fam << " " << what;
+      const int64_t heads = std::string(what) == "k" || std::string(what) == "v" ? m->config().n_kv_heads : m->config().n_heads;
+      if (g->axes[1] == "head") {
+        EXPECT_EQ(g->values.size(1), heads) << fam << " " << what;
+      }
+    }
+    PatchOptions o;
+    o.what = "resid_pre";
+    Result<PatchGrid> g = activation_patching(*m, t, o);
+    ASSERT_TRUE(g.ok());
+    // Positions where clean and corrupted agree for every pair: patching layer 0 there is a no-op.
+    at::Tensor same = (t.clean == t.corrupted).all(0);
+    for (int64_t p = 0; p < t.seq_len(); ++p)
+      if (same[p].item<bool>()) {
+        EXPECT_NEAR(g->values[0][p].item<double>(), 0.0, 1e-4) << p;
+      }
+  }
+}
+
+TEST(PathPatching, AgreesWithExactEdgePatchingIntoLogits) {
+  auto m = test::tiny_model("gpt2");
+  CircuitGraph g(m->config());
+  TaskPairs t = induction_task();
+  TaskRuns runs = run_task(*m, g, t);
+  at::Tensor pp = path_patching(*m, g, t, runs, {g.n_targets() - 1});
+  std::vector<std::pair<int, int>> edges;
+  for (int l = 0; l < 3; ++l)
+    for (int h = 0; h < 4; ++h) edges.push_back({g.n_targets() - 1, g.head_source(l, h)});
+  EdgeScores ex = exact_edge_patching(*m, g, t, runs, edges);
+  for (int l = 0; l < 3; ++l)
+    for (int h = 0; h < 4; ++h) {
+      double m_patch = runs.metric_clean + ex.scores[g.n_targets() - 1][g.head_source(l, h)].item<double>();
+      EXPECT_NEAR(pp[l][h].item<double>(), (m_patch - runs.metric_corrupted) / (runs.metric_clean - runs.metric_corrupted), 1e-4);
+    }
+}
+
+TEST(Dla, ComponentsSumToTheLogitDifference) {
+  for (const char* fam : {"gpt2", "llama", "neox"}) {
+    auto m = test::tiny_model(fam);
+    TaskPairs t = induction_task();
+    DlaResult r = direct_logit_attribution(*m, t);
+    double sum = r.bias_terms;
+    for (double x : r.per_component) sum += x;
+    EXPECT_NEAR(sum, r.logit_diff, 1e-4 * std::max(1.0, std::abs(r.logit_diff))) << fam;
+    if (!m->config().o_bias) {  // heads add up to their layer's attention output
+      for (int64_t l = 0; l < m->config().n_layers; ++l) {
+        size_t ci = 0;
+        while (r.components[ci] != "attn" + std::to_string(l)) ++ci;
+        EXPECT_NEAR(r.per_head[l].sum().item<double>(), r.per_component[ci], 1e-6) << fam << " layer " << l;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ms
