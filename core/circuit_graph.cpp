@@ -141,17 +141,27 @@ at::Tensor hook_normalized(const ModelConfig& c, const at::Tensor& x, const at::
 }
 
 // One projection (q, k or v) of per-head inputs x [B, T, n, d] -> [B, T, n, d_head].
+// The rows of w_qkv (and b_qkv) that one projection's heads use: [row0, row0 + n * d_head).
+struct QkvRows {
+  int64_t row0 = 0, n = 0;
+};
+QkvRows qkv_rows(const ModelConfig& c, TargetKind kind) {
+  if (kind == TargetKind::kK) return {c.n_heads * c.d_head, c.n_kv_heads};
+  if (kind == TargetKind::kV) return {(c.n_heads + c.n_kv_heads) * c.d_head, c.n_kv_heads};
+  return {0, c.n_heads};
+}
+// That projection's weights per head, [n, d_head, d_model] float32.
+at::Tensor head_weights(const ModelConfig& c, const LayerWeights& lw, const QkvRows& r) {
+  return lw.w_qkv.narrow(0, r.row0, r.n * c.d_head).to(at::kFloat).view({r.n, c.d_head, c.d_model});
+}
+
 at::Tensor project_heads(const Model& m, int layer, TargetKind kind, const at::Tensor& x) {
   const ModelConfig& c = m.config();
   const LayerWeights& lw = m.weights().layers[static_cast<size_t>(layer)];
-  const int64_t H = c.n_heads, KV = c.n_kv_heads, dh = c.d_head;
-  int64_t row0 = 0, n = H;
-  if (kind == TargetKind::kK) row0 = H * dh, n = KV;
-  if (kind == TargetKind::kV) row0 = (H + KV) * dh, n = KV;
-  at::Tensor w = lw.w_qkv.narrow(0, row0, n * dh).to(at::kFloat).view({n, dh, c.d_model});
+  const QkvRows r = qkv_rows(c, kind);
   at::Tensor xn = apply_norm(c, x, lw.ln1_w, lw.ln1_b);  // (B, T, n, d)
-  at::Tensor out = at::einsum("btnd,nkd->btnk", {xn, w});
-  if (lw.b_qkv.defined()) out = out + lw.b_qkv.narrow(0, row0, n * dh).to(at::kFloat).view({n, dh});
+  at::Tensor out = at::einsum("btnd,nkd->btnk", {xn, head_weights(c, lw, r)});
+  if (lw.b_qkv.defined()) out = out + lw.b_qkv.narrow(0, r.row0, r.n * c.d_head).to(at::kFloat).view({r.n, c.d_head});
   return out.to(m.dtype());
 }
 
@@ -181,11 +191,7 @@ struct LinearizedHeadInput : public torch::autograd::Function<LinearizedHeadInpu
 at::Tensor linearized_heads(const Model& m, int layer, TargetKind kind, const at::Tensor& resid, const at::Tensor& eps) {
   const ModelConfig& c = m.config();
   const LayerWeights& lw = m.weights().layers[static_cast<size_t>(layer)];
-  const int64_t H = c.n_heads, KV = c.n_kv_heads, dh = c.d_head;
-  int64_t row0 = 0, n = H;
-  if (kind == TargetKind::kK) row0 = H * dh, n = KV;
-  if (kind == TargetKind::kV) row0 = (H + KV) * dh, n = KV;
-  at::Tensor W = lw.w_qkv.narrow(0, row0, n * dh).to(at::kFloat).view({n, dh, c.d_model});
+  at::Tensor W = head_weights(c, lw, qkv_rows(c, kind));
   at::Tensor x = resid.detach().to(at::kFloat);
   const bool ln = c.norm == NormKind::kLayerNorm;
   if (ln) x = x - x.mean(-1, true);

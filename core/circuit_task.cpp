@@ -75,6 +75,30 @@ void stack_pairs(TaskPairs& t, const std::vector<std::vector<int32_t>>& clean,
     }
 }
 
+// One clean/corrupted text pair whose answer is read at the last position.
+void add_text_pair(TaskPairs& t, int32_t answer, int32_t distractor, const std::string& clean_text,
+                   const std::string& corrupted_text, std::vector<int32_t> clean_ids,
+                   std::vector<int32_t> corrupted_ids, std::vector<std::vector<int32_t>>& clean,
+                   std::vector<std::vector<int32_t>>& corrupted) {
+  t.answer.push_back(answer);
+  t.distractor.push_back(distractor);
+  t.answer_pos.push_back(static_cast<int64_t>(clean_ids.size()) - 1);
+  t.clean_text.push_back(clean_text);
+  t.corrupted_text.push_back(corrupted_text);
+  clean.push_back(std::move(clean_ids));
+  corrupted.push_back(std::move(corrupted_ids));
+}
+
+// Stacks the surviving pairs (padded with EOS), or says that none survived the filter.
+Result<TaskPairs> finish_text_task(TaskPairs t, const std::vector<std::vector<int32_t>>& clean,
+                                   const std::vector<std::vector<int32_t>>& corrupted, const Tokenizer& tok,
+                                   const std::string& none_survived) {
+  t.n_kept = static_cast<int64_t>(clean.size());
+  if (clean.empty()) return Error{ErrorCode::kBadInput, none_survived};
+  stack_pairs(t, clean, corrupted, tok.special().eos >= 0 ? tok.special().eos : 0);
+  return t;
+}
+
 Result<TaskPairs> make_ioi(const TaskOptions& o, const Tokenizer& tok) {
   std::mt19937_64 rng(o.seed);
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
@@ -107,20 +131,11 @@ Result<TaskPairs> make_ioi(const TaskOptions& o, const Tokenizer& tok) {
     if (!ok) continue;
     std::vector<int32_t> ci = encode_prompt(tok, ct, o.bos), xi = encode_prompt(tok, xt, o.bos);
     if (ci.size() != xi.size()) continue;
-    t.answer.push_back(a);
-    t.distractor.push_back(d);
-    t.answer_pos.push_back(static_cast<int64_t>(ci.size()) - 1);
-    t.clean_text.push_back(ct);
-    t.corrupted_text.push_back(xt);
-    clean.push_back(std::move(ci));
-    corrupted.push_back(std::move(xi));
+    add_text_pair(t, a, d, ct, xt, std::move(ci), std::move(xi), clean, corrupted);
   }
-  t.n_kept = static_cast<int64_t>(clean.size());
-  if (clean.empty())
-    return Error{ErrorCode::kBadInput, "ioi: no prompt survived the single-token filter (none of the names is "
-                                       "one token with this tokenizer)"};
-  stack_pairs(t, clean, corrupted, tok.special().eos >= 0 ? tok.special().eos : 0);
-  return t;
+  return finish_text_task(std::move(t), clean, corrupted, tok,
+                          "ioi: no prompt survived the single-token filter (none of the names is one token "
+                          "with this tokenizer)");
 }
 
 Result<TaskPairs> make_greater_than(const TaskOptions& o, const Tokenizer& tok) {
@@ -149,20 +164,11 @@ Result<TaskPairs> make_greater_than(const TaskOptions& o, const Tokenizer& tok) 
     std::vector<int32_t> tail = tok.encode(std::string(" 17") + buf, false, false);
     if (tail.size() != 2 || tail[1] != t.year_ids[yy] || ci.size() != xi.size()) continue;
     t.yy.push_back(yy);
-    t.answer.push_back(t.year_ids[yy]);
-    t.distractor.push_back(t.year_ids[yy]);
-    t.answer_pos.push_back(static_cast<int64_t>(ci.size()) - 1);
-    t.clean_text.push_back(ct);
-    t.corrupted_text.push_back(xt);
-    clean.push_back(std::move(ci));
-    corrupted.push_back(std::move(xi));
+    add_text_pair(t, t.year_ids[yy], t.year_ids[yy], ct, xt, std::move(ci), std::move(xi), clean, corrupted);
   }
-  t.n_kept = static_cast<int64_t>(clean.size());
-  if (clean.empty())
-    return Error{ErrorCode::kBadInput, "greater-than: no prompt survived the single-token filter (two-digit "
-                                       "years are not single tokens with this tokenizer)"};
-  stack_pairs(t, clean, corrupted, tok.special().eos >= 0 ? tok.special().eos : 0);
-  return t;
+  return finish_text_task(std::move(t), clean, corrupted, tok,
+                          "greater-than: no prompt survived the single-token filter (two-digit years are not "
+                          "single tokens with this tokenizer)");
 }
 
 Result<TaskPairs> make_induction(const TaskOptions& o, int64_t d_vocab, int32_t bos) {
