@@ -85,7 +85,7 @@ void register_retrieval(CLI::App& app, std::vector<std::pair<CLI::App*, Command>
     if (!o->lengths.empty()) {
       for (int32_t v : parse_ids(o->lengths)) lengths.push_back(v);
     } else {
-      lengths = default_lengths(c.n_ctx, 10, std::min<int64_t>(256, std::max<int64_t>(c.n_ctx / 8, 32)));
+      lengths = default_lengths_for(c.n_ctx);
     }
     for (int64_t l : lengths)
       if (l < 8 || l >= c.n_ctx) fail_usage("--lengths: " + std::to_string(l) + " must be in [8, " + std::to_string(c.n_ctx) + ")");
