@@ -91,7 +91,8 @@ void launch_retrieval(Workbench& wb, const RetrievalParams& params) {
     wb.show_error("Retrieval analysis", e.what());
     return;
   }
-  cfg.needles = params.needles.empty() ? default_needles_file(wb.model_path()) : params.needles;
+  // Models without a tokenizer take token-id needles (core/needle.h id_episodes): no file.
+  if (model->tokenizer()) cfg.needles = params.needles.empty() ? default_needles_file(wb.model_path()) : params.needles;
   cfg.depths = params.depths;
   cfg.threshold = params.threshold;
   cfg.mask_top = params.mask_top;
