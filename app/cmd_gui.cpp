@@ -45,6 +45,53 @@ std::vector<std::pair<int, int>> parse_heads(const std::string& text, const std:
   return out;
 }
 
+// --launch "KIND [key=value ...]": the Analyses window's parameters for a headless launch.
+struct Launch {
+  std::string kind;
+  views::SinksParams sinks;
+  views::RetrievalParams retrieval;
+  views::HeadsParams heads;
+};
+
+Launch parse_launch(const std::string& text) {
+  std::istringstream in(text);
+  Launch l;
+  in >> l.kind;
+  if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads")
+    fail_usage("--launch '" + text + "': expected sinks, retrieval or heads, then key=value parameters");
+  for (std::string kv; in >> kv;) {
+    size_t eq = kv.find('=');
+    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    bool ok = eq != std::string::npos;
+    try {
+      if (!ok) {
+      } else if (l.kind == "sinks" && k == "epsilon") l.sinks.epsilon = std::stod(v);
+      else if (l.kind == "sinks" && k == "hidden_threshold") l.sinks.hidden_threshold = std::stod(v);
+      else if (l.kind == "sinks" && k == "prompts") l.sinks.prompts_file = v;
+      else if (l.kind == "retrieval" && k == "needles") l.retrieval.needles = v;
+      else if (l.kind == "retrieval" && k == "lengths") l.retrieval.lengths = v;
+      else if (l.kind == "retrieval" && k == "depths") l.retrieval.depths = std::stoll(v);
+      else if (l.kind == "retrieval" && k == "threshold") l.retrieval.threshold = std::stod(v);
+      else if (l.kind == "retrieval" && k == "mask_top") l.retrieval.mask_top = std::stoll(v);
+      else if (l.kind == "heads" && k == "detect") {
+        l.heads.previous = v.find("previous") != std::string::npos;
+        l.heads.duplicate = v.find("duplicate") != std::string::npos;
+        l.heads.induction = v.find("induction") != std::string::npos;
+      } else if (l.kind == "heads" && k == "input") {
+        ok = v == "prompt" || v == "random";
+        l.heads.on_prompt = v == "prompt";
+      } else if (l.kind == "heads" && k == "seq_len") l.heads.seq_len = std::stoll(v);
+      else if (l.kind == "heads" && k == "n") l.heads.n = std::stoll(v);
+      else if (l.kind == "heads" && k == "seed") l.heads.seed = std::stoull(v);
+      else ok = false;
+    } catch (const std::logic_error&) {
+      ok = false;
+    }
+    if (!ok) fail_usage("--launch: '" + kv + "' is not a parameter of " + l.kind + " (or its value is bad)");
+  }
+  return l;
+}
+
 int run_gui(const GuiOptions& o) {
   int width = 1280, height = 800;
   if (std::sscanf(o.size.c_str(), "%dx%d", &width, &height) != 2 || width < 200 || height < 150)
@@ -59,7 +106,8 @@ int run_gui(const GuiOptions& o) {
   if (headless && model.empty() && o.view != "runs" && o.view != "circuit")
     fail_usage("--screenshot needs --model DIR (the default model " + std::string(kDefaultModel) + " is absent)");
 
-  if (!o.launch.empty() && o.launch != "sinks") fail_usage("--launch '" + o.launch + "': expected sinks");
+  Launch launch;
+  if (!o.launch.empty()) launch = parse_launch(o.launch);
   if (!o.launch.empty() && model.empty()) fail_usage("--launch needs a model");
   std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
   std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
@@ -116,7 +164,9 @@ int run_gui(const GuiOptions& o) {
     (*win)->begin_frame(idle ? 0.2 : 0);
     shell.frame();
     if (!o.launch.empty() && !launched && wb.model() && !wb.busy()) {  // once the prompt has run
-      views::launch_sinks(wb, views::SinksParams{});
+      if (launch.kind == "sinks") views::launch_sinks(wb, launch.sinks);
+      if (launch.kind == "retrieval") views::launch_retrieval(wb, launch.retrieval);
+      if (launch.kind == "heads") views::launch_heads(wb, launch.heads);
       launched = true;
     }
     (*win)->render();
@@ -159,7 +209,8 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
-  cmd->add_option("--launch", o->launch, "start this analysis on the prompt once the model is open (sinks)");
+  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads [key=value ...]' "
+                 "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });

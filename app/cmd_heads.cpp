@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <sstream>
 
 #include "app/circuit_common.h"
 #include "core/head_detectors.h"
+#include "storage/analysis_runs.h"
 
 namespace ms::app {
 namespace {
@@ -24,42 +24,20 @@ struct Opts : ModelOptions {
   int top = 5;
 };
 
-// [BOS] r_1..r_n r_1..r_n with distinct random tokens r (each token's earlier occurrence is
-// exactly one, so duplicate and induction patterns are unambiguous).
-at::Tensor repeated_sequences(const Model& m, const Opts& o) {
+// --vocab-range LO:HI -> [lo, hi); usage error on bad text.
+std::pair<int64_t, int64_t> vocab_range(const Model& m, const std::string& text) {
   int64_t lo = 0, hi = m.config().d_vocab;
-  if (!o.vocab_range.empty()) {
-    size_t colon = o.vocab_range.find(':');
+  if (!text.empty()) {
+    size_t colon = text.find(':');
     try {
-      if (colon == std::string::npos) throw std::invalid_argument(o.vocab_range);
-      lo = std::stoll(o.vocab_range.substr(0, colon));
-      hi = std::stoll(o.vocab_range.substr(colon + 1));
+      if (colon == std::string::npos) throw std::invalid_argument(text);
+      lo = std::stoll(text.substr(0, colon));
+      hi = std::stoll(text.substr(colon + 1));
     } catch (const std::logic_error&) {
-      fail_usage("--vocab-range '" + o.vocab_range + "': expected LO:HI");
+      fail_usage("--vocab-range '" + text + "': expected LO:HI");
     }
   }
-  if (lo < 0 || hi > m.config().d_vocab || hi - lo < o.seq_len)
-    fail_usage("--vocab-range must lie in [0, " + std::to_string(m.config().d_vocab) + ") and hold --seq-len tokens");
-  if (o.seq_len < 2 || o.n < 1) fail_usage("--seq-len must be at least 2 and --n at least 1");
-  int32_t bos = -1;
-  if (!o.no_bos) bos = m.tokenizer() ? m.tokenizer()->special().bos : m.config().bos_token_id;
-  const int64_t T = 2 * o.seq_len + (bos >= 0 ? 1 : 0);
-  if (m.config().pos == PosKind::kLearned && T > m.config().n_ctx)
-    fail_usage("--seq-len: " + std::to_string(T) + " tokens exceed the model's " + std::to_string(m.config().n_ctx) + " positions");
-  std::mt19937_64 rng(o.seed);
-  at::Tensor out = at::empty({o.n, T}, at::kLong);
-  for (int64_t i = 0; i < o.n; ++i) {
-    std::vector<int64_t> r;
-    while (static_cast<int64_t>(r.size()) < o.seq_len) {
-      int64_t x = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
-      if (x != bos && std::find(r.begin(), r.end(), x) == r.end()) r.push_back(x);
-    }
-    int64_t j = 0;
-    if (bos >= 0) out[i][j++] = bos;
-    for (int rep = 0; rep < 2; ++rep)
-      for (int64_t x : r) out[i][j++] = x;
-  }
-  return out;
+  return {lo, hi};
 }
 
 }  // namespace
@@ -97,24 +75,22 @@ void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
     dopt.exclude_current_token = o->exclude_current;
     dopt.error_measure = o->error_measure == "abs" ? ErrorMeasure::kAbs : ErrorMeasure::kMul;
     std::unique_ptr<Model> m = load_model(*o);
-    at::Tensor tokens = repeated_sequences(*m, *o);
+    auto [lo, hi] = vocab_range(*m, o->vocab_range);
+    Result<at::Tensor> seqs = repeated_sequences(*m, o->seq_len, o->n, o->seed, lo, hi, o->no_bos);
+    if (!seqs) throw InputError(seqs.error().message, seqs.error().code);
+    at::Tensor tokens = *seqs;
     std::unique_ptr<Database> db = open_database(o->db, false);
     nlohmann::json params = {{"detect", o->detect}, {"seq_len", o->seq_len}, {"n", o->n}, {"seed", o->seed},
                              {"error_measure", o->error_measure}, {"exclude_bos", o->exclude_bos},
                              {"exclude_current_token", o->exclude_current}};
-    const int64_t run = begin_cli_run(*db, *m, "heads", params.dump());
-    RunResults res;
+    Result<HeadsRunOutcome> done = run_heads_stored(*db, *m, tokens, patterns, dopt, params.dump(), shell_join(command_line()));
+    if (!done) throw InputError(done.error().message, done.error().code);
+    const int64_t run = done->run_id;
     nlohmann::json j = {{"run", run}, {"detectors", nlohmann::json::object()}};
     std::ostringstream text;
-    for (HeadPattern p : patterns) {
-      Result<at::Tensor> s = detect_heads(*m, tokens, p, dopt);
-      if (!s) {
-        (void)db->fail_run(run, s.error().message);
-        throw InputError(s.error().message, s.error().code);
-      }
-      res.scores.push_back(head_scores_from_tensor(head_pattern_name(p), *s));
+    for (const auto& [p, s] : done->scores) {
       std::vector<std::pair<double, int64_t>> ranked;
-      at::Tensor flat = s->reshape(-1);
+      at::Tensor flat = s.reshape(-1);
       for (int64_t i = 0; i < flat.numel(); ++i) ranked.push_back({flat[i].item<double>(), i});
       std::sort(ranked.rbegin(), ranked.rend());
       nlohmann::json top = nlohmann::json::array();
@@ -129,8 +105,6 @@ void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
       text << "\n";
       j["detectors"][head_pattern_name(p)] = top;
     }
-    res.tensors.push_back({"tokens", tokens, R"({"kind":"tokens","axes":["sequence","position"]})"});
-    throw_if_failed(db->finish_run(run, res));
     if (o->json) {
       std::cout << j.dump(2) << "\n";
     } else {

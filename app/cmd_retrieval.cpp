@@ -16,6 +16,7 @@
 #include "app/progress.h"
 #include "core/needle.h"
 #include "core/retrieval.h"
+#include "storage/analysis_runs.h"
 #include "storage/database.h"
 
 namespace ms::app {
@@ -32,18 +33,6 @@ struct Opts : ModelOptions {
   int top = 10;
 };
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
-
-std::string heads_text(const std::vector<HeadRef>& hs) {
-  std::string s;
-  for (const auto& h : hs) s += (s.empty() ? "" : ",") + h.name();
-  return s.empty() ? "none" : s;
-}
-
 std::string fmt_grid_row(const at::Tensor& acc, int64_t li) {
   std::string s;
   char buf[16];
@@ -53,68 +42,6 @@ std::string fmt_grid_row(const at::Tensor& acc, int64_t li) {
   }
   return s;
 }
-
-// One grid condition (unmasked or with heads masked), cell by cell with resume.
-struct Runner {
-  const Model& model;
-  Database& db;
-  const std::vector<NeedleEpisode>& eps;
-  const RetrievalOptions& ro;
-  RunSpec base;
-  std::string key_prefix;
-  bool resume;
-  ProgressBar& bar;
-  int64_t& done;
-  int64_t reused = 0;
-  std::function<std::string(const std::vector<int32_t>&)> decode;
-
-  std::vector<EpisodeResult> run(const std::vector<HeadRef>& masked, int64_t parent_run) {
-    std::vector<EpisodeResult> out;
-    const ModelConfig& c = model.config();
-    for (const NeedleEpisode& ep : eps) {
-      if (g_cancel) break;
-      std::string key = key_prefix + "|mask=" + heads_text(masked) + "|cell=" + std::to_string(ep.length_index) + "," +
-                        std::to_string(ep.depth_index) + "," + std::to_string(ep.needle_index);
-      EpisodeResult r;
-      bool have = false;
-      if (resume) {
-        Result<std::optional<int64_t>> f = db.find_done_run("retrieval-item", key);
-        if (f && f->has_value()) {
-          Result<at::Tensor> hs = db.get_tensor(**f, "head_score");
-          Result<at::Tensor> oc = db.get_tensor(**f, "outcome");
-          Result<at::Tensor> gen = db.get_tensor(**f, "generated");
-          if (hs && oc && gen && hs->dim() == 2 && hs->size(0) == c.n_layers && hs->size(1) == c.n_heads) {
-            r.head_score = hs->to(at::kDouble);
-            r.rouge = (*oc)[0].item<double>();
-            r.correct = (*oc)[1].item<double>() > 0.5;
-            for (int64_t i = 0; i < gen->numel(); ++i) r.generated.push_back(static_cast<int32_t>((*gen)[i].item<int64_t>()));
-            have = true;
-            ++reused;
-          }
-        }
-      }
-      if (!have) {
-        r = run_needle_episode(model, ep, ro, masked, masked.empty(), decode);
-        RunSpec s = base;
-        s.kind = "retrieval-item";
-        s.resume_key = key;
-        s.params_json = nlohmann::json({{"length_index", ep.length_index}, {"depth_index", ep.depth_index},
-                                        {"needle_index", ep.needle_index}, {"masked", heads_text(masked)}}).dump();
-        RunResults rr;
-        std::vector<int64_t> gen(r.generated.begin(), r.generated.end());
-        rr.tensors.push_back({"head_score", r.head_score, R"({"kind":"head-score"})"});
-        rr.tensors.push_back({"outcome", at::tensor({r.rouge, r.correct ? 1.0 : 0.0}, at::kDouble), R"({"fields":["rouge1","correct"]})"});
-        rr.tensors.push_back({"generated", at::tensor(gen, at::kLong), "{}"});
-        rr.links.push_back({0, "item-of", parent_run});
-        Result<int64_t> id = db.store_run(s, rr);
-        if (!id) throw InputError(id.error().message, id.error().code);
-      }
-      out.push_back(std::move(r));
-      bar.update(++done);
-    }
-    return out;
-  }
-};
 
 void print_heatmap(const at::Tensor& s) {
   static const char* kShades = " .:-=+*#%@";
@@ -158,156 +85,59 @@ void register_retrieval(CLI::App& app, std::vector<std::pair<CLI::App*, Command>
     if (!o->lengths.empty()) {
       for (int32_t v : parse_ids(o->lengths)) lengths.push_back(v);
     } else {
-      lengths = default_lengths(c.n_ctx, 10, std::min<int64_t>(256, std::max<int64_t>(c.n_ctx / 8, 32)));
+      lengths = default_lengths_for(c.n_ctx);
     }
     for (int64_t l : lengths)
       if (l < 8 || l >= c.n_ctx) fail_usage("--lengths: " + std::to_string(l) + " must be in [8, " + std::to_string(c.n_ctx) + ")");
-    std::vector<double> depths = depth_fractions(o->depths);
-
-    RetrievalOptions ro;
-    ro.max_new = o->max_new;
-    ro.threshold = o->threshold;
-    ro.exact_match = o->exact || !m->tokenizer();
-    std::vector<NeedleEpisode> eps;
-    std::string source;
-    if (m->tokenizer()) {
-      std::string hay;
-      if (!o->haystack.empty()) {
-        std::ifstream in(o->haystack, std::ios::binary);
-        if (!in) throw InputError(o->haystack + ": cannot open the haystack file");
-        std::stringstream ss;
-        ss << in.rdbuf();
-        hay = ss.str();
-      } else {
-        hay = procedural_haystack(4000);
-      }
-      std::vector<Needle> needles = default_needles();
-      if (!o->needles.empty()) {
-        Result<std::vector<Needle>> r = read_needles(o->needles);
-        if (!r) throw InputError(r.error().message, r.error().code);
-        needles = *r;
-      }
-      Result<std::vector<NeedleEpisode>> e = text_episodes(*m, hay, needles, lengths, depths);
-      if (!e) throw InputError(e.error().message, e.error().code);
-      eps = std::move(*e);
-      std::vector<int32_t> nl = m->tokenizer()->encode("\n", false);
-      if (!nl.empty()) ro.stop_ids.push_back(nl.back());
-      if (c.eos_token_id >= 0) ro.stop_ids.push_back(static_cast<int32_t>(c.eos_token_id));
-      std::string ns;
-      for (const auto& n : needles) ns += n.needle + "\x1f" + n.question + "\x1f" + n.answer + "\x1e";
-      source = std::to_string(fnv1a(hay)) + ":" + std::to_string(fnv1a(ns));
-    } else {
-      IdEpisodeSpec spec;
-      spec.vocab = c.d_vocab;
-      spec.n_needles = o->id_needles;
-      for (int64_t l : lengths)
-        if (l + spec.needle_len > c.n_ctx) fail_usage("--lengths: " + std::to_string(l) + " leaves no room to decode the needle");
-      eps = id_episodes(spec, lengths, depths);
-      source = "ids:" + std::to_string(spec.needle_len) + ":" + std::to_string(spec.n_needles);
-    }
-
+    RetrievalRunConfig cfg;
+    cfg.haystack = o->haystack;
+    cfg.needles = o->needles;
+    cfg.lengths = lengths;
+    cfg.depths = o->depths;
+    cfg.mask_top = o->mask_top;
+    cfg.mask_random = o->mask_random;
+    cfg.seeds = o->seeds;
+    cfg.max_new = o->max_new;
+    cfg.id_needles = o->id_needles;
+    cfg.threshold = o->threshold;
+    cfg.exact_match = o->exact;
+    cfg.resume = o->resume;
+    cfg.command = shell_join(command_line());
     std::unique_ptr<Database> db = open_database(o->db, false);
-    Result<int64_t> model_id = db->register_model(*m);
-    if (!model_id) throw InputError(model_id.error().message, model_id.error().code);
-    nlohmann::json params = {{"lengths", lengths}, {"depths", o->depths}, {"max_new", o->max_new},
-                             {"exact_match", ro.exact_match}, {"source", source},
-                             {"haystack", o->haystack.empty() ? "procedural" : o->haystack},
-                             {"needles", o->needles.empty() ? "default" : o->needles}};
-    const std::string key_prefix = "m" + std::to_string(*model_id) + ":" + std::to_string(fnv1a(params.dump()));
-    params["threshold"] = o->threshold;
-    RunSpec spec;
-    spec.kind = "retrieval";
-    spec.model_id = *model_id;
-    spec.params_json = params.dump();
-    spec.command = shell_join(command_line());
-    Result<int64_t> run = db->begin_run(spec);
-    if (!run) throw InputError(run.error().message, run.error().code);
 
-    const int64_t n_l = static_cast<int64_t>(lengths.size()), n_d = static_cast<int64_t>(depths.size());
-    int64_t conditions = 1 + (o->mask_top > 0 ? 1 : 0) + (o->mask_random > 0 ? o->seeds : 0);
     g_cancel = false;
     auto old = std::signal(SIGINT, on_sigint);
-    ProgressBar bar("retrieval", conditions * static_cast<int64_t>(eps.size()), o->json);
-    int64_t done = 0;
-    Runner runner{*m, *db, eps, ro, spec, key_prefix, o->resume, bar, done, 0, {}};
-    if (m->tokenizer()) runner.decode = [&](const std::vector<int32_t>& ids) { return m->tokenizer()->decode(ids, true); };
-    auto interrupted = [&](int64_t id) {
-      bar.finish();
-      std::signal(SIGINT, old);
-      (void)db->cancel_run(id, "interrupted; finished cells are kept, re-run with --resume");
-      throw InputError("interrupted; run " + std::to_string(id) + " marked cancelled (re-run with --resume to continue)",
-                       ErrorCode::kInternal);
-    };
-    std::vector<EpisodeResult> res = runner.run({}, *run);
-    if (g_cancel) interrupted(*run);
-    RetrievalReport rep = aggregate_retrieval(eps, res, n_l, n_d, c.n_layers, c.n_heads);
-    RunResults rr;
-    rr.scores.push_back(head_scores_from_tensor("retrieval_score", rep.head_score));
-    std::string grid_meta = nlohmann::json({{"kind", "grid"}, {"axes", {"length", "depth"}}, {"lengths", lengths},
-                                            {"depths", depths}, {"unit", "% correct"}}).dump();
-    rr.tensors.push_back({"accuracy", rep.accuracy, grid_meta});
-    Status st = db->finish_run(*run, rr);
-    if (!st) throw InputError(st.error().message, st.error().code);
-    std::vector<HeadRef> ret = retrieval_heads(rep.head_score, o->threshold);
-
-    // The causal check: masked re-runs, each a run linked to the detection run.
-    struct Condition {
-      std::string name;
-      int64_t run_id = 0;
-      at::Tensor accuracy;
-      std::vector<std::string> heads;
-    };
-    std::vector<Condition> conds;
-    auto masked_run = [&](const std::string& name, const std::vector<HeadRef>& hs, const std::string& tensor_name,
-                          Condition* into) {
-      RunSpec ms = spec;
-      ms.kind = "retrieval-mask";
-      ms.params_json = nlohmann::json({{"condition", name}, {"heads", heads_text(hs)}}).dump();
-      Result<int64_t> id = db->begin_run(ms);
-      if (!id) throw InputError(id.error().message, id.error().code);
-      std::vector<EpisodeResult> r = runner.run(hs, *id);
-      if (g_cancel) interrupted(*id);
-      RetrievalReport mr = aggregate_retrieval(eps, r, n_l, n_d, c.n_layers, c.n_heads);
-      RunResults out;
-      out.tensors.push_back({tensor_name, mr.accuracy, grid_meta});
-      out.links.push_back({0, "masked-from", *run});
-      Status s = db->finish_run(*id, out);
-      if (!s) throw InputError(s.error().message, s.error().code);
-      into->heads.push_back(heads_text(hs));
-      into->accuracy = into->accuracy.defined() ? into->accuracy + mr.accuracy : mr.accuracy;
-      into->run_id = *id;
-    };
-    if (o->mask_top > 0) {
-      std::vector<std::pair<HeadRef, double>> ranked = rank_heads(rep.head_score);
-      std::vector<HeadRef> hs;
-      for (int64_t i = 0; i < o->mask_top && i < static_cast<int64_t>(ranked.size()); ++i) hs.push_back(ranked[static_cast<size_t>(i)].first);
-      Condition cd;
-      cd.name = "top-" + std::to_string(o->mask_top);
-      masked_run(cd.name, hs, "accuracy", &cd);
-      conds.push_back(cd);
-    }
-    if (o->mask_random > 0) {
-      Condition cd;
-      cd.name = "random-" + std::to_string(o->mask_random);
-      for (int64_t s = 0; s < o->seeds; ++s)
-        masked_run(cd.name + " seed " + std::to_string(s), random_heads(c.n_layers, c.n_heads, ret, o->mask_random, static_cast<uint64_t>(s)),
-                   "accuracy", &cd);
-      cd.accuracy = cd.accuracy / static_cast<double>(o->seeds);
-      conds.push_back(cd);
-    }
-    bar.finish(runner.reused > 0 ? std::to_string(runner.reused) + " cells resumed" : "");
+    std::unique_ptr<ProgressBar> bar;  // made at the first cell, when the total is known
+    Result<RetrievalRunOutcome> done = run_retrieval_stored(*db, *m, cfg, [&](int64_t d, int64_t total) {
+      if (!bar) bar = std::make_unique<ProgressBar>("retrieval", total, o->json);
+      bar->update(d);
+    }, &g_cancel);
     std::signal(SIGINT, old);
+    if (!done) {
+      if (bar) bar->finish();
+      throw InputError(done.error().message, done.error().code);
+    }
+    if (done->cancelled) {
+      if (bar) bar->finish();
+      throw InputError("interrupted; run " + std::to_string(done->cancelled_run) +
+                       " marked cancelled (re-run with --resume to continue)", ErrorCode::kInternal);
+    }
+    if (bar) bar->finish(done->reused > 0 ? std::to_string(done->reused) + " cells resumed" : "");
+    const RetrievalReport& rep = done->report;
+    const std::vector<HeadRef>& ret = done->retrieval_heads;
+    const std::vector<RetrievalConditionResult>& conds = done->conditions;
+    const int64_t n_l = static_cast<int64_t>(lengths.size());
 
     std::vector<std::pair<HeadRef, double>> ranked = rank_heads(rep.head_score);
     const size_t top = static_cast<size_t>(std::max(0, o->top));
     double base_acc = rep.accuracy.mean().item<double>();
     if (o->json) {
       nlohmann::json j;
-      j["run_id"] = *run;
+      j["run_id"] = done->run_id;
       j["tests"] = rep.n_tests;
       j["counted"] = rep.n_counted;
       j["accuracy"] = base_acc;
-      j["resumed_cells"] = runner.reused;
+      j["resumed_cells"] = done->reused;
       j["top_heads"] = nlohmann::json::array();
       for (size_t i = 0; i < std::min(top, ranked.size()); ++i)
         j["top_heads"].push_back({{"layer", ranked[i].first.layer}, {"head", ranked[i].first.head}, {"score", ranked[i].second}});
@@ -322,7 +152,7 @@ void register_retrieval(CLI::App& app, std::vector<std::pair<CLI::App*, Command>
       return 0;
     }
     std::printf("run %lld: %lld tests (%lld retrieved), %lld layers x %lld heads, accuracy %.1f%%\n",
-                static_cast<long long>(*run), static_cast<long long>(rep.n_tests), static_cast<long long>(rep.n_counted),
+                static_cast<long long>(done->run_id), static_cast<long long>(rep.n_tests), static_cast<long long>(rep.n_counted),
                 static_cast<long long>(c.n_layers), static_cast<long long>(c.n_heads), base_acc);
     print_heatmap(rep.head_score);
     std::printf("top heads (retrieval heads: score > %.2f: %s):\n", o->threshold, heads_text(ret).c_str());

@@ -6,7 +6,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <functional>
+#include <random>
+
+#include "core/tokenizer.h"
 
 namespace ms {
 namespace {
@@ -127,6 +131,36 @@ Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& t
       // Column k, from the queries that can see it: [B, H, T - k] -> mean over queries and batch.
       return a.select(3, k).narrow(2, k, T - k).to(at::kDouble).mean(at::IntArrayRef{0, 2});
     });
+  });
+}
+
+Result<at::Tensor> repeated_sequences(const Model& m, int64_t seq_len, int64_t n, uint64_t seed, int64_t lo,
+                                      int64_t hi, bool no_bos) {
+  return guard([&] {
+    if (hi < 0) hi = m.config().d_vocab;
+    if (lo < 0 || hi > m.config().d_vocab || hi - lo < seq_len)
+      fail_usage("--vocab-range must lie in [0, " + std::to_string(m.config().d_vocab) + ") and hold --seq-len tokens");
+    if (seq_len < 2 || n < 1) fail_usage("--seq-len must be at least 2 and --n at least 1");
+    int32_t bos = -1;
+    if (!no_bos) bos = m.tokenizer() ? m.tokenizer()->special().bos : m.config().bos_token_id;
+    const int64_t T = 2 * seq_len + (bos >= 0 ? 1 : 0);
+    if (m.config().pos == PosKind::kLearned && T > m.config().n_ctx)
+      fail_usage("--seq-len: " + std::to_string(T) + " tokens exceed the model's " + std::to_string(m.config().n_ctx) +
+                 " positions");
+    std::mt19937_64 rng(seed);
+    at::Tensor out = at::empty({n, T}, at::kLong);
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<int64_t> r;
+      while (static_cast<int64_t>(r.size()) < seq_len) {
+        int64_t x = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
+        if (x != bos && std::find(r.begin(), r.end(), x) == r.end()) r.push_back(x);
+      }
+      int64_t j = 0;
+      if (bos >= 0) out[i][j++] = bos;
+      for (int rep = 0; rep < 2; ++rep)
+        for (int64_t x : r) out[i][j++] = x;
+    }
+    return out;
   });
 }
 

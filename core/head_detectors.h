@@ -58,6 +58,14 @@ Result<at::Tensor> detect_heads(const Model& model, const at::Tensor& tokens,
 // attention sink when alpha_0 exceeds epsilon (0.3 in their paper).
 Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& tokens, int64_t k = 0);
 
+// Repeated random token sequences for the detectors (`mechscope heads`, the workbench): n rows of
+// [BOS] r_1..r_s r_1..r_s with s = seq_len distinct ids drawn from [lo, hi) (hi < 0: the
+// vocabulary) with the seed; BOS (the tokenizer's, else the config's) unless no_bos or there is
+// none. Each token's earlier occurrence is exactly one, so duplicate and induction patterns are
+// unambiguous. [n, T] int64; bad sizes are kUsage errors naming the option.
+Result<at::Tensor> repeated_sequences(const Model& model, int64_t seq_len, int64_t n, uint64_t seed,
+                                      int64_t lo = 0, int64_t hi = -1, bool no_bos = false);
+
 // Runs the model once with a hook on every layer's hook_pattern; per_layer(layer, A [B, H, T, T]
 // float32 on the CPU) returns that layer's [H] scores, so no layer's pattern outlives its own hook
 // call. Returns [n_layers, n_heads] float64. Every per-head pattern score here is built on it.

@@ -67,6 +67,10 @@ std::string procedural_haystack(int64_t n_words, uint64_t seed) {
   return out;
 }
 
+std::vector<int64_t> default_lengths_for(int64_t n_ctx) {
+  return default_lengths(n_ctx, 10, std::min<int64_t>(256, std::max<int64_t>(n_ctx / 8, 32)));
+}
+
 std::vector<int64_t> default_lengths(int64_t n_ctx, int64_t n, int64_t min_length) {
   std::vector<int64_t> out;
   int64_t hi = std::max<int64_t>(n_ctx - 64, 8);  // leave room for decoding

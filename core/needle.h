@@ -32,6 +32,8 @@ std::string procedural_haystack(int64_t n_words, uint64_t seed = 0);
 // to n evenly spaced fractions from 0 to 1.
 std::vector<int64_t> default_lengths(int64_t n_ctx, int64_t n = 10, int64_t min_length = 256);
 std::vector<double> depth_fractions(int64_t n);
+// `mechscope retrieval`'s default lengths for a model: 10 from min(256, max(n_ctx / 8, 32)).
+std::vector<int64_t> default_lengths_for(int64_t n_ctx);
 
 // Text episodes: for every (length, depth, needle) with a tokenizer. The haystack is cut to fit
 // length tokens in all (with the needle and the question), the needle goes at the sentence

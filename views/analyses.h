@@ -2,6 +2,7 @@
 // task opens its own connection). The Analyses window and `mechscope gui --launch` call these.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace ms::views {
@@ -17,5 +18,29 @@ struct SinksParams {
 // Attention sinks (core/sinks.h) on the current prompt or a prompts file; errors before the start
 // go to the workbench's popup, errors during the run mark the task failed (and the run failed).
 void launch_sinks(Workbench& wb, const SinksParams& params);
+
+struct RetrievalParams {
+  std::string needles;     // "" : default_needles_file(model path)
+  std::string lengths;     // "a,b,c"; "" : the CLI's default (10 from 256 to the context limit)
+  int64_t depths = 5;
+  double threshold = 0.1;
+  int64_t mask_top = 0;    // > 0: re-run with the top K heads masked (linked run)
+};
+// The needles file the window offers: resources/needles/default-model.jsonl for the bundled
+// default model (its corpus' question form), else resources/needles/default.jsonl.
+std::string default_needles_file(const std::string& model_path);
+
+// Retrieval heads (storage/analysis_runs.h run_retrieval_stored, as `mechscope retrieval`).
+void launch_retrieval(Workbench& wb, const RetrievalParams& params);
+
+struct HeadsParams {
+  bool previous = true, duplicate = true, induction = true;
+  bool on_prompt = false;  // the current prompt; else repeated random tokens:
+  int64_t seq_len = 20, n = 16;
+  uint64_t seed = 0;
+};
+
+// Head detectors (storage/analysis_runs.h run_heads_stored, as `mechscope heads`).
+void launch_heads(Workbench& wb, const HeadsParams& params);
 
 }  // namespace ms::views
