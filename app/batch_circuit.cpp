@@ -33,9 +33,7 @@ ItemOutput run_circuit(ItemContext& ctx) {
   const CircuitOptions co = circuit_options(p);
   CircuitRun cr = circuit_run(ctx.model, g, task, co, p["task"].get<std::string>(), ctx.progress, ctx.cancel);
   if (cr.cancelled) return ItemOutput{};
-  ItemOutput out;
-  out.results = std::move(cr.results);
-  out.params = {{"n_pairs", task.n()}, {"survived", task.n_kept}, {"generated", task.n_candidates}};
+  ItemOutput out = task_item_output(task, std::move(cr.results));
   if (co.method == "acdc") out.params["acdc_tested"] = cr.acdc_tested;
   out.summary = {{"edges", cr.circuit.edges.size()}, {"nodes", cr.circuit.nodes.size()},
                  {"metric_clean", cr.runs.metric_clean}, {"metric_corrupted", cr.runs.metric_corrupted}};
@@ -46,11 +44,8 @@ ItemOutput run_circuit(ItemContext& ctx) {
 }  // namespace
 
 Analysis circuit_analysis() {
-  Analysis a;
-  a.kind = "circuit";
-  a.summary = "circuit discovery on a circuit task: EAP, EAP-IG, ACDC or path patching (as mechscope circuit)";
-  a.params = task_param_specs();
-  std::vector<ParamSpec> own = {
+  Analysis a = task_analysis(
+      "circuit", "circuit discovery on a circuit task: EAP, EAP-IG, ACDC or path patching (as mechscope circuit)", {
       {"method", ParamType::kString, "eap", true, "eap, eap-ig, acdc or path"},
       {"top_n", ParamType::kInt, 0, true, "keep the N edges with the largest |score| (0: 20; path: N heads, 0: 10)"},
       {"threshold", ParamType::kFloat, 0.0, true, "eap, eap-ig: keep every edge with |score| >= X (0: use top_n)"},
@@ -60,8 +55,7 @@ Analysis circuit_analysis() {
       {"receivers", ParamType::kString, "logits", true, "path: logits, mL, L.H or L.H:q|k|v, comma separated"},
       {"evaluate", ParamType::kBool, false, false, "faithfulness of the circuit"},
       {"circuit_name", ParamType::kString, "", false, "the circuit's name (\"\": the task's)"},
-  };
-  a.params.insert(a.params.end(), own.begin(), own.end());
+  });
   a.check = [](const nlohmann::json& p, const ModelConfig& c, std::string* param) -> std::string {
     std::string msg = check_task_params(p, c, param);
     if (!msg.empty()) return msg;

@@ -22,9 +22,7 @@ ItemOutput run_patch(ItemContext& ctx) {
   po.per_position = p["per_position"].get<bool>() && po.what == "z";
   PatchRun pr = patch_run(ctx.model, task, po, ctx.progress, ctx.cancel);
   if (pr.cancelled) return ItemOutput{};
-  ItemOutput out;
-  out.results = std::move(pr.results);
-  out.params = {{"n_pairs", task.n()}, {"survived", task.n_kept}, {"generated", task.n_candidates}};
+  ItemOutput out = task_item_output(task, std::move(pr.results));
   out.summary = {{"metric_clean", pr.grid.metric_clean}, {"metric_corrupted", pr.grid.metric_corrupted},
                  {"max_cell", pr.grid.values.nan_to_num(-1e300).max().item<double>()}};
   return out;
@@ -33,13 +31,11 @@ ItemOutput run_patch(ItemContext& ctx) {
 }  // namespace
 
 Analysis patch_analysis() {
-  Analysis a;
-  a.kind = "patch";
-  a.summary = "activation patching grids on a circuit task (as mechscope patch)";
-  a.params = task_param_specs();
-  a.params.push_back({"what", ParamType::kString, "resid_pre", true,
-                      "resid_pre, attn_out, mlp_out (layer x position); z, q, k, v, pattern (layer x head)"});
-  a.params.push_back({"per_position", ParamType::kBool, false, true, "z: one cell per layer, head and position"});
+  Analysis a = task_analysis(
+      "patch", "activation patching grids on a circuit task (as mechscope patch)",
+      {{"what", ParamType::kString, "resid_pre", true,
+        "resid_pre, attn_out, mlp_out (layer x position); z, q, k, v, pattern (layer x head)"},
+       {"per_position", ParamType::kBool, false, true, "z: one cell per layer, head and position (other whats: ignored)"}});
   a.check = [](const nlohmann::json& p, const ModelConfig& c, std::string* param) -> std::string {
     std::string msg = check_task_params(p, c, param);
     if (!msg.empty()) return msg;

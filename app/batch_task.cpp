@@ -9,8 +9,11 @@
 
 namespace ms::app::batch {
 
-std::vector<ParamSpec> task_param_specs() {
-  return {
+Analysis task_analysis(const std::string& kind, const std::string& summary, const std::vector<ParamSpec>& own) {
+  Analysis a;
+  a.kind = kind;
+  a.summary = summary;
+  a.params = {
       {"task", ParamType::kString, "ioi", true, "ioi, induction, greater-than or custom"},
       {"task_file", ParamType::kPath, "", false, "custom: .csv or .jsonl with clean, corrupted, answer, distractor"},
       {"n", ParamType::kInt, 32, true, "prompt pairs to generate"},
@@ -19,6 +22,8 @@ std::vector<ParamSpec> task_param_specs() {
       {"vocab_range", ParamType::kString, "", false, "induction: token ids LO:HI to draw from (\"\": the whole vocabulary)"},
       {"bos", ParamType::kBool, true, false, "prepend BOS (false: as --no-bos)"},
   };
+  a.params.insert(a.params.end(), own.begin(), own.end());
+  return a;
 }
 
 std::string check_task_params(const nlohmann::json& p, const ModelConfig& c, std::string* param) {
@@ -59,6 +64,13 @@ TaskPairs make_item_task(const Model& m, const nlohmann::json& p) {
   o.vocab_range = p["vocab_range"].get<std::string>();
   o.no_bos = !p["bos"].get<bool>();
   return make_cli_task(m, o, true);
+}
+
+ItemOutput task_item_output(const TaskPairs& task, RunResults results) {
+  ItemOutput out;
+  out.results = std::move(results);
+  out.params = {{"n_pairs", task.n()}, {"survived", task.n_kept}, {"generated", task.n_candidates}};
+  return out;
 }
 
 TaskSize task_size_bound(const nlohmann::json& p, const ModelConfig& c) {

@@ -13,11 +13,16 @@
 
 namespace ms::app::batch {
 
-std::vector<ParamSpec> task_param_specs();
+// An analysis on a task: its kind, summary, the task parameters followed by its own.
+Analysis task_analysis(const std::string& kind, const std::string& summary, const std::vector<ParamSpec>& own);
 // "" when fine, else the message and the parameter in *param.
 std::string check_task_params(const nlohmann::json& p, const ModelConfig& c, std::string* param);
 // The task of an item (throws InputError when it cannot be made, e.g. ioi without a tokenizer).
 TaskPairs make_item_task(const Model& m, const nlohmann::json& p);
+
+// An item's output from the results made on a task: the results, and the pair counts stored with
+// the run's parameters (n_pairs, survived, generated), as the commands store them.
+ItemOutput task_item_output(const TaskPairs& task, RunResults results);
 
 // Upper bounds for the estimates: prompt pairs and tokens per prompt.
 struct TaskSize {
