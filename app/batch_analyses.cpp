@@ -17,8 +17,9 @@ const char* param_type_name(ParamType t) {
 }
 
 const std::vector<Analysis>& registry() {
-  // One line per analysis kind. patch / circuit join here with one adapter each.
-  static const std::vector<Analysis> kAll = {sinks_analysis(), retrieval_analysis(), heads_analysis()};
+  // One line per analysis kind.
+  static const std::vector<Analysis> kAll = {sinks_analysis(), retrieval_analysis(), heads_analysis(),
+                                             patch_analysis(), circuit_analysis()};
   return kAll;
 }
 

@@ -45,6 +45,7 @@ struct Estimate {
 struct ItemOutput {
   RunResults results;
   nlohmann::json summary = nlohmann::json::object();
+  nlohmann::json params = nlohmann::json::object();  // stored with the run's parameters (e.g. survivor counts)
 };
 
 struct ItemContext {
@@ -76,6 +77,8 @@ const Analysis* find_analysis(const std::string& kind);
 Analysis sinks_analysis();
 Analysis retrieval_analysis();
 Analysis heads_analysis();
+Analysis patch_analysis();
+Analysis circuit_analysis();
 
 // Shared by the estimates: bytes of a forward pass over t tokens (batch 1, f32): residual
 // stream and MLP activations, one layer's attention scores, the KV cache of every layer.

@@ -23,6 +23,19 @@ void add_task_options(CLI::App& cmd, TaskCliOptions& o) {
   cmd.add_flag("--no-bos", o.no_bos, "do not prepend BOS");
 }
 
+bool parse_vocab_range(const std::string& s, int32_t* lo, int32_t* hi) {
+  size_t colon = s.find(':');
+  if (colon == std::string::npos) return false;
+  try {
+    size_t u1 = 0, u2 = 0;
+    *lo = std::stoi(s.substr(0, colon), &u1);
+    *hi = std::stoi(s.substr(colon + 1), &u2);
+    return u1 == colon && u2 == s.size() - colon - 1;
+  } catch (const std::logic_error&) {
+    return false;
+  }
+}
+
 TaskPairs make_cli_task(const Model& m, const TaskCliOptions& o, bool quiet) {
   TaskOptions to;
   to.name = o.task;
@@ -33,16 +46,8 @@ TaskPairs make_cli_task(const Model& m, const TaskCliOptions& o, bool quiet) {
   to.bos = !o.no_bos;
   if (o.task == "induction" && !o.no_bos && !m.tokenizer()) to.bos_id = m.config().bos_token_id;
   if (!o.task_file.empty() && o.task != "custom") fail_usage("--task-file is for --task custom");
-  if (!o.vocab_range.empty()) {
-    size_t colon = o.vocab_range.find(':');
-    try {
-      if (colon == std::string::npos) throw std::invalid_argument(o.vocab_range);
-      to.vocab_lo = std::stoi(o.vocab_range.substr(0, colon));
-      to.vocab_hi = std::stoi(o.vocab_range.substr(colon + 1));
-    } catch (const std::logic_error&) {
-      fail_usage("--vocab-range '" + o.vocab_range + "': expected LO:HI");
-    }
-  }
+  if (!o.vocab_range.empty() && !parse_vocab_range(o.vocab_range, &to.vocab_lo, &to.vocab_hi))
+    fail_usage("--vocab-range '" + o.vocab_range + "': expected LO:HI");
   Result<TaskPairs> t = make_task(to, m.tokenizer(), m.config().d_vocab);
   if (!t) throw InputError(t.error().message, t.error().code);
   if (!quiet && t->n_candidates != t->n_kept)

@@ -19,6 +19,8 @@ struct TaskCliOptions {
   bool no_bos = false;
 };
 void add_task_options(CLI::App& cmd, TaskCliOptions& o);
+// "LO:HI" (--vocab-range) -> the token range; false when malformed.
+bool parse_vocab_range(const std::string& s, int32_t* lo, int32_t* hi);
 // Throws InputError (exit 2 or 3) when the task cannot be made.
 TaskPairs make_cli_task(const Model& m, const TaskCliOptions& o, bool quiet);
 // Clean prompts as run inputs; clean / corrupted tokens and answers as tensors.

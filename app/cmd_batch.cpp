@@ -174,6 +174,7 @@ int64_t run_items(const Job& job, const std::vector<WorkItem>& mine, Database& d
     spec.kind = a.kind;
     spec.model_id = model_id;
     nlohmann::json params = it->params;
+    params.update(out->params);
     params["batch"] = {{"item", it->key}, {"analysis", a.name}, {"model", job.models[it->model].name},
                        {"prompts", it->prompts >= 0 ? job.prompts[static_cast<size_t>(it->prompts)].name : ""}};
     spec.params_json = params.dump();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/circuit_common.h"
+#include "app/circuit_runs.h"
 #include "app/progress.h"
 #include "core/patching.h"
 
@@ -72,60 +73,46 @@ void register_patch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
     const int64_t run = begin_cli_run(*db, *m, "patch", params.dump());
     Interruptible intr;
     ProgressBar bar("patch " + o->what, 1000, o->json);
-    Result<PatchGrid> grid = activation_patching(*m, task, po, [&](int64_t done, int64_t total) {
-      bar.update(done * 1000 / total);
-      (void)db->set_progress(run, static_cast<double>(done) / static_cast<double>(total));
-    }, intr.flag());
-    bar.finish();
-    if (!grid) {
-      (void)db->fail_run(run, grid.error().message);
-      throw InputError(grid.error().message, grid.error().code);
+    PatchRun pr;
+    try {
+      pr = patch_run(*m, task, po, [&](int64_t done, int64_t total) {
+        bar.update(done * 1000 / total);
+        (void)db->set_progress(run, static_cast<double>(done) / static_cast<double>(total));
+      }, intr.flag());
+    } catch (const InputError& e) {
+      (void)db->fail_run(run, e.what());
+      throw;
     }
-    if (intr.cancelled()) {
+    bar.finish();
+    if (pr.cancelled || intr.cancelled()) {
       (void)db->cancel_run(run, "interrupted");
       throw InputError("interrupted; run " + std::to_string(run) + " marked cancelled", ErrorCode::kInternal);
     }
-    DlaResult dla = direct_logit_attribution(*m, task);
-    RunResults res;
-    add_task_results(*m, task, res);
-    std::vector<std::string> labels = first_prompt_labels(*m, task);
-    nlohmann::json meta = {{"kind", "patching"}, {"what", o->what}, {"axes", grid->axes},
-                           {"metric_clean", grid->metric_clean}, {"metric_corrupted", grid->metric_corrupted},
-                           {"normalised", "(m - m_corrupted) / (m_clean - m_corrupted), clean patched into corrupted"}};
-    if (grid->axes.back() == "position") meta["tokens"] = labels;
-    res.tensors.push_back({"patch_" + o->what, grid->values.to(at::kFloat), meta.dump()});
-    res.tensors.push_back({"patch_" + o->what + "_raw", grid->raw.to(at::kFloat), meta.dump()});
-    if (grid->axes == std::vector<std::string>{"layer", "head"})
-      res.scores.push_back(head_scores_from_tensor("patch_" + o->what, grid->values));
-    res.scores.push_back(head_scores_from_tensor("dla", dla.per_head));
-    {
-      nlohmann::json dm = {{"kind", "dla_components"}, {"components", dla.components},
-                           {"logit_diff", dla.logit_diff}, {"bias_terms", dla.bias_terms}};
-      res.tensors.push_back({"dla_components", at::tensor(dla.per_component, at::kDouble).to(at::kFloat), dm.dump()});
-    }
-    throw_if_failed(db->finish_run(run, res));
+    throw_if_failed(db->finish_run(run, pr.results));
+    const PatchGrid& grid = pr.grid;
+    const std::vector<std::string>& labels = pr.labels;
 
     if (o->json) {
-      nlohmann::json j = {{"run", run}, {"what", o->what}, {"axes", grid->axes}, {"metric_clean", grid->metric_clean},
-                          {"metric_corrupted", grid->metric_corrupted}, {"values", grid_json(grid->values)},
+      nlohmann::json j = {{"run", run}, {"what", o->what}, {"axes", grid.axes}, {"metric_clean", grid.metric_clean},
+                          {"metric_corrupted", grid.metric_corrupted}, {"values", grid_json(grid.values)},
                           {"n_pairs", task.n()}, {"survived", task.n_kept}, {"generated", task.n_candidates}};
-      if (grid->axes.back() == "position") j["tokens"] = labels;
+      if (grid.axes.back() == "position") j["tokens"] = labels;
       std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       return 0;
     }
     std::printf("run %lld: %s patching on %s (%lld pairs); metric clean %.4f, corrupted %.4f\n",
                 static_cast<long long>(run), o->what.c_str(), o->task.task.c_str(), static_cast<long long>(task.n()),
-                grid->metric_clean, grid->metric_corrupted);
+                grid.metric_clean, grid.metric_corrupted);
     std::printf("values: (m - m_corrupted) / (m_clean - m_corrupted) with the clean activation patched in\n\n");
-    if (grid->axes.size() == 2) {
+    if (grid.axes.size() == 2) {
       std::vector<std::string> cols;
-      if (grid->axes[1] == "position") cols = labels;
-      else for (int64_t h = 0; h < grid->values.size(1); ++h) cols.push_back("h" + std::to_string(h));
-      print_grid(grid->values, cols, "layer");
+      if (grid.axes[1] == "position") cols = labels;
+      else for (int64_t h = 0; h < grid.values.size(1); ++h) cols.push_back("h" + std::to_string(h));
+      print_grid(grid.values, cols, "layer");
     } else {
-      for (int64_t l = 0; l < grid->values.size(0); ++l) {
+      for (int64_t l = 0; l < grid.values.size(0); ++l) {
         std::printf("layer %lld\n", static_cast<long long>(l));
-        print_grid(grid->values[l], labels, "head");
+        print_grid(grid.values[l], labels, "head");
       }
     }
     return 0;

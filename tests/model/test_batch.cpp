@@ -53,7 +53,7 @@ TEST(Batch, ExampleJobRunsEndToEnd) {
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
   nlohmann::json p = nlohmann::json::parse(plan.out);
   const size_t n = p["items"].size();
-  EXPECT_EQ(n, 5u) << plan.out;  // sinks x 2 epsilons, retrieval x 2 lengths, heads
+  EXPECT_EQ(n, 6u) << plan.out;  // sinks x 2 epsilons, retrieval x 2 lengths, heads, circuit
   EXPECT_FALSE(std::filesystem::exists(db)) << "a dry run must not create the database";
 
   auto r = run_mechscope({"batch", job, "--db", db, "--json"});
@@ -73,12 +73,13 @@ TEST(Batch, ExampleJobRunsEndToEnd) {
   EXPECT_NE(html.find("sink_rate"), std::string::npos);
   EXPECT_NE(html.find("retrieval_score"), std::string::npos);
   EXPECT_NE(html.find("induction_head"), std::string::npos);
+  EXPECT_NE(html.find("edge_score_out"), std::string::npos);
 
   // The job named by another path: the same items (keys use absolute paths), all already stored.
   auto again = run_mechscope({"batch", dir + "/../" + std::filesystem::path(dir).filename().string() + "/./example.toml",
                               "--db", db, "--resume"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.out.find("0 items ran, 5 already stored"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("0 items ran, 6 already stored"), std::string::npos) << again.out;
   EXPECT_EQ(stored_rows(db).size(), n);
 }
 

@@ -107,6 +107,41 @@ TEST(BatchValidation, BadValuesAndReferences) {
                "report format 'pdf'");
 }
 
+// The patch and circuit adapters: bad tasks, methods, values and types, each at its line.
+TEST(BatchValidation, PatchAndCircuitParameters) {
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\ntask = \"iot\"\n", 9,
+               "task 'iot': expected ioi, induction, greater-than or custom");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\ntask = [\"induction\", \"ioi-2\"]\n", 9, "task 'ioi-2'");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\ntask = \"custom\"\n", 9, "task custom needs task_file");
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\ntask = \"custom\"\ntask_file = \"pairs.csv\"\n", 10,
+               "pairs.csv does not exist");
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\ntask = \"induction\"\nwhat = [\"z\", \"zz\"]\n", 10,
+               "what 'zz': expected resid_pre");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\ntask = \"induction\"\nmethod = \"eapp\"\n", 10,
+               "method 'eapp': expected eap, eap-ig, acdc or path");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nmethod = \"acdc\"\ntop_n = 5\n", 10,
+               "acdc selects its own circuit with tau");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\ntop_n = 5\nthreshold = 0.1\n", 10,
+               "give top_n or threshold, not both");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nloss = \"l2\"\n", 9, "loss must be kl or logit-diff");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nmethod = \"path\"\nreceivers = \"9.9\"\n", 10,
+               "receivers: '9.9' is not logits");
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\ntask = \"induction\"\nvocab_range = \"2-60\"\n", 10,
+               "vocab_range '2-60': expected LO:HI");
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\ntask = \"induction\"\nvocab_range = \"2:900\"\n", 10,
+               "outside the vocabulary of 64");
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\nseq_len = 1\n", 9, "seq_len must be at least 2");
+  // wrong types
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\ntop_n = \"ten\"\n", 9,
+               "'top_n' in [[analysis]] circuit must be an integer");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nmethod = 3\n", 9, "'method' in [[analysis]] circuit must be a string");
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\nper_position = 1\n", 9,
+               "'per_position' in [[analysis]] patch must be a boolean");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nevaluate = [true, false]\n", 9, "takes one value, not a list");
+  // patch and circuit make their own prompts
+  expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\nprompts = [\"p\"]\n", 9, "unknown key 'prompts'");
+}
+
 TEST(BatchValidation, MemoryEstimateAboveTheMachine) {
   expect_error(fixture(), "[[model]]\nname = \"huge\"\npath = \"huge\"\n[[analysis]]\nkind = \"sinks\"\nmodels = [\"huge\"]\n", 10,
                "of memory, more than this machine has");
