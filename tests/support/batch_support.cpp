@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -158,7 +159,12 @@ bool run_and_kill_after_rows(const std::vector<std::string>& args, const std::st
   pid_t pid = spawn(args);
   int status = 0;
   for (;;) {
-    if (::waitpid(pid, &status, WNOHANG) != 0) return false;  // finished before reaching the point
+    if (::waitpid(pid, &status, WNOHANG) != 0) {  // finished before reaching the point
+      std::printf("  (the run ended before %zu rows: %s %d, %zu rows stored)\n", min_rows,
+                  WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                  count_done_runs(db));
+      return false;
+    }
     if (count_done_runs(db) >= min_rows) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
