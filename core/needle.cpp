@@ -15,13 +15,13 @@ namespace ms {
 std::vector<Needle> default_needles() {
   return {
       {"The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.",
-       "What is the best thing to do in San Francisco?", "eat a sandwich and sit in Dolores Park on a sunny day"},
+       "What is the best thing to do in San Francisco?", "eat a sandwich and sit in Dolores Park on a sunny day", ""},
       {"The secret ingredient of the lighthouse keeper's soup is smoked paprika.",
-       "What is the secret ingredient of the lighthouse keeper's soup?", "smoked paprika"},
+       "What is the secret ingredient of the lighthouse keeper's soup?", "smoked paprika", ""},
       {"The password to the old library vault is blue heron seventeen.",
-       "What is the password to the old library vault?", "blue heron seventeen"},
+       "What is the password to the old library vault?", "blue heron seventeen", ""},
       {"Marta keeps her spare house key under the green ceramic frog.",
-       "Where does Marta keep her spare house key?", "under the green ceramic frog"},
+       "Where does Marta keep her spare house key?", "under the green ceramic frog", ""},
   };
 }
 

@@ -45,7 +45,9 @@ TEST(ForwardResult, FirstTokenMassFindsThePlantedSinkHeads) {
     double s = 0;
     for (int k = 0; k <= q; ++k) s += (*p)[q * 14 + k];
     EXPECT_NEAR(s, 1.0, 1e-5);
-    if (q + 1 < 14) EXPECT_TRUE(std::isnan((*p)[q * 14 + q + 1]));
+    if (q + 1 < 14) {
+      EXPECT_TRUE(std::isnan((*p)[q * 14 + q + 1]));
+    }
   }
 }
 

@@ -131,7 +131,9 @@ TEST(GuiScreenshot, FirstTokenSinkHeadFirstColumnIsHottestAndColoursMatchThePatt
       else EXPECT_GT(lum0, lum) << "row " << r << " col " << c;
     }
     // Future keys are masked: drawn dark grey, not as attention 0.
-    if (r + 1 < n) EXPECT_LE(max_channel_diff(cell(s, r, r + 1), ms::Rgb{40, 40, 40}), 2);
+    if (r + 1 < n) {
+      EXPECT_LE(max_channel_diff(cell(s, r, r + 1), ms::Rgb{40, 40, 40}), 2);
+    }
   }
   std::printf("max channel difference against colormap(hook_pattern / max): %d\n", worst);
   EXPECT_LE(worst, 6);
@@ -240,7 +242,9 @@ TEST(GuiScreenshot, TokenizerModelPromptAndAttention) {
                   "The cat sat on the mat because"});
   ASSERT_GT(a.rows, 2);
   EXPECT_EQ(a.rows, a.cols);
-  if (dir.find("/gpt2") != std::string::npos) EXPECT_EQ(a.rows, 7);  // GPT-2 BPE: one token per word
+  if (dir.find("/gpt2") != std::string::npos) {
+    EXPECT_EQ(a.rows, 7);  // GPT-2 BPE: one token per word
+  }
   for (int r = 0; r < a.rows; ++r)
     for (int c = 0; c <= r; ++c) {
       ms::Rgb got = cell(a, r, c);

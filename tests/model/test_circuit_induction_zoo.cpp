@@ -63,7 +63,9 @@ TEST(CircuitInductionZoo, MethodsRecoverThePreviousTokenToKeyEdge) {
       std::printf("%s top-%lld: faithfulness %.3f (%lld edges, %lld nodes), edge kept %d\n", e.method.c_str(),
                   static_cast<long long>(n), f.faithfulness, static_cast<long long>(f.n_edges),
                   static_cast<long long>(f.n_nodes), kept[key][src].item<bool>() ? 1 : 0);
-      if (n == 20) EXPECT_TRUE(kept[key][src].item<bool>()) << e.method;
+      if (n == 20) {
+        EXPECT_TRUE(kept[key][src].item<bool>()) << e.method;
+      }
       if (n <= 30) best_small = std::max(best_small, f.faithfulness);
     }
     std::printf("%s: edge score %.4f\n", e.method.c_str(), e.scores[key][src].item<double>());

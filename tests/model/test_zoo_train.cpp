@@ -116,8 +116,9 @@ TEST(ZooTrain, RetrievalModelHasRetrievalHeadsThatMatter) {
   EXPECT_GT(rep.head_score[found[0].layer][found[0].head].item<double>(), 0.5);
   for (int64_t l = 0; l < model->config().n_layers; ++l)
     for (int64_t h = 0; h < model->config().n_heads; ++h)
-      if (std::find(found.begin(), found.end(), HeadRef{l, h}) == found.end())
+      if (std::find(found.begin(), found.end(), HeadRef{l, h}) == found.end()) {
         EXPECT_LT(rep.head_score[l][h].item<double>(), 0.1) << "non-retrieval head " << l << "." << h;
+      }
   const double base = rep.accuracy.mean().item<double>();
   const double top_masked = analyze_retrieval(*model, wu, 1, n, opts, found).accuracy.mean().item<double>();
   // The control: as many random non-retrieval heads, several draws. A draw that includes a layer-0
@@ -136,7 +137,9 @@ TEST(ZooTrain, RetrievalModelHasRetrievalHeadsThatMatter) {
       layer0 = layer0 || h.layer == 0;
     }
     std::printf("  random heads%s masked: drop %.1f points\n", names.c_str(), drop);
-    if (!layer0) EXPECT_LT(drop, 10.0) << "random heads" << names;
+    if (!layer0) {
+      EXPECT_LT(drop, 10.0) << "random heads" << names;
+    }
     drops.push_back(drop);
   }
   std::sort(drops.begin(), drops.end());
