@@ -6,6 +6,7 @@
 #include "app/cli.h"
 #include "core/prompts.h"
 #include "core/sinks.h"
+#include "storage/analysis_runs.h"
 
 namespace ms::app::batch {
 namespace {
@@ -41,18 +42,9 @@ ItemOutput run_sinks(ItemContext& ctx) {
   SinkReport rep = analyze_sinks(ctx.model, prompts, so, ctx.progress, ctx.cancel);
   ItemOutput out;
   if (rep.n_prompts < static_cast<int64_t>(prompts.size())) return out;  // cancelled
-  RunResults& res = out.results;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    InputRecord in{static_cast<int>(i), (*recs)[i].text, prompts[i], {}};
-    for (int32_t id : prompts[i]) in.tokens.push_back(token_label(ctx.model, id));
-    res.inputs.push_back(std::move(in));
-  }
-  res.scores.push_back(head_scores_from_tensor("sink_rate", rep.head_sink_rate));
-  res.scores.push_back(head_scores_from_tensor("alpha0", rep.head_alpha0));
-  res.scores.push_back(head_scores_from_tensor("sink_mass", rep.head_sink_mass));
-  res.scores.push_back(head_scores_from_tensor("hidden_sinks", rep.head_hidden_count.to(at::kDouble)));
-  res.tensors.push_back({"sink_rate_curve", rep.sink_rate_curve, R"({"kind":"curve","x":"key position","y":"sink rate %"})"});
-  res.tensors.push_back({"first_alpha", rep.first_alpha, R"({"kind":"alpha","axes":["prompt","layer","head","key"]})"});
+  std::vector<std::string> texts;
+  for (const auto& r : *recs) texts.push_back(r.text);
+  out.results = sink_run_results(rep, texts, prompts, [&](int32_t id) { return token_label(ctx.model, id); });
   out.summary = {{"sink_rate_first_token", rep.sink_rate_first}, {"hidden_sinks", rep.hidden.size()},
                  {"massive", rep.massive.size()}};
   return out;

@@ -15,6 +15,7 @@
 #include "core/prompts.h"
 #include "core/sinks.h"
 #include "core/task_metrics.h"
+#include "storage/analysis_runs.h"
 #include "storage/database.h"
 
 namespace ms::app {
@@ -141,18 +142,9 @@ void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
       throw InputError("interrupted; run " + std::to_string(*run) + " marked cancelled", ErrorCode::kInternal);
     }
 
-    RunResults res;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      InputRecord in{static_cast<int>(i), records[i].text, prompts[i], {}};
-      for (int32_t id : prompts[i]) in.tokens.push_back(token_label(*m, id));
-      res.inputs.push_back(std::move(in));
-    }
-    res.scores.push_back(head_scores_from_tensor("sink_rate", rep.head_sink_rate));
-    res.scores.push_back(head_scores_from_tensor("alpha0", rep.head_alpha0));
-    res.scores.push_back(head_scores_from_tensor("sink_mass", rep.head_sink_mass));
-    res.scores.push_back(head_scores_from_tensor("hidden_sinks", rep.head_hidden_count.to(at::kDouble)));
-    res.tensors.push_back({"sink_rate_curve", rep.sink_rate_curve, R"({"kind":"curve","x":"key position","y":"sink rate %"})"});
-    res.tensors.push_back({"first_alpha", rep.first_alpha, R"({"kind":"alpha","axes":["prompt","layer","head","key"]})"});
+    std::vector<std::string> texts;
+    for (const auto& r : records) texts.push_back(r.text);
+    RunResults res = sink_run_results(rep, texts, prompts, [&](int32_t id) { return token_label(*m, id); });
     Status st = db->finish_run(*run, res);
     if (!st) throw InputError(st.error().message, st.error().code);
 

@@ -15,11 +15,20 @@
 #include "core/model.h"
 #include "core/result.h"
 #include "core/retrieval.h"
+#include "core/sinks.h"
 #include "storage/database.h"
 
 namespace ms {
 
 using RunProgress = std::function<void(int64_t done, int64_t total)>;
+
+// --- attention sinks (core/sinks.h) ---
+// What one sink analysis stores, the same from `mechscope sinks`, the batch adapter and the
+// workbench: the prompts as inputs (texts[i] may be ""; token labels from label), the per-head
+// sink_rate, alpha0, sink_mass and hidden_sinks scores, the sink-rate curve and first-token alphas.
+RunResults sink_run_results(const SinkReport& rep, const std::vector<std::string>& texts,
+                            const std::vector<std::vector<int32_t>>& prompts,
+                            const std::function<std::string(int32_t)>& label);
 
 // --- retrieval heads (core/retrieval.h, core/needle.h) ---
 struct RetrievalRunConfig {

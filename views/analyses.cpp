@@ -6,6 +6,7 @@
 
 #include "core/prompts.h"
 #include "core/sinks.h"
+#include "storage/analysis_runs.h"
 #include "views/workbench.h"
 
 namespace ms::views {
@@ -64,16 +65,7 @@ void launch_sinks(Workbench& wb, const SinksParams& params) {
         ctx.set_status("cancelled");
         return;
       }
-      RunResults res;
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        InputRecord in{static_cast<int>(i), texts[i], prompts[i], {}};
-        for (int32_t id : prompts[i]) in.tokens.push_back(token_display(*model, id));
-        res.inputs.push_back(std::move(in));
-      }
-      res.scores.push_back(head_scores_from_tensor("sink_rate", rep.head_sink_rate));
-      res.scores.push_back(head_scores_from_tensor("alpha0", rep.head_alpha0));
-      res.scores.push_back(head_scores_from_tensor("sink_mass", rep.head_sink_mass));
-      res.scores.push_back(head_scores_from_tensor("hidden_sinks", rep.head_hidden_count.to(at::kDouble)));
+      RunResults res = sink_run_results(rep, texts, prompts, [&](int32_t id) { return token_display(*model, id); });
       Status st = (*db)->finish_run(*run, res);
       if (!st) throw std::runtime_error(st.error().message);
     } catch (const std::exception& e) {

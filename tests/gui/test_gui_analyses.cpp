@@ -131,7 +131,9 @@ TEST(GuiAnalyses, HeadDetectorsOnRepeatedTokensMatchTheCliAndFindTheCopyModelsHe
   EXPECT_GT(prev->at(0, 0), 0.9);
   for (int l = 0; l < 2; ++l)
     for (int h = 0; h < 4; ++h)
-      if (l != 1 || h != 0) EXPECT_LT(ind->at(l, h), ind->at(1, 0) - 0.3) << l << "." << h;
+      if (l != 1 || h != 0) {
+        EXPECT_LT(ind->at(l, h), ind->at(1, 0) - 0.3) << l << "." << h;
+      }
 }
 
 TEST(GuiAnalyses, HeadDetectorsOnThePromptFindTheInductionHead) {
@@ -157,7 +159,9 @@ TEST(GuiAnalyses, HeadDetectorsOnThePromptFindTheInductionHead) {
   EXPECT_GT(prev->at(0, 0), 0.9);
   for (int l = 0; l < 2; ++l)
     for (int h = 0; h < 4; ++h)
-      if (l != 1 || h != 0) EXPECT_LT(ind->at(l, h), ind->at(1, 0) - 0.3) << l << "." << h;
+      if (l != 1 || h != 0) {
+        EXPECT_LT(ind->at(l, h), ind->at(1, 0) - 0.3) << l << "." << h;
+      }
 }
 
 TEST(GuiAnalyses, CancellingTheTasksStopsAndMarksTheirRuns) {
