@@ -144,7 +144,11 @@ EpisodeResult run_needle_episode(const Model& model, const NeedleEpisode& ep, co
   const std::vector<int32_t>& prompt = ep.prompt;
   if (prompt.size() > 1) {
     argmax.enabled = false;  // the prefill itself is not scored
-    model.forward(model.tokens_tensor(std::vector<int32_t>(prompt.begin(), prompt.end() - 1)), fo);
+    const int64_t n_prefill = n_prompt - 1, chunk = opts.prefill_chunk > 0 ? opts.prefill_chunk : n_prefill;
+    for (int64_t s = 0; s < n_prefill; s += chunk) {
+      const int64_t e = std::min(n_prefill, s + chunk);
+      model.forward(model.tokens_tensor(std::vector<int32_t>(prompt.begin() + s, prompt.begin() + e)), fo);
+    }
     argmax.enabled = true;
   }
   std::vector<int32_t> tokens = prompt;  // the ids at every position the next query sees

@@ -35,6 +35,9 @@ struct RetrievalOptions {
   bool exact_match = false;          // toy models: correct iff the output starts with the answer
   double rouge_threshold = 0.5;      // else: correct iff ROUGE-1 recall > this
   double threshold = 0.1;            // retrieval head iff score > threshold
+  // The prompt is prefilled through the KV cache this many positions at a time (0: at once), so
+  // a long prompt's activations never exist for all positions together; the result is the same.
+  int64_t prefill_chunk = 4096;
 };
 
 // The pure scoring rule of one decode step. argmax_keys[layer * n_heads + head] is the key

@@ -79,5 +79,22 @@ TEST(RetrievalOnCopyModel, MaskingTheTopHeadBreaksRetrievalRandomHeadsDoNot) {
   EXPECT_GE(clean, 4);
 }
 
+// Prefilling through the KV cache in chunks (how long prompts keep their memory bounded) gives
+// exactly what one prefill gives: the same tokens, the same per-head scores, masked or not.
+TEST(RetrievalOnCopyModel, ChunkedPrefillChangesNothing) {
+  Fixture f;
+  for (const std::vector<HeadRef>& masked : {std::vector<HeadRef>{}, std::vector<HeadRef>{{0, 1}, {1, 2}}}) {
+    RetrievalOptions whole = f.opts, chunked = f.opts;
+    whole.prefill_chunk = 0;
+    chunked.prefill_chunk = 7;
+    for (size_t i = 0; i < f.eps.size(); i += 5) {
+      EpisodeResult a = run_needle_episode(*f.model, f.eps[i], whole, masked);
+      EpisodeResult b = run_needle_episode(*f.model, f.eps[i], chunked, masked);
+      EXPECT_EQ(a.generated, b.generated) << "episode " << i;
+      EXPECT_TRUE(at::allclose(a.head_score, b.head_score)) << "episode " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ms
