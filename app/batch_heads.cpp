@@ -6,6 +6,7 @@
 #include "app/batch_analyses.h"
 #include "app/cli.h"
 #include "core/head_detectors.h"
+#include "core/head_ref.h"
 #include "core/prompts.h"
 
 namespace ms::app::batch {
@@ -44,7 +45,7 @@ ItemOutput run_heads(ItemContext& ctx) {
   out.results.scores.push_back(head_scores_from_tensor(head_pattern_name(*pattern), mean));
   out.results.tensors.push_back({"per_prompt", all, R"({"kind":"head-score","axes":["prompt","layer","head"]})"});
   auto best = mean.flatten().argmax().item<int64_t>();
-  out.summary = {{"top_head", std::to_string(best / mean.size(1)) + "." + std::to_string(best % mean.size(1))},
+  out.summary = {{"top_head", HeadRef{best / mean.size(1), best % mean.size(1)}.name()},
                  {"top_score", mean.flatten()[best].item<double>()}};
   return out;
 }

@@ -9,6 +9,7 @@
 #include "app/batch_analyses.h"
 #include "core/needle.h"
 #include "core/retrieval.h"
+#include "storage/analysis_runs.h"
 
 namespace ms::app::batch {
 namespace {
@@ -83,11 +84,9 @@ ItemOutput run_retrieval(ItemContext& ctx) {
   if (mask_top > 0) {
     std::vector<std::pair<HeadRef, double>> ranked = rank_heads(rep.head_score);
     std::vector<HeadRef> hs;
-    std::string names;
-    for (int64_t i = 0; i < mask_top && i < static_cast<int64_t>(ranked.size()); ++i) {
+    for (int64_t i = 0; i < mask_top && i < static_cast<int64_t>(ranked.size()); ++i)
       hs.push_back(ranked[static_cast<size_t>(i)].first);
-      names += (names.empty() ? "" : ",") + std::to_string(hs.back().layer) + "." + std::to_string(hs.back().head);
-    }
+    const std::string names = heads_text(hs);
     std::vector<EpisodeResult> masked = pass(hs);
     if (masked.size() < eps.size()) return ItemOutput{};
     RetrievalReport mr = aggregate_retrieval(eps, masked, 1, n_depths, c.n_layers, c.n_heads);
