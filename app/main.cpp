@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "app/cli.h"
+#include "app/commands/cli.h"
 #include "app_features.h"
 
 int main(int argc, char** argv) {

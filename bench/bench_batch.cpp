@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "bench_binary.h"
-#include "core/zoo_random.h"
+#include "core/zoo/zoo_random.h"
 
 namespace {
 

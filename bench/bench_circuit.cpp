@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/circuit_discovery.h"
-#include "core/zoo_random.h"
+#include "core/analysis/circuits/circuit_discovery.h"
+#include "core/zoo/zoo_random.h"
 
 using namespace ms;
 

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "core/model.h"
-#include "core/zoo_random.h"
+#include "core/model/model.h"
+#include "core/zoo/zoo_random.h"
 
 namespace ms::bench {
 

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "bench_paths.h"  // generated: MECHSCOPE_SOURCE_DIR
-#include "core/model.h"
-#include "core/zoo_random.h"
+#include "core/model/model.h"
+#include "core/zoo/zoo_random.h"
 #include "hooks/activation_cache.h"
 
 namespace fs = std::filesystem;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "bench_paths.h"
-#include "core/zoo_random.h"
+#include "core/zoo/zoo_random.h"
 #include "views/gui_window.h"
 #include "views/heatmap_widget.h"
 #include "views/settings.h"

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "bench/bench_common.h"
-#include "core/model.h"
-#include "core/retrieval.h"
+#include "core/model/model.h"
+#include "core/analysis/retrieval/retrieval.h"
 
 using Clock = std::chrono::steady_clock;
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <thread>
 
-#include "core/attention_stats.h"
+#include "core/attention/attention_stats.h"
 #include "bench/bench_common.h"
-#include "core/model.h"
-#include "core/sinks.h"
+#include "core/model/model.h"
+#include "core/analysis/sinks/sinks.h"
 
 using Clock = std::chrono::steady_clock;
 

@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/bpe_train.h"
-#include "core/zoo_text.h"
-#include "core/zoo_train.h"
-#include "core/zoo_trained.h"
+#include "core/tokenizer/bpe_train.h"
+#include "core/zoo/zoo_text.h"
+#include "core/zoo/zoo_train.h"
+#include "core/zoo/zoo_trained.h"
 
 int main(int argc, char** argv) {
   const int64_t steps = argc > 1 ? std::atoll(argv[1]) : 10;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/circuit_graph.h"
+#include "core/analysis/circuits/circuit_graph.h"
 #include "storage/records.h"
 
 namespace ms {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "storage/database_impl.h"
 
 namespace fs = std::filesystem;

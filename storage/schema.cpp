@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/result.h"
+#include "core/base/result.h"
 #include "storage/database.h"
 
 namespace ms::schema {

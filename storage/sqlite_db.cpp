@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "core/result.h"
+#include "core/base/result.h"
 
 namespace ms::sql {
 

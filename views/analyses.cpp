@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/prompts.h"
-#include "core/sinks.h"
-#include "storage/analysis_runs.h"
+#include "core/io/prompts.h"
+#include "core/analysis/sinks/sinks.h"
+#include "runs/analysis_runs.h"
 #include "views/workbench.h"
 
 namespace ms::views {

@@ -15,7 +15,7 @@ struct SinksParams {
   std::string prompts_file;       // "" : the workbench's current prompt
 };
 
-// Attention sinks (core/sinks.h) on the current prompt or a prompts file; errors before the start
+// Attention sinks (core/analysis/sinks/sinks.h) on the current prompt or a prompts file; errors before the start
 // go to the workbench's popup, errors during the run mark the task failed (and the run failed).
 void launch_sinks(Workbench& wb, const SinksParams& params);
 
@@ -30,7 +30,7 @@ struct RetrievalParams {
 // default model (its corpus' question form), else resources/needles/default.jsonl.
 std::string default_needles_file(const std::string& model_path);
 
-// Retrieval heads (storage/analysis_runs.h run_retrieval_stored, as `mechscope retrieval`).
+// Retrieval heads (runs/analysis_runs.h run_retrieval_stored, as `mechscope retrieval`).
 void launch_retrieval(Workbench& wb, const RetrievalParams& params);
 
 struct HeadsParams {
@@ -40,7 +40,7 @@ struct HeadsParams {
   uint64_t seed = 0;
 };
 
-// Head detectors (storage/analysis_runs.h run_heads_stored, as `mechscope heads`).
+// Head detectors (runs/analysis_runs.h run_heads_stored, as `mechscope heads`).
 void launch_heads(Workbench& wb, const HeadsParams& params);
 
 }  // namespace ms::views

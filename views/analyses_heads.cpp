@@ -1,5 +1,5 @@
 // launch_retrieval and launch_heads: the retrieval-head grid and the head detectors as tasks that
-// store their runs through storage/analysis_runs.h, the code `mechscope retrieval` and `mechscope
+// store their runs through runs/analysis_runs.h, the code `mechscope retrieval` and `mechscope
 // heads` use, so the Head grid and Runs windows show the same records the CLI writes.
 #include <ATen/ATen.h>
 
@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/needle.h"
-#include "storage/analysis_runs.h"
+#include "core/analysis/retrieval/needle.h"
+#include "runs/analysis_runs.h"
 #include "views/analyses.h"
 #include "views/workbench.h"
 
@@ -91,7 +91,7 @@ void launch_retrieval(Workbench& wb, const RetrievalParams& params) {
     wb.show_error("Retrieval analysis", e.what());
     return;
   }
-  // Models without a tokenizer take token-id needles (core/needle.h id_episodes): no file.
+  // Models without a tokenizer take token-id needles (core/analysis/retrieval/needle.h id_episodes): no file.
   if (model->tokenizer()) cfg.needles = params.needles.empty() ? default_needles_file(wb.model_path()) : params.needles;
   cfg.depths = params.depths;
   cfg.threshold = params.threshold;

@@ -10,8 +10,8 @@
 #include <limits>
 #include <sstream>
 
-#include "core/attention_observer.h"
-#include "core/sinks.h"
+#include "core/attention/attention_observer.h"
+#include "core/analysis/sinks/sinks.h"
 
 namespace ms::views {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "views/heatmap_data.h"
 
 namespace ms::views {
@@ -56,7 +56,7 @@ struct ForwardRequest {
   int top_k = 10;
   int64_t max_full_floats = int64_t(1) << 24;  // keep every head's pattern up to this many floats
   std::vector<std::pair<int, int>> ablate;  // heads whose output (hook_z) is zeroed in a second pass
-  // Heads calibrated in the second pass (ACT, core/sinks.h SinkCalibration): attention to their
+  // Heads calibrated in the second pass (ACT, core/analysis/sinks/sinks.h SinkCalibration): attention to their
   // hidden sinks (keys after the first with alpha_k > calibrate_threshold) scaled by beta.
   std::vector<std::pair<int, int>> calibrate;
   double beta = 0.4, calibrate_threshold = 0.1;

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "core/colormap.h"
-#include "core/result.h"
+#include "core/base/colormap.h"
+#include "core/base/result.h"
 
 struct GLFWwindow;
 

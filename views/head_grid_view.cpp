@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/colormap.h"
+#include "core/base/colormap.h"
 #include "views/view.h"
 #include "views/views.h"
 #include "views/workbench.h"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/colormap.h"
+#include "core/base/colormap.h"
 
 namespace ms::views {
 

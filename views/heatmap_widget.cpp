@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/colormap.h"
+#include "core/base/colormap.h"
 
 namespace ms::views {
 

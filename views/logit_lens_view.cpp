@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "core/colormap.h"
+#include "core/base/colormap.h"
 #include "views/view.h"
 #include "views/views.h"
 #include "views/workbench.h"

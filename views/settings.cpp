@@ -7,7 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "core/atomic_file.h"
+#include "core/base/atomic_file.h"
 
 namespace ms::views {
 

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "storage/report.h"
+#include "report/report.h"
 
 namespace ms::views {
 

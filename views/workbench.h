@@ -9,7 +9,7 @@
 #include <mutex>
 #include <string>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "storage/database.h"
 #include "views/forward_result.h"
 #include "views/heatmap_data.h"

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/test_support.h"
 

@@ -6,8 +6,8 @@
 
 #include <ATen/ATen.h>
 
-#include "core/sinks.h"
-#include "core/zoo_construct.h"
+#include "core/analysis/sinks/sinks.h"
+#include "core/zoo/zoo_construct.h"
 #include "views/forward_result.h"
 
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
-#include "storage/analysis_runs.h"
+#include "core/model/model.h"
+#include "runs/analysis_runs.h"
 #include "storage/database.h"
 #include "tests/support/test_support.h"
 

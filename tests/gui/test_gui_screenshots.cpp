@@ -11,11 +11,11 @@
 #include <set>
 #include <sstream>
 
-#include "core/colormap.h"
-#include "core/model.h"
+#include "core/base/colormap.h"
+#include "core/model/model.h"
 #include "hooks/hook_registry.h"
 #include "storage/database.h"
-#include "storage/png.h"
+#include "report/png.h"
 #include "tests/support/test_support.h"
 
 namespace {

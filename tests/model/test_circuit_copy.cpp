@@ -6,9 +6,9 @@
 
 #include <cmath>
 
-#include "core/circuit_discovery.h"
-#include "core/patching.h"
-#include "core/zoo_construct.h"
+#include "core/analysis/circuits/circuit_discovery.h"
+#include "core/analysis/circuits/patching.h"
+#include "core/zoo/zoo_construct.h"
 
 namespace ms {
 namespace {

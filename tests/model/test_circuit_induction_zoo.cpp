@@ -7,10 +7,10 @@
 
 #include <cstdio>
 
-#include "core/circuit_discovery.h"
-#include "core/head_detectors.h"
-#include "core/zoo_tasks.h"
-#include "core/zoo_trained.h"
+#include "core/analysis/circuits/circuit_discovery.h"
+#include "core/analysis/heads/head_detectors.h"
+#include "core/zoo/zoo_tasks.h"
+#include "core/zoo/zoo_trained.h"
 #include "tests/support/test_support.h"
 
 namespace ms {

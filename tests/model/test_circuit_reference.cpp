@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/circuit_discovery.h"
-#include "core/model_save.h"
+#include "core/analysis/circuits/circuit_discovery.h"
+#include "core/model/model_save.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_models.h"
 

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/model.h"
-#include "core/npy.h"
-#include "core/safetensors.h"
+#include "core/model/model.h"
+#include "core/io/npy.h"
+#include "core/io/safetensors.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;

@@ -9,11 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/head_detectors.h"
-#include "core/needle.h"
-#include "core/retrieval.h"
-#include "core/zoo_measure.h"
-#include "core/zoo_text.h"
+#include "core/analysis/heads/head_detectors.h"
+#include "core/analysis/retrieval/needle.h"
+#include "core/analysis/retrieval/retrieval.h"
+#include "core/zoo/zoo_measure.h"
+#include "core/zoo/zoo_text.h"
 #include "storage/sha256.h"
 #include "tests/support/test_support.h"
 

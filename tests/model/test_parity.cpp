@@ -8,8 +8,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/model.h"
-#include "core/npy.h"
+#include "core/model/model.h"
+#include "core/io/npy.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/test_support.h"
 

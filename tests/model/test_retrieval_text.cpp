@@ -3,8 +3,8 @@
 // with the question; one episode decodes end to end with a masked head.
 #include <gtest/gtest.h>
 
-#include "core/needle.h"
-#include "core/retrieval.h"
+#include "core/analysis/retrieval/needle.h"
+#include "core/analysis/retrieval/retrieval.h"
 #include "tests/support/test_support.h"
 
 namespace ms {

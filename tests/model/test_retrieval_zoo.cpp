@@ -5,9 +5,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/needle.h"
-#include "core/retrieval.h"
-#include "core/zoo_construct.h"
+#include "core/analysis/retrieval/needle.h"
+#include "core/analysis/retrieval/retrieval.h"
+#include "core/zoo/zoo_construct.h"
 
 namespace ms {
 namespace {

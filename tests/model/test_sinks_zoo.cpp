@@ -7,8 +7,8 @@
 #include <set>
 #include <tuple>
 
-#include "core/sinks.h"
-#include "core/zoo_construct.h"
+#include "core/analysis/sinks/sinks.h"
+#include "core/zoo/zoo_construct.h"
 #include "tests/support/test_support.h"
 
 #include <nlohmann/json.hpp>

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "tests/support/test_support.h"
 
 namespace ms {

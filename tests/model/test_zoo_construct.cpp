@@ -12,8 +12,8 @@
 #include <random>
 #include <set>
 
-#include "core/model_save.h"
-#include "core/zoo_construct.h"
+#include "core/model/model_save.h"
+#include "core/zoo/zoo_construct.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/test_support.h"
 

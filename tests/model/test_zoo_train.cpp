@@ -14,10 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/head_detectors.h"
-#include "core/retrieval.h"
-#include "core/zoo_measure.h"
-#include "core/zoo_trained.h"
+#include "core/analysis/heads/head_detectors.h"
+#include "core/analysis/retrieval/retrieval.h"
+#include "core/zoo/zoo_measure.h"
+#include "core/zoo/zoo_trained.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "storage/png.h"
+#include "report/png.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/test_storage_fixtures.h"
 

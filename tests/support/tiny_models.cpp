@@ -3,7 +3,7 @@
 
 #include <stdexcept>
 
-#include "core/zoo_random.h"
+#include "core/zoo/zoo_random.h"
 
 namespace ms::test {
 

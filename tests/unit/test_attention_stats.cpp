@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/attention_stats.h"
+#include "core/attention/attention_stats.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/tiny_models.h"
 

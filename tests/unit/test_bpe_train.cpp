@@ -3,9 +3,9 @@
 // the zoo's ASCII tokenizer maps bytes to themselves.
 #include <gtest/gtest.h>
 
-#include "core/bpe_train.h"
-#include "core/tokenizer.h"
-#include "core/zoo_text.h"
+#include "core/tokenizer/bpe_train.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/zoo/zoo_text.h"
 #include "tests/support/test_support.h"
 
 namespace ms {

@@ -6,9 +6,9 @@
 
 #include <cmath>
 
-#include "core/circuit_discovery.h"
-#include "core/patching.h"
-#include "core/zoo_random.h"
+#include "core/analysis/circuits/circuit_discovery.h"
+#include "core/analysis/circuits/patching.h"
+#include "core/zoo/zoo_random.h"
 #include "tests/support/tiny_models.h"
 
 namespace ms {

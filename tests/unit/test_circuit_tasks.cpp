@@ -4,8 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/circuit_task.h"
-#include "core/tokenizer.h"
+#include "core/analysis/circuits/circuit_task.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/support/test_support.h"
 
 namespace ms {

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <limits>
 
-#include "core/gguf.h"
+#include "core/io/gguf.h"
 #include "tests/support/test_support.h"
 
 namespace {

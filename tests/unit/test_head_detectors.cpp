@@ -5,8 +5,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/head_detectors.h"
-#include "core/zoo_train.h"
+#include "core/analysis/heads/head_detectors.h"
+#include "core/zoo/zoo_train.h"
 
 namespace ms {
 namespace {

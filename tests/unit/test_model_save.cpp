@@ -5,7 +5,7 @@
 
 #include <filesystem>
 
-#include "core/model_save.h"
+#include "core/model/model_save.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_models.h"
 

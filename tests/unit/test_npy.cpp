@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "core/npy.h"
+#include "core/io/npy.h"
 #include "tests/support/test_support.h"
 
 namespace {

@@ -6,8 +6,8 @@
 
 #include <fstream>
 
-#include "core/needle.h"
-#include "core/retrieval.h"
+#include "core/analysis/retrieval/needle.h"
+#include "core/analysis/retrieval/retrieval.h"
 #include "tests/support/test_support.h"
 
 namespace ms {

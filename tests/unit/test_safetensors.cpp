@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 #include "tests/support/test_support.h"
 
 namespace {

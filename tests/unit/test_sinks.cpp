@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/sinks.h"
+#include "core/analysis/sinks/sinks.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/tiny_models.h"
 

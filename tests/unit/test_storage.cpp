@@ -8,8 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/model.h"
-#include "core/zoo_random.h"
+#include "core/model/model.h"
+#include "core/zoo/zoo_random.h"
 #include "storage/compare.h"
 #include "storage/model_hash.h"
 #include "storage/sha256.h"

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/npy.h"
-#include "storage/report.h"
+#include "core/io/npy.h"
+#include "report/report.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/test_storage_fixtures.h"
 

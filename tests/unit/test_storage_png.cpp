@@ -1,13 +1,13 @@
-// Colormaps (core/colormap.h) and PNG encoding (storage/png.h): known colours at the ends and
+// Colormaps (core/base/colormap.h) and PNG encoding (report/png.h): known colours at the ends and
 // the middle, the value scales, heatmap rasterisation, and PNGs that decode back to the pixels.
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "core/colormap.h"
-#include "storage/png.h"
-#include "storage/report.h"
+#include "core/base/colormap.h"
+#include "report/png.h"
+#include "report/report.h"
 
 namespace ms {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <chrono>
 
-#include "core/tokenizer.h"
-#include "core/unicode.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/tokenizer/unicode.h"
 #include "tests/unit/tokenizer_vectors.h"
 
 namespace ms::test {

@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/tokenizer.h"
-#include "core/tokenizer_text.h"
-#include "core/unicode.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/tokenizer/tokenizer_text.h"
+#include "core/tokenizer/unicode.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/tokenizer_vectors.h"
 

@@ -5,8 +5,8 @@
 
 #include <random>
 
-#include "core/tokenizer.h"
-#include "core/unicode.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/tokenizer/unicode.h"
 #include "tests/unit/tokenizer_vectors.h"
 
 #ifdef MECHSCOPE_WITH_LIBSENTENCEPIECE

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/sentencepiece_proto.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/sentencepiece_proto.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/support/test_support.h"
 
 namespace ms::test {

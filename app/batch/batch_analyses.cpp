@@ -1,0 +1,51 @@
+// The batch registry (the list of analysis adapters) and the estimates they share.
+#include "app/batch/batch_analyses.h"
+
+#include <algorithm>
+
+namespace ms::app::batch {
+
+const char* param_type_name(ParamType t) {
+  switch (t) {
+    case ParamType::kInt: return "an integer";
+    case ParamType::kFloat: return "a number";
+    case ParamType::kString: return "a string";
+    case ParamType::kBool: return "a boolean";
+    case ParamType::kPath: return "a file path (string)";
+  }
+  return "?";
+}
+
+const std::vector<Analysis>& registry() {
+  // One line per analysis kind.
+  static const std::vector<Analysis> kAll = {sinks_analysis(), retrieval_analysis(), heads_analysis(),
+                                             patch_analysis(), circuit_analysis()};
+  return kAll;
+}
+
+const Analysis* find_analysis(const std::string& kind) {
+  for (const Analysis& a : registry())
+    if (a.kind == kind) return &a;
+  return nullptr;
+}
+
+int64_t forward_activation_bytes(const ModelConfig& c, int64_t t) {
+  const int64_t resid = 8 * t * c.d_model;                      // residual stream, norms, attention in/out
+  const int64_t qkv = t * (c.q_dim() + 2 * c.kv_dim());
+  const int64_t mlp = 3 * t * std::max<int64_t>(c.d_mlp, 1);
+  const int64_t scores = 2 * c.n_heads * t * t;                 // one layer's scores and pattern
+  const int64_t kv = 2 * c.n_layers * t * c.kv_dim();           // the KV cache
+  const int64_t logits = t * c.d_vocab;
+  return 4 * (resid + qkv + mlp + scores + kv + logits);
+}
+
+double forward_flops(const ModelConfig& c, int64_t n_params, int64_t t) {
+  const double embed = static_cast<double>(c.d_vocab) * static_cast<double>(c.d_model);
+  const double dense = 2.0 * (static_cast<double>(n_params) - embed) * static_cast<double>(t);
+  const double unembed = 2.0 * embed * static_cast<double>(t);
+  const double attn = 4.0 * static_cast<double>(c.n_layers) * static_cast<double>(c.q_dim()) * static_cast<double>(t) *
+                      static_cast<double>(t) / 2.0;
+  return std::max(0.0, dense) + unembed + attn;
+}
+
+}  // namespace ms::app::batch

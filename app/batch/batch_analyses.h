@@ -1,0 +1,89 @@
+// The registry of analyses a batch job can run: one adapter per kind says which parameters it
+// takes (types, defaults, which may be grid axes), checks a grid cell against the model, estimates
+// its memory and work, and runs one item into the results stored as one run.
+// To add an analysis: write app/batch_<kind>.cpp defining an Analysis and list it in registry().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "app/batch/batch_job.h"
+#include "core/model/model.h"
+#include "storage/records.h"
+
+namespace ms::app::batch {
+
+enum class ParamType { kInt, kFloat, kString, kBool, kPath };  // kPath: a file, relative to the job
+const char* param_type_name(ParamType t);
+
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::kFloat;
+  nlohmann::json def;  // null: required
+  bool grid = false;   // may be a list of values (each value a grid cell)
+  std::string help;
+};
+
+// Sizes an item works on, for the estimates.
+struct ItemShape {
+  const ModelConfig* config = nullptr;
+  int64_t n_params = 0;
+  int64_t n_prompts = 0, max_tokens = 0;  // of the prompt set (0 without one)
+};
+
+struct Estimate {
+  int64_t activation_bytes = 0;  // on top of the weights
+  double flops = 0;
+};
+
+// What running an item gives: the results stored with the item's run, and a short summary for
+// the progress events.
+struct ItemOutput {
+  RunResults results;
+  nlohmann::json summary = nlohmann::json::object();
+  nlohmann::json params = nlohmann::json::object();  // stored with the run's parameters (e.g. survivor counts)
+};
+
+struct ItemContext {
+  const Job& job;
+  const WorkItem& item;
+  const Model& model;
+  std::function<void(int64_t done, int64_t total)> progress;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct Analysis {
+  std::string kind;
+  std::string summary;
+  bool uses_prompts = false;  // items are (model x prompt set x cell) instead of (model x cell)
+  std::vector<ParamSpec> params;
+  // A cell's parameters against the model: "" when fine, else the message (and the parameter it
+  // is about in *param, for the line number).
+  std::function<std::string(const nlohmann::json& p, const ModelConfig& c, std::string* param)> check;
+  std::function<Estimate(const nlohmann::json& p, const ItemShape& s)> estimate;
+  // Throws InputError on bad input; returns early with partial results only when cancelled
+  // (the runner then stores nothing).
+  std::function<ItemOutput(ItemContext& ctx)> run;
+};
+
+const std::vector<Analysis>& registry();
+const Analysis* find_analysis(const std::string& kind);
+
+// The adapters (app/batch_<kind>.cpp).
+Analysis sinks_analysis();
+Analysis retrieval_analysis();
+Analysis heads_analysis();
+Analysis patch_analysis();
+Analysis circuit_analysis();
+
+// Shared by the estimates: bytes of a forward pass over t tokens (batch 1, f32): residual
+// stream and MLP activations, one layer's attention scores, the KV cache of every layer.
+int64_t forward_activation_bytes(const ModelConfig& c, int64_t t);
+// Multiply-adds x 2 of one forward pass over t tokens.
+double forward_flops(const ModelConfig& c, int64_t n_params, int64_t t);
+
+}  // namespace ms::app::batch

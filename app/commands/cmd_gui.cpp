@@ -1,0 +1,219 @@
+// `mechscope gui`: the Dear ImGui workbench. Opens the window (only this command touches GLFW),
+// hands over to the views' shell, and with --screenshot renders N settled frames of one view
+// (--view) and saves the framebuffer as PNG for headless tests.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "app/commands/cli.h"
+#include "report/png.h"
+#include "core/base/atomic_file.h"
+#include "views/analyses.h"
+#include "views/attention_view.h"
+#include "views/gui_window.h"
+#include "views/registry.h"
+#include "views/shell.h"
+
+namespace ms::app {
+
+namespace {
+struct GuiOptions {
+  std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, size = "1280x800";
+  int frames = 3, layer = 0, head = 0;
+  int64_t run = 0;
+};
+
+constexpr const char* kDefaultModel = "resources/models/default";
+
+// "1.0,1.3" -> {(1,0), (1,3)}; usage error naming the bad item.
+std::vector<std::pair<int, int>> parse_heads(const std::string& text, const std::string& flag) {
+  std::vector<std::pair<int, int>> out;
+  std::string a = text;
+  for (char& ch : a)
+    if (ch == ',') ch = ' ';
+  std::istringstream in(a);
+  for (std::string item; in >> item;) {
+    int l = -1, h = -1;
+    char dot = 0;
+    std::istringstream one(item);
+    if (!(one >> l >> dot >> h) || dot != '.' || l < 0 || h < 0)
+      fail_usage(flag + " '" + item + "': expected LAYER.HEAD, e.g. 1.0");
+    out.emplace_back(l, h);
+  }
+  return out;
+}
+
+// --launch "KIND [key=value ...]": the Analyses window's parameters for a headless launch.
+struct Launch {
+  std::string kind;
+  views::SinksParams sinks;
+  views::RetrievalParams retrieval;
+  views::HeadsParams heads;
+};
+
+Launch parse_launch(const std::string& text) {
+  std::istringstream in(text);
+  Launch l;
+  in >> l.kind;
+  if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads")
+    fail_usage("--launch '" + text + "': expected sinks, retrieval or heads, then key=value parameters");
+  for (std::string kv; in >> kv;) {
+    size_t eq = kv.find('=');
+    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    bool ok = eq != std::string::npos;
+    try {
+      if (!ok) {
+      } else if (l.kind == "sinks" && k == "epsilon") l.sinks.epsilon = std::stod(v);
+      else if (l.kind == "sinks" && k == "hidden_threshold") l.sinks.hidden_threshold = std::stod(v);
+      else if (l.kind == "sinks" && k == "prompts") l.sinks.prompts_file = v;
+      else if (l.kind == "retrieval" && k == "needles") l.retrieval.needles = v;
+      else if (l.kind == "retrieval" && k == "lengths") l.retrieval.lengths = v;
+      else if (l.kind == "retrieval" && k == "depths") l.retrieval.depths = std::stoll(v);
+      else if (l.kind == "retrieval" && k == "threshold") l.retrieval.threshold = std::stod(v);
+      else if (l.kind == "retrieval" && k == "mask_top") l.retrieval.mask_top = std::stoll(v);
+      else if (l.kind == "heads" && k == "detect") {
+        l.heads.previous = v.find("previous") != std::string::npos;
+        l.heads.duplicate = v.find("duplicate") != std::string::npos;
+        l.heads.induction = v.find("induction") != std::string::npos;
+      } else if (l.kind == "heads" && k == "input") {
+        ok = v == "prompt" || v == "random";
+        l.heads.on_prompt = v == "prompt";
+      } else if (l.kind == "heads" && k == "seq_len") l.heads.seq_len = std::stoll(v);
+      else if (l.kind == "heads" && k == "n") l.heads.n = std::stoll(v);
+      else if (l.kind == "heads" && k == "seed") l.heads.seed = std::stoull(v);
+      else ok = false;
+    } catch (const std::logic_error&) {
+      ok = false;
+    }
+    if (!ok) fail_usage("--launch: '" + kv + "' is not a parameter of " + l.kind + " (or its value is bad)");
+  }
+  return l;
+}
+
+int run_gui(const GuiOptions& o) {
+  int width = 1280, height = 800;
+  if (std::sscanf(o.size.c_str(), "%dx%d", &width, &height) != 2 || width < 200 || height < 150)
+    fail_usage("--size '" + o.size + "': expected WIDTHxHEIGHT, at least 200x150");
+  views::HeatScale scale = views::HeatScale::kLinear;
+  if (!o.scale.empty() && !views::parse_heat_scale(o.scale, &scale))
+    fail_usage("--scale '" + o.scale + "': expected linear, log or sink-clipped");
+  const bool headless = !o.screenshot.empty();
+  if (!o.view.empty() && !headless) fail_usage("--view needs --screenshot FILE.png");
+  std::string model = o.model;
+  if (model.empty() && std::filesystem::exists(kDefaultModel)) model = kDefaultModel;
+  if (headless && model.empty() && o.view != "runs" && o.view != "circuit")
+    fail_usage("--screenshot needs --model DIR (the default model " + std::string(kDefaultModel) + " is absent)");
+
+  Launch launch;
+  if (!o.launch.empty()) launch = parse_launch(o.launch);
+  if (!o.launch.empty() && model.empty()) fail_usage("--launch needs a model");
+  std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
+  std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
+  if (!o.view.empty()) {  // usage errors come before the display is touched
+    views::TaskManager tasks;
+    views::Settings none;
+    views::Workbench probe(tasks, none);
+    std::string keys;
+    bool found = false;
+    for (const auto& v : views::make_views(probe)) {
+      keys += (keys.empty() ? "" : ", ") + v->key();
+      found |= v->key() == o.view;
+    }
+    if (!found) fail_usage("--view '" + o.view + "': expected one of " + keys);
+  }
+
+  views::Settings settings;
+  std::string config = headless ? "" : views::Settings::config_dir();
+  if (!config.empty()) {
+    settings.file = config + "/gui.txt";
+    settings.load();
+  }
+  views::WindowOptions wo;
+  wo.width = width;
+  wo.height = height;
+  wo.vsync = !headless;
+  wo.ignore_mouse = headless;
+  wo.ini_file = config.empty() ? "" : config + "/imgui.ini";
+  wo.title = "mechscope " MECHSCOPE_VERSION;
+  Result<std::unique_ptr<views::GuiWindow>> win = views::GuiWindow::open(wo);
+  if (!win) throw InputError(win.error().message, win.error().code);
+
+  views::Shell shell(settings);
+  views::Workbench& wb = shell.workbench();
+  if (!o.db.empty()) wb.db_path = o.db;
+  if (!o.scale.empty()) wb.scale = scale;
+  wb.layer = o.layer;
+  wb.head = o.head;
+  wb.selected_run = o.run;
+  wb.next_prompt = o.prompt;
+  wb.ablated = ablated;
+  wb.calibrated = calibrated;
+  if (!o.view.empty()) shell.solo(o.view);
+  if (!model.empty()) wb.open_model(model);
+  bool launched = false;
+
+  // Interactive: until the window closes. Headless: until o.frames frames in a row found
+  // nothing running (model loaded, forward pass adopted), then the screenshot.
+  int settled = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  while (!(*win)->should_close()) {
+    // Interactive and idle (nothing running): wait for input, at most 0.2 s.
+    bool idle = !headless && !wb.busy() && !shell.tasks().busy();
+    (*win)->begin_frame(idle ? 0.2 : 0);
+    shell.frame();
+    if (!o.launch.empty() && !launched && wb.model() && !wb.busy()) {  // once the prompt has run
+      if (launch.kind == "sinks") views::launch_sinks(wb, launch.sinks);
+      if (launch.kind == "retrieval") views::launch_retrieval(wb, launch.retrieval);
+      if (launch.kind == "heads") views::launch_heads(wb, launch.heads);
+      launched = true;
+    }
+    (*win)->render();
+    if (headless) {
+      bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model());
+      settled = busy ? 0 : settled + 1;
+      if (settled >= std::max(1, o.frames)) {
+        if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
+        RgbImage img = (*win)->read_pixels();
+        write_file_atomic(o.screenshot, encode_png(img));
+        std::printf("screenshot: %s %dx%d\n", o.screenshot.c_str(), img.width, img.height);
+        if (views::View* v = shell.find("attention"); v && o.view == "attention")
+          if (const views::HeatmapLayout* l = views::attention_layout(*v))
+            std::printf("heatmap: x=%.2f y=%.2f cell_w=%.4f cell_h=%.4f rows=%d cols=%d\n", l->x, l->y, l->cell_w,
+                        l->cell_h, l->rows, l->cols);
+        if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
+        break;
+      }
+      if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(300))
+        throw InputError("screenshot: the model or forward pass did not finish within 300 s", ErrorCode::kInternal);
+      if (busy) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    (*win)->present();
+  }
+  return 0;
+}
+}  // namespace
+
+void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
+  auto o = std::make_shared<GuiOptions>();
+  CLI::App* cmd = app.add_subcommand("gui", "the interactive workbench (Dear ImGui + GLFW; needs a display)");
+  cmd->add_option("--model", o->model, std::string("model folder or .gguf (default: ") + kDefaultModel + ")");
+  cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
+  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, runs, circuit, analyses)");
+  cmd->add_option("--frames", o->frames, "headless: settled frames to render before the screenshot")->check(CLI::Range(1, 100000));
+  cmd->add_option("--screenshot", o->screenshot, "headless: save the framebuffer as PNG and exit");
+  cmd->add_option("--prompt", o->prompt, "the prompt to start with (ids separated by spaces for models without a tokenizer)");
+  cmd->add_option("--layer", o->layer, "the attention layer to show")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
+  cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
+  cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
+  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads [key=value ...]' "
+                 "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
+  cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
+  cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
+  cmds.emplace_back(cmd, [o]() { return run_gui(*o); });
+}
+
+}  // namespace ms::app

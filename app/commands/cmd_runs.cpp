@@ -1,0 +1,217 @@
+// `mechscope runs [list|show ID|delete ID]`: the runs kept in the database, one run's provenance
+// and contents, and deleting a run with everything it holds.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "app/commands/cli.h"
+#include "storage/database.h"
+
+namespace ms::app {
+namespace {
+
+using nlohmann::json;
+
+json run_json(const RunInfo& r) {
+  return {{"id", r.id}, {"kind", r.spec.kind}, {"status", run_status_name(r.status)},
+          {"model_id", r.spec.model_id}, {"params", json::parse(r.spec.params_json, nullptr, false)},
+          {"command", r.spec.command}, {"label", r.spec.label}, {"resume_key", r.spec.resume_key},
+          {"mechscope_version", r.mechscope_version}, {"progress", r.progress}, {"created_at", r.created_at},
+          {"started_at", r.started_at}, {"finished_at", r.finished_at}, {"error", r.error},
+          {"pid", r.pid}, {"host", r.host}};
+}
+
+void print_json(const json& j) {
+  std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+template <class T>
+T take(Result<T> r) {
+  if (!r) throw InputError(r.error().message, r.error().code);
+  return std::move(*r);
+}
+
+int64_t parse_run_id(const std::string& s) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(s, &used);
+    if (used == s.size() && v > 0) return v;
+  } catch (const std::exception&) {
+  }
+  fail_usage("'" + s + "' is not a run id (a positive number; `mechscope runs list` shows them)");
+}
+
+int list(Database& db, const std::string& kind, int64_t limit, bool as_json) {
+  std::vector<RunSummary> runs = take(db.list_runs({kind, std::nullopt, 0, limit}));
+  if (as_json) {
+    json arr = json::array();
+    for (const RunSummary& s : runs) {
+      json j = run_json(s.run);
+      j["model_path"] = s.model_path;
+      j["architecture"] = s.model_architecture;
+      j["counts"] = {{"inputs", s.n_inputs}, {"scores", s.n_scores}, {"metrics", s.n_metrics},
+                     {"tensors", s.n_tensors}, {"circuits", s.n_circuits}};
+      arr.push_back(j);
+    }
+    print_json(arr);
+    return 0;
+  }
+  if (runs.empty()) {
+    std::cout << "no runs in " << db.path() << "\n";
+    return 0;
+  }
+  std::printf("%6s  %-12s %-9s %-24s %8s %7s %7s  %s\n", "ID", "KIND", "STATUS", "FINISHED", "SCORES", "TENSORS",
+              "INPUTS", "MODEL");
+  for (const RunSummary& s : runs) {
+    std::string model = s.model_path.empty() ? "-" : std::filesystem::path(s.model_path).filename().string();
+    if (!s.model_architecture.empty()) model += " (" + s.model_architecture + ")";
+    std::printf("%6lld  %-12s %-9s %-24s %8lld %7lld %7lld  %s\n", static_cast<long long>(s.run.id),
+                s.run.spec.kind.c_str(), run_status_name(s.run.status),
+                s.run.finished_at.empty() ? "-" : s.run.finished_at.c_str(), static_cast<long long>(s.n_scores),
+                static_cast<long long>(s.n_tensors), static_cast<long long>(s.n_inputs), model.c_str());
+  }
+  std::cout << runs.size() << " run(s) in " << db.path() << "\n";
+  return 0;
+}
+
+int show(Database& db, int64_t id, bool as_json) {
+  RunInfo r = take(db.get_run(id));
+  std::optional<ModelInfo> model;
+  if (r.spec.model_id > 0) model = take(db.get_model(r.spec.model_id));
+  std::vector<InputRecord> inputs = take(db.get_inputs(id));
+  std::vector<HeadScores> scores = take(db.get_head_scores(id));
+  std::vector<TensorInfo> tensors = take(db.list_tensors(id));
+  std::vector<Circuit> circuits = take(db.get_circuits(id));
+  std::vector<RunLink> links = take(db.get_links(id));
+  json metrics = json::array();
+  for (const HeadScores& h : scores) {
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    int n = 0, best = -1;
+    for (size_t i = 0; i < h.values.size(); ++i) {
+      double v = h.values[i];
+      if (std::isnan(v)) continue;
+      lo = std::min(lo, v);
+      if (v > hi) best = static_cast<int>(i);
+      hi = std::max(hi, v);
+      sum += v;
+      ++n;
+    }
+    json m = {{"metric", h.metric}, {"n_layers", h.n_layers}, {"n_heads", h.n_heads}, {"n_values", n}};
+    if (n) {
+      m["min"] = lo;
+      m["max"] = hi;
+      m["mean"] = sum / n;
+      m["argmax"] = {{"layer", best / h.n_heads}, {"head", best % h.n_heads}};
+    }
+    metrics.push_back(m);
+  }
+  if (as_json) {
+    json j = {{"run", run_json(r)}, {"metrics", metrics}};
+    if (model)
+      j["model"] = {{"id", model->id}, {"path", model->path}, {"architecture", model->architecture},
+                    {"content_hash", model->content_hash}, {"n_params", model->n_params},
+                    {"config", json::parse(model->config_json, nullptr, false)}};
+    j["inputs"] = json::array();
+    for (const InputRecord& in : inputs)
+      j["inputs"].push_back({{"index", in.index}, {"text", in.text}, {"token_ids", in.token_ids}, {"tokens", in.tokens}});
+    j["tensors"] = json::array();
+    for (const TensorInfo& t : tensors)
+      j["tensors"].push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"raw_bytes", t.raw_bytes},
+                              {"stored_bytes", t.stored_bytes}, {"meta", json::parse(t.meta_json, nullptr, false)}});
+    j["circuits"] = json::array();
+    for (const Circuit& c : circuits)
+      j["circuits"].push_back({{"name", c.name}, {"nodes", c.nodes.size()}, {"edges", c.edges.size()}});
+    j["links"] = json::array();
+    for (const RunLink& l : links)
+      j["links"].push_back({{"run_id", l.run_id}, {"relation", l.relation}, {"source_run_id", l.source_run_id}});
+    print_json(j);
+    return 0;
+  }
+  std::cout << "run " << r.id << ": " << r.spec.kind << " (" << run_status_name(r.status) << ")\n";
+  auto field = [](const char* k, const std::string& v) {
+    if (!v.empty()) std::printf("  %-10s %s\n", k, v.c_str());
+  };
+  if (model)
+    field("model", std::to_string(model->id) + " " + (model->path.empty() ? "(in memory)" : model->path) + " (" +
+                       model->architecture + ", " + std::to_string(model->n_params) + " parameters, " +
+                       model->content_hash + ")");
+  field("label", r.spec.label);
+  field("params", r.spec.params_json);
+  field("command", r.spec.command);
+  field("version", r.mechscope_version);
+  field("created", r.created_at);
+  field("started", r.started_at);
+  field("finished", r.finished_at);
+  if (r.status == RunStatus::kRunning) field("progress", std::to_string(static_cast<int>(r.progress * 100)) + "%");
+  field("resume key", r.spec.resume_key);
+  field("error", r.error);
+  field("inputs", std::to_string(inputs.size()));
+  for (const json& m : metrics) {
+    std::string line = m["metric"].get<std::string>() + ": " + std::to_string(m["n_layers"].get<int>()) + " x " +
+                       std::to_string(m["n_heads"].get<int>());
+    if (m.contains("max")) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, ", min %.4g, max %.4g at L%dH%d, mean %.4g", m["min"].get<double>(),
+                    m["max"].get<double>(), m["argmax"]["layer"].get<int>(), m["argmax"]["head"].get<int>(),
+                    m["mean"].get<double>());
+      line += buf;
+    }
+    field("metric", line);
+  }
+  for (const TensorInfo& t : tensors)
+    field("tensor", t.name + " " + t.dtype + " " + json(t.shape).dump() + " (" + std::to_string(t.raw_bytes) +
+                        " bytes, " + std::to_string(t.stored_bytes) + " stored)");
+  for (const Circuit& c : circuits)
+    field("circuit", c.name + ": " + std::to_string(c.nodes.size()) + " nodes, " + std::to_string(c.edges.size()) +
+                         " edges");
+  for (const RunLink& l : links)
+    field("link", "run " + std::to_string(l.run_id) + " " + l.relation + " run " + std::to_string(l.source_run_id));
+  return 0;
+}
+
+}  // namespace
+
+void register_runs(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
+  struct Opts {
+    std::string db, action = "list", id, kind;
+    int64_t limit = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand("runs", "List, show or delete the analysis runs kept in the database");
+  cmd->add_option("action", o->action, "list, show or delete")
+      ->check(CLI::IsMember({"list", "show", "delete"}))
+      ->capture_default_str();
+  cmd->add_option("id", o->id, "run id (show, delete)");
+  cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB, else $XDG_DATA_HOME/mechscope/mechscope.db)");
+  cmd->add_option("--kind", o->kind, "list: only runs of this kind");
+  cmd->add_option("--limit", o->limit, "list: the newest N runs (0: all)");
+  cmd->add_flag("--json", o->json, "print JSON");
+  cmds.emplace_back(cmd, [o]() {
+    if (o->action == "list") {
+      if (!o->id.empty()) fail_usage("runs list takes no run id (did you mean `runs show " + o->id + "`?)");
+      std::string path = resolve_db_path(o->db);
+      std::error_code ec;
+      if (!std::filesystem::exists(path, ec)) {  // nothing stored yet: not an error
+        if (o->json) std::cout << "[]\n";
+        else std::cout << "no runs yet (no database at " << path << ")\n";
+        return 0;
+      }
+      return list(*open_database(o->db, true), o->kind, o->limit, o->json);
+    }
+    if (o->id.empty()) fail_usage("runs " + o->action + " needs a run id: mechscope runs " + o->action + " ID");
+    int64_t id = parse_run_id(o->id);
+    std::unique_ptr<Database> db = open_database(o->db, true);
+    if (o->action == "show") return show(*db, id, o->json);
+    RunInfo r = take(db->get_run(id));
+    Status st = db->delete_run(id);
+    if (!st) throw InputError(st.error().message, st.error().code);
+    if (o->json) print_json({{"deleted", id}});
+    else std::cout << "deleted run " << id << " (" << r.spec.kind << ") from " << db->path() << "\n";
+    return 0;
+  });
+}
+
+}  // namespace ms::app

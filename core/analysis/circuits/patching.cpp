@@ -1,0 +1,190 @@
+// Activation patching grids, path patching over the edge graph, and direct logit attribution.
+#include "core/analysis/circuits/patching.h"
+
+#include <ATen/ATen.h>
+
+#include <limits>
+
+#include "hooks/activation_cache.h"
+#include "hooks/hook_names.h"
+
+namespace ms {
+
+Result<PatchGrid> activation_patching(const Model& model, const TaskPairs& task, const PatchOptions& opts,
+                                      const CircuitProgress& progress, const std::atomic<bool>* cancel) {
+  Result<Result<PatchGrid>> out = guard([&]() -> Result<PatchGrid> {
+    at::NoGradGuard no_grad;
+    const ModelConfig& c = model.config();
+    const std::string& w = opts.what;
+    const bool by_pos = w == "resid_pre" || w == "attn_out" || w == "mlp_out";
+    const bool by_head = w == "z" || w == "q" || w == "k" || w == "v" || w == "pattern";
+    if (!by_pos && !by_head)
+      return Error{ErrorCode::kUsage, "--what '" + w + "': expected resid_pre, attn_out, mlp_out, z, q, k, v or pattern"};
+    if (w == "mlp_out" && c.attn_only()) return Error{ErrorCode::kUsage, "--what mlp_out: the model has no MLPs"};
+    if (opts.per_position && w != "z") return Error{ErrorCode::kUsage, "per-position patching is for --what z"};
+    const int64_t L = c.n_layers, T = task.seq_len();
+    const int64_t n_heads = (w == "k" || w == "v") ? c.n_kv_heads : c.n_heads;
+    const at::Tensor& base = opts.self_patch ? task.clean : task.corrupted;
+    // Cache the clean run at every layer's hook.
+    ActivationCache clean;
+    {
+      HookRegistry reg;
+      reg.add_forward("blocks.*." + std::string(by_pos ? "hook_" : "attn.hook_") + w, cache_hook(clean));
+      ForwardOptions fo;
+      fo.hooks = &reg;
+      model.forward(task.clean, fo);
+    }
+    PatchGrid grid;
+    grid.what = w;
+    grid.metric_clean = task_metric(task, model.forward(task.clean)).item<double>();
+    grid.metric_corrupted = task_metric(task, model.forward(task.corrupted)).item<double>();
+    std::vector<int64_t> shape;
+    if (by_pos) grid.axes = {"layer", "position"}, shape = {L, T};
+    else if (opts.per_position) grid.axes = {"layer", "head", "position"}, shape = {L, n_heads, T};
+    else grid.axes = {"layer", "head"}, shape = {L, n_heads};
+    grid.raw = at::full(shape, std::numeric_limits<double>::quiet_NaN(), at::kDouble);
+    const int64_t inner = by_pos ? T : opts.per_position ? n_heads * T : n_heads;
+    const int64_t total = L * inner;
+    for (int64_t cell = 0; cell < total; ++cell) {
+      if (cancel && *cancel) break;
+      const int64_t l = cell / inner, r = cell % inner;
+      Selection sel;
+      if (by_pos) sel.positions = {r};
+      else if (opts.per_position) sel.heads = {r / T}, sel.positions = {r % T};
+      else sel.heads = {r};
+      HookRegistry reg;
+      reg.add_forward(get_act_name(w, static_cast<int>(l)), patch_hook(clean, sel));
+      ForwardOptions fo;
+      fo.hooks = &reg;
+      double m = task_metric(task, model.forward(base, fo)).item<double>();
+      grid.raw.view(-1)[cell] = m;
+      if (progress) progress(cell + 1, total);
+    }
+    grid.values = (grid.raw - grid.metric_corrupted) / (grid.metric_clean - grid.metric_corrupted);
+    return grid;
+  });
+  if (!out) return out.error();
+  return std::move(out).value();
+}
+
+at::Tensor path_patching(const Model& model, const CircuitGraph& g, const TaskPairs& task, const TaskRuns& runs,
+                         const std::vector<int>& receivers) {
+  at::NoGradGuard no_grad;
+  const ModelConfig& c = model.config();
+  at::Tensor out = at::full({c.n_layers, c.n_heads}, std::numeric_limits<double>::quiet_NaN(), at::kDouble);
+  at::Tensor delta = runs.corrupted_out - runs.clean_out;
+  int min_up = g.n_sources();
+  for (int t : receivers) min_up = std::min(min_up, g.targets()[static_cast<size_t>(t)].n_upstream);
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      const int s = g.head_source(static_cast<int>(l), static_cast<int>(h));
+      if (s >= min_up) continue;
+      // The sender's direct path: every receiver reads clean + (corrupted - clean) of the sender;
+      // nothing upstream of a receiver changes, downstream is recomputed.
+      EdgeRunOptions o;
+      o.offsets = [&](const TargetGroup& grp, const std::vector<at::Tensor>&) -> at::Tensor {
+        at::Tensor off;
+        for (int t : receivers) {
+          if (t < grp.first || t >= grp.first + grp.count) continue;
+          at::Tensor d = delta[s];
+          if (grp.kind == TargetKind::kMlp || grp.kind == TargetKind::kLogits) return d;
+          if (!off.defined()) off = at::zeros({d.size(0), d.size(1), grp.count, d.size(2)}, d.options());
+          off.select(2, t - grp.first).copy_(d);
+        }
+        return off;
+      };
+      double m = task_metric(task, run_edge_forward(model, g, task.clean, o)).item<double>();
+      out[l][h] = (m - runs.metric_corrupted) / (runs.metric_clean - runs.metric_corrupted);
+    }
+  return out;
+}
+
+DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
+  at::NoGradGuard no_grad;
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  ActivationCache cache;
+  HookRegistry reg;
+  for (const char* n : {"hook_embed", "hook_pos_embed", "blocks.*.attn.hook_result", "blocks.*.hook_attn_out",
+                        "blocks.*.hook_mlp_out", "ln_final.hook_scale"})
+    reg.add_forward(n, cache_hook(cache));
+  ForwardOptions fo;
+  fo.hooks = &reg;
+  at::Tensor logits = model.forward(task.clean, fo);
+  const int64_t N = task.n();
+  at::Tensor pos = at::tensor(task.answer_pos, at::kLong);
+  at::Tensor rows = at::arange(N, at::kLong);
+  auto at_answer = [&](const at::Tensor& x) { return x.to(at::kDouble).index({rows, pos}); };  // (N, ...)
+  // The unembedding direction per pair, (N, d).
+  at::Tensor wu = w.w_u.to(at::kDouble);
+  at::Tensor dir;
+  at::Tensor bu_diff = at::zeros({N}, at::kDouble);
+  if (task.metric == MetricKind::kProbDiff) {
+    std::vector<at::Tensor> dirs;
+    for (int64_t i = 0; i < N; ++i) {
+      std::vector<int64_t> hi, lo;
+      for (int k = 0; k < 100; ++k)
+        if (task.year_ids[k] >= 0) (k > task.yy[i] ? hi : lo).push_back(task.year_ids[k]);
+      at::Tensor a = hi.empty() ? at::zeros({c.d_model}, at::kDouble) : wu.index_select(0, at::tensor(hi)).mean(0);
+      at::Tensor b = lo.empty() ? at::zeros({c.d_model}, at::kDouble) : wu.index_select(0, at::tensor(lo)).mean(0);
+      dirs.push_back(a - b);
+      if (w.b_u.defined()) {
+        at::Tensor bu = w.b_u.to(at::kDouble);
+        double x = hi.empty() ? 0.0 : bu.index_select(0, at::tensor(hi)).mean().item<double>();
+        double y = lo.empty() ? 0.0 : bu.index_select(0, at::tensor(lo)).mean().item<double>();
+        bu_diff[i] = x - y;
+      }
+    }
+    dir = at::stack(dirs);
+  } else {
+    at::Tensor a = at::tensor(std::vector<int64_t>(task.answer.begin(), task.answer.end()), at::kLong);
+    at::Tensor d = at::tensor(std::vector<int64_t>(task.distractor.begin(), task.distractor.end()), at::kLong);
+    dir = wu.index_select(0, a) - wu.index_select(0, d);
+    if (w.b_u.defined()) bu_diff = w.b_u.to(at::kDouble).index_select(0, a) - w.b_u.to(at::kDouble).index_select(0, d);
+  }
+  at::Tensor bias = bu_diff.clone();
+  if (w.ln_f_b.defined()) bias = bias + (dir * w.ln_f_b.to(at::kDouble)).sum(-1);
+  if (w.ln_f_w.defined()) dir = dir * w.ln_f_w.to(at::kDouble);
+  at::Tensor scale = at_answer(cache.at("ln_final.hook_scale")).view({N, 1});  // (N, 1)
+  // apply_ln_to_stack: centre (LayerNorm only), divide by the cached scale, project.
+  auto project = [&](at::Tensor comp) {  // comp (N, d) -> mean over pairs
+    if (c.norm == NormKind::kLayerNorm) comp = comp - comp.mean(-1, true);
+    return ((comp / scale) * dir).sum(-1).mean().item<double>();
+  };
+  DlaResult r;
+  at::Tensor embed = at_answer(cache.at("hook_embed"));
+  if (cache.contains("hook_pos_embed")) embed = embed + at_answer(cache.at("hook_pos_embed"));
+  r.components.push_back("embed");
+  r.per_component.push_back(project(embed));
+  r.per_head = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
+  for (int l = 0; l < static_cast<int>(c.n_layers); ++l) {
+    at::Tensor res = at_answer(cache.at(get_act_name("result", l)));  // (N, H, d)
+    for (int64_t h = 0; h < c.n_heads; ++h) r.per_head[l][h] = project(res.select(1, h));
+    r.components.push_back("attn" + std::to_string(l));
+    r.per_component.push_back(project(at_answer(cache.at(get_act_name("attn_out", l)))));
+    if (!c.attn_only()) {
+      r.components.push_back("mlp" + std::to_string(l));
+      r.per_component.push_back(project(at_answer(cache.at(get_act_name("mlp_out", l)))));
+    }
+  }
+  r.bias_terms = bias.mean().item<double>();
+  if (task.metric == MetricKind::kProbDiff) {
+    // The logit difference along the same direction: mean logit of later years minus earlier.
+    at::Tensor x = at_answer(logits.to(at::kDouble));
+    double acc = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      std::vector<int64_t> hi, lo;
+      for (int k = 0; k < 100; ++k)
+        if (task.year_ids[k] >= 0) (k > task.yy[i] ? hi : lo).push_back(task.year_ids[k]);
+      double a = hi.empty() ? 0.0 : x[i].index_select(0, at::tensor(hi)).mean().item<double>();
+      double b = lo.empty() ? 0.0 : x[i].index_select(0, at::tensor(lo)).mean().item<double>();
+      acc += a - b;
+    }
+    r.logit_diff = acc / static_cast<double>(N);
+  } else {
+    r.logit_diff = task_metric(task, logits).item<double>();
+  }
+  return r;
+}
+
+}  // namespace ms

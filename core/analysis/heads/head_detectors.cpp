@@ -1,0 +1,188 @@
+// Head detectors: detection patterns built from the tokens, the mul/abs similarity of attention
+// patterns to them, and per-layer scoring from hook_pattern so no layer's pattern is kept longer
+// than its own hook call.
+#include "core/analysis/heads/head_detectors.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <functional>
+#include <random>
+
+#include "core/tokenizer/tokenizer.h"
+
+namespace ms {
+namespace {
+
+at::Tensor as_batch(const at::Tensor& tokens) {
+  if (tokens.dim() == 1) return tokens.unsqueeze(0);
+  if (tokens.dim() != 2) fail_usage("tokens must be [batch, pos] or [pos]");
+  return tokens;
+}
+
+}  // namespace
+
+at::Tensor score_layers(const Model& model, const at::Tensor& tokens,
+                        const std::function<at::Tensor(int64_t, const at::Tensor&)>& per_layer) {
+  const ModelConfig& c = model.config();
+  at::Tensor out = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
+  at::NoGradGuard no_grad;
+  HookRegistry hooks;
+  hooks.add_forward("blocks.*.attn.hook_pattern", [&](const at::Tensor& a, const HookContext& ctx) {
+    out[ctx.layer].copy_(per_layer(ctx.layer, a.to(at::kCPU, at::kFloat)));
+    return at::Tensor();
+  });
+  ForwardOptions fo;
+  fo.hooks = &hooks;
+  fo.last_logits_only = true;
+  model.forward(tokens, fo);
+  return out;
+}
+
+Result<HeadPattern> parse_head_pattern(const std::string& name) {
+  if (name == "previous_token_head") return HeadPattern::kPreviousToken;
+  if (name == "duplicate_token_head") return HeadPattern::kDuplicateToken;
+  if (name == "induction_head") return HeadPattern::kInduction;
+  return Error{ErrorCode::kUsage, "unknown head pattern '" + name +
+                                      "' (previous_token_head, duplicate_token_head, induction_head)"};
+}
+
+const char* head_pattern_name(HeadPattern p) {
+  switch (p) {
+    case HeadPattern::kPreviousToken: return "previous_token_head";
+    case HeadPattern::kDuplicateToken: return "duplicate_token_head";
+    case HeadPattern::kInduction: return "induction_head";
+  }
+  return "?";
+}
+
+at::Tensor detection_pattern(HeadPattern pattern, const at::Tensor& tokens) {
+  const bool single = tokens.dim() == 1;
+  at::Tensor tok = as_batch(tokens).to(at::kCPU, at::kLong);
+  const int64_t B = tok.size(0), T = tok.size(1);
+  at::Tensor d;
+  if (pattern == HeadPattern::kPreviousToken) {
+    d = at::eye(T, at::kFloat).roll(-1, 1).tril(-1).unsqueeze(0).expand({B, T, T}).contiguous();
+  } else {
+    at::Tensor eq = (tok.unsqueeze(2) == tok.unsqueeze(1)).to(at::kFloat);  // [B, i, j]: tok[i] == tok[j]
+    if (pattern == HeadPattern::kDuplicateToken) {
+      d = eq.tril(-1);
+    } else {
+      // Key j is the token after an occurrence (at j - 1) of the query's token.
+      d = at::zeros({B, T, T}, at::kFloat);
+      if (T > 1) d.narrow(2, 1, T - 1).copy_(eq.narrow(2, 0, T - 1));
+      d = d.tril(0);
+    }
+  }
+  return single ? d[0] : d;
+}
+
+at::Tensor pattern_similarity(const at::Tensor& attn, const at::Tensor& detection,
+                              const DetectOptions& opts) {
+  if (attn.dim() != 4 || attn.size(2) != attn.size(3))
+    fail_usage("attention patterns must be [batch, head, T, T]");
+  const int64_t T = attn.size(2);
+  at::Tensor a = attn.to(at::kDouble);
+  at::Tensor d = detection.to(at::kDouble);
+  if (d.dim() == 2) d = d.unsqueeze(0);
+  if (d.size(-1) != T || d.size(-2) != T)
+    fail_usage("detection pattern is " + std::to_string(d.size(-2)) + "x" + std::to_string(d.size(-1)) +
+               ", attention is " + std::to_string(T) + "x" + std::to_string(T));
+  d = d.unsqueeze(1);  // [B or 1, 1, T, T]
+  // Positions excluded from both measures: key 0 and/or the diagonal.
+  at::Tensor keep = at::ones({T, T}, at::kDouble);
+  if (opts.exclude_bos) keep.select(1, 0).zero_();
+  if (opts.exclude_current_token) keep.diagonal().zero_();
+  if (opts.error_measure == ErrorMeasure::kMul) {
+    at::Tensor ak = a * keep;
+    return (ak * d).sum({2, 3}) / ak.sum({2, 3});
+  }
+  at::Tensor diff = (a - d).abs() * keep;
+  return 1.0 - diff.mean({2, 3}) * static_cast<double>(T);
+}
+
+Result<at::Tensor> detect_heads(const Model& model, const at::Tensor& tokens,
+                                const at::Tensor& detection, const DetectOptions& opts) {
+  return guard([&] {
+    at::Tensor tok = as_batch(tokens);
+    return score_layers(model, tok, [&](int64_t, const at::Tensor& a) {
+      return pattern_similarity(a, detection, opts).mean(0);
+    });
+  });
+}
+
+Result<at::Tensor> detect_heads(const Model& model, const at::Tensor& tokens, HeadPattern pattern,
+                                const DetectOptions& opts) {
+  return guard([&]() -> at::Tensor {
+    at::Tensor tok = as_batch(tokens);
+    Result<at::Tensor> r = detect_heads(model, tok, detection_pattern(pattern, tok), opts);
+    if (!r) throw InputError(r.error().message, r.error().code);
+    return *r;
+  });
+}
+
+Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& tokens, int64_t k) {
+  return guard([&] {
+    at::Tensor tok = as_batch(tokens);
+    const int64_t T = tok.size(1);
+    if (k < 0 || k >= T) fail_usage("key position " + std::to_string(k) + " is outside the sequence");
+    return score_layers(model, tok, [&](int64_t, const at::Tensor& a) {
+      // Column k, from the queries that can see it: [B, H, T - k] -> mean over queries and batch.
+      return a.select(3, k).narrow(2, k, T - k).to(at::kDouble).mean(at::IntArrayRef{0, 2});
+    });
+  });
+}
+
+Result<at::Tensor> repeated_sequences(const Model& m, int64_t seq_len, int64_t n, uint64_t seed, int64_t lo,
+                                      int64_t hi, bool no_bos) {
+  return guard([&] {
+    if (hi < 0) hi = m.config().d_vocab;
+    if (lo < 0 || hi > m.config().d_vocab || hi - lo < seq_len)
+      fail_usage("--vocab-range must lie in [0, " + std::to_string(m.config().d_vocab) + ") and hold --seq-len tokens");
+    if (seq_len < 2 || n < 1) fail_usage("--seq-len must be at least 2 and --n at least 1");
+    int32_t bos = -1;
+    if (!no_bos) bos = m.tokenizer() ? m.tokenizer()->special().bos : m.config().bos_token_id;
+    const int64_t T = 2 * seq_len + (bos >= 0 ? 1 : 0);
+    if (m.config().pos == PosKind::kLearned && T > m.config().n_ctx)
+      fail_usage("--seq-len: " + std::to_string(T) + " tokens exceed the model's " + std::to_string(m.config().n_ctx) +
+                 " positions");
+    std::mt19937_64 rng(seed);
+    at::Tensor out = at::empty({n, T}, at::kLong);
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<int64_t> r;
+      while (static_cast<int64_t>(r.size()) < seq_len) {
+        int64_t x = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
+        if (x != bos && std::find(r.begin(), r.end(), x) == r.end()) r.push_back(x);
+      }
+      int64_t j = 0;
+      if (bos >= 0) out[i][j++] = bos;
+      for (int rep = 0; rep < 2; ++rep)
+        for (int64_t x : r) out[i][j++] = x;
+    }
+    return out;
+  });
+}
+
+Result<at::Tensor> layer_attention(const Model& model, const at::Tensor& tokens, int64_t layer) {
+  return guard([&] {
+    if (layer < 0 || layer >= model.config().n_layers)
+      fail_usage("layer " + std::to_string(layer) + " is out of range");
+    at::Tensor out;
+    at::NoGradGuard no_grad;
+    HookRegistry hooks;
+    hooks.add_forward("blocks." + std::to_string(layer) + ".attn.hook_pattern",
+                      [&](const at::Tensor& a, const HookContext&) {
+                        out = a.to(at::kCPU, at::kFloat).clone();
+                        return at::Tensor();
+                      });
+    ForwardOptions fo;
+    fo.hooks = &hooks;
+    fo.last_logits_only = true;
+    fo.stop_at_layer = layer + 1;
+    model.forward(as_batch(tokens), fo);
+    return out;
+  });
+}
+
+}  // namespace ms

@@ -1,0 +1,21 @@
+// Task metrics for interventions: the loss of a continuation and multiple-choice accuracy by
+// log-probability, optionally under an attention observer (calibration, head masking) and hooks.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/model/model.h"
+
+namespace ms {
+
+// Mean negative log-likelihood (nats per token) of ids[start:] given what precedes each token.
+// start >= 1; start == 1 scores every token after the first.
+double continuation_loss(const Model& model, const std::vector<int32_t>& ids, int64_t start,
+                         const ForwardOptions& opts = {});
+
+// Index of the choice with the highest total log-probability after the prompt.
+int best_choice(const Model& model, const std::vector<int32_t>& prompt,
+                const std::vector<std::vector<int32_t>>& choices, const ForwardOptions& opts = {});
+
+}  // namespace ms

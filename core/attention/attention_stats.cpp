@@ -1,0 +1,55 @@
+// Streaming attention statistics accumulated block by block.
+#include "core/attention/attention_stats.h"
+
+#include <ATen/ATen.h>
+
+namespace ms {
+
+at::Tensor visible_keys(const AttentionBlock& b) {
+  auto lopts = at::TensorOptions().dtype(at::kLong).device(b.pattern.defined() ? b.pattern.device() : at::kCPU);
+  at::Tensor q = at::arange(b.q_begin, b.q_begin + b.n_queries, lopts).unsqueeze(1);
+  at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys, lopts).unsqueeze(0);
+  at::Tensor d = q - k;
+  at::Tensor vis = d >= 0;
+  return b.sliding_window > 0 ? vis.logical_and(d < b.sliding_window) : vis;
+}
+
+AttentionStats::AttentionStats(int64_t n_layers, int64_t n_heads, int64_t batch, int64_t positions,
+                               AttentionStatsOptions opts)
+    : m_per_query(opts.per_query) {
+  auto f = at::TensorOptions().dtype(at::kFloat);
+  m_key_mass = at::zeros({n_layers, batch, n_heads, positions}, f);
+  m_key_visible = at::zeros({positions}, at::TensorOptions().dtype(at::kLong));
+  m_queries_seen = at::zeros({n_layers}, at::TensorOptions().dtype(at::kLong));
+  if (m_per_query) {
+    m_entropy = at::zeros({n_layers, batch, n_heads, positions}, f);
+    m_argmax = at::full({n_layers, batch, n_heads, positions}, -1, at::TensorOptions().dtype(at::kLong));
+    m_max_weight = at::zeros({n_layers, batch, n_heads, positions}, f);
+  }
+}
+
+void AttentionStats::on_block(AttentionBlock& b) {
+  at::Tensor p = b.pattern.to(at::kCPU, at::kFloat);  // (B, H, tb, nk)
+  const int64_t l = b.layer;
+  m_key_mass[l].narrow(-1, b.k_begin, b.n_keys).add_(p.sum(2));
+  if (l == 0)  // visibility is the same in every layer: count it once
+    m_key_visible.narrow(0, b.k_begin, b.n_keys).add_(visible_keys(b).sum(0).to(at::kCPU));
+  m_queries_seen[l] += b.n_queries;
+  if (!m_per_query) return;
+  auto [maxw, idx] = p.max(-1);  // (B, H, tb)
+  m_max_weight[l].narrow(-1, b.q_begin, b.n_queries).copy_(maxw);
+  m_argmax[l].narrow(-1, b.q_begin, b.n_queries).copy_(idx + b.k_begin);
+  m_entropy[l].narrow(-1, b.q_begin, b.n_queries).copy_(-at::xlogy(p, p).sum(-1));
+}
+
+at::Tensor AttentionStats::alpha() const {
+  at::Tensor vis = m_key_visible.to(at::kFloat).clamp_min(1);
+  return at::where(m_key_visible > 0, m_key_mass / vis, at::zeros_like(m_key_mass));
+}
+
+at::Tensor AttentionStats::mass_on(const at::Tensor& keys) const {
+  at::Tensor seen = m_queries_seen.to(at::kFloat).clamp_min(1).view({-1, 1, 1});
+  return m_key_mass.index_select(-1, keys.to(at::kLong)).sum(-1) / seen;
+}
+
+}  // namespace ms

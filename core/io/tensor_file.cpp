@@ -1,0 +1,199 @@
+// Shared pieces of the weight-file readers: dtype facts, the read-only file mapping, and the
+// conversion of a raw TensorView (F32/F16/BF16/F64/Q8_0) into a contiguous CPU tensor.
+#include "core/io/tensor_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Half.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+namespace ms {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+    case DType::kF64: return "F64";
+    case DType::kI64: return "I64";
+    case DType::kI32: return "I32";
+    case DType::kI16: return "I16";
+    case DType::kI8: return "I8";
+    case DType::kU8: return "U8";
+    case DType::kBool: return "BOOL";
+    case DType::kQ8_0: return "Q8_0";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::kF64:
+    case DType::kI64: return 8;
+    case DType::kF32:
+    case DType::kI32: return 4;
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kI16: return 2;
+    case DType::kI8:
+    case DType::kU8:
+    case DType::kBool: return 1;
+    case DType::kQ8_0: return 0;
+  }
+  return 0;
+}
+
+bool dtype_is_float(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64 ||
+         t == DType::kQ8_0;
+}
+
+int64_t dtype_nbytes(DType t, int64_t numel) {
+  if (numel < 0) return -1;
+  if (t == DType::kQ8_0) {
+    if (numel % kQ8Block != 0) return -1;
+    int64_t blocks = numel / kQ8Block;
+    if (blocks > std::numeric_limits<int64_t>::max() / static_cast<int64_t>(kQ8BlockBytes)) {
+      return -1;
+    }
+    return blocks * static_cast<int64_t>(kQ8BlockBytes);
+  }
+  int64_t size = static_cast<int64_t>(dtype_size(t));
+  if (numel > std::numeric_limits<int64_t>::max() / size) return -1;
+  return numel * size;
+}
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Error{ErrorCode::kBadInput, path + ": cannot open: " + std::strerror(errno)};
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Error{ErrorCode::kBadInput, path + ": cannot stat: " + std::strerror(err)};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error{ErrorCode::kBadInput, path + ": not a regular file"};
+  }
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->m_path = path;
+  file->m_size = static_cast<size_t>(st.st_size);
+  if (file->m_size > 0) {
+    // Private and writable: tensors may share the mapping, and a write to one copies its page
+    // instead of reaching the file (copy-on-write).
+    void* p = ::mmap(nullptr, file->m_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      return Error{ErrorCode::kInternal, path + ": cannot mmap: " + std::strerror(err)};
+    }
+    file->m_data = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);  // the mapping stays valid without the descriptor
+  return file;
+}
+
+MappedFile::~MappedFile() {
+  if (m_data) ::munmap(const_cast<uint8_t*>(m_data), m_size);
+}
+
+namespace {
+
+at::ScalarType plain_scalar_type(DType t) {
+  switch (t) {
+    case DType::kF32: return at::kFloat;
+    case DType::kF16: return at::kHalf;
+    case DType::kBF16: return at::kBFloat16;
+    case DType::kF64: return at::kDouble;
+    default: break;
+  }
+  fail_input(std::string("dtype ") + dtype_name(t) + " cannot be converted to a float tensor");
+}
+
+// Q8_0 blocks (f16 d, 32 x int8 q) -> float32, value = d * q.
+void dequantize_q8_0(const uint8_t* src, float* dst, int64_t n_blocks) {
+  at::parallel_for(0, n_blocks, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const uint8_t* block = src + b * static_cast<int64_t>(kQ8BlockBytes);
+      uint16_t bits;
+      std::memcpy(&bits, block, 2);
+      float d = static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
+      const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
+      float* out = dst + b * kQ8Block;
+      for (int64_t i = 0; i < kQ8Block; ++i) out[i] = d * static_cast<float>(q[i]);
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
+  if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16 &&
+      dtype != at::kDouble) {
+    fail_input("tensor '" + view.name + "': to_tensor only produces float tensors, not " +
+               std::string(c10::toString(dtype)));
+  }
+  if (!dtype_is_float(view.dtype)) {
+    fail_input("tensor '" + view.name + "' has dtype " + dtype_name(view.dtype) +
+               ", which cannot be converted to a float tensor");
+  }
+  int64_t numel = view.numel();
+  int64_t want = dtype_nbytes(view.dtype, numel);
+  if (want < 0 || static_cast<size_t>(want) != view.nbytes || (want > 0 && !view.data)) {
+    fail_input("tensor '" + view.name + "' has " + std::to_string(view.nbytes) +
+               " bytes but shape " + shape_str(view.shape) + " x " + dtype_name(view.dtype) +
+               " needs " + std::to_string(want));
+  }
+  if (view.dtype == DType::kQ8_0) {
+    at::Tensor out = at::empty(view.shape, at::TensorOptions().dtype(at::kFloat));
+    dequantize_q8_0(view.data, out.data_ptr<float>(), numel / kQ8Block);
+    return dtype == at::kFloat ? out : out.to(dtype);
+  }
+  const at::ScalarType src_type = plain_scalar_type(view.dtype);
+  const auto address = reinterpret_cast<uintptr_t>(view.data);
+  if (numel > 0 && address % dtype_size(view.dtype) == 0 && src_type == dtype && view.file) {
+    // Aligned and already the wanted dtype: share the mapping (zero copy); the tensor keeps the
+    // file mapped for as long as it lives.
+    std::shared_ptr<MappedFile> keep = view.file;
+    return at::from_blob(const_cast<uint8_t*>(view.data), view.shape, [keep](void*) {},
+                         at::TensorOptions().dtype(src_type));
+  }
+  if (numel > 0 && address % dtype_size(view.dtype) == 0) {
+    // Aligned: read the mapping in place and convert in one pass (copy = true: a new tensor).
+    at::Tensor src = at::from_blob(const_cast<uint8_t*>(view.data), view.shape,
+                                   at::TensorOptions().dtype(src_type));
+    return src.to(dtype, /*non_blocking=*/false, /*copy=*/true);
+  }
+  // Unaligned (or empty): copy the bytes into an aligned tensor first, then convert.
+  at::Tensor raw = at::empty(view.shape, at::TensorOptions().dtype(src_type));
+  if (view.nbytes > 0) std::memcpy(raw.data_ptr(), view.data, view.nbytes);
+  return raw.scalar_type() == dtype ? raw : raw.to(dtype);
+}
+
+}  // namespace ms
