@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app/commands/cli.h"
+#include "core/model/arch/arch_spec.h"
 #include "core/zoo/zoo_random.h"
 
 namespace ms::app {
@@ -18,7 +19,7 @@ void register_zoo(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   };
   auto o = std::make_shared<Opts>();
   CLI::App* rnd = zoo->add_subcommand("random", "Write a random-weight model (config.json + model.safetensors)");
-  rnd->add_option("--arch", o->spec.arch, "gpt2, gpt_neox, llama, mistral or qwen2")->capture_default_str();
+  rnd->add_option("--arch", o->spec.arch, arch_names(" or "))->capture_default_str();
   rnd->add_option("--n-layers", o->spec.n_layers)->capture_default_str();
   rnd->add_option("--d-model", o->spec.d_model)->capture_default_str();
   rnd->add_option("--n-heads", o->spec.n_heads)->capture_default_str();

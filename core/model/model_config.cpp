@@ -1,4 +1,5 @@
-// Parsing Hugging Face config.json and GGUF metadata into ModelConfig, with validation.
+// Parsing Hugging Face config.json and GGUF metadata into ModelConfig, with validation; which
+// fields a family has, and their defaults, come from its table (core/model/arch/).
 #include "core/model/model_config.h"
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <sstream>
 
 #include "core/io/gguf.h"
+#include "core/model/arch/arch_spec.h"
 
 namespace ms {
 namespace {
@@ -94,84 +96,91 @@ void parse_rope_scaling(const Fields& f, ModelConfig& c, const std::string& path
   }
 }
 
-ModelConfig parse_gpt2(const Fields& f, const std::string& path) {
-  ModelConfig c;
-  c.d_model = f.integer("n_embd");
-  c.n_layers = f.integer("n_layer");
-  c.n_heads = f.integer("n_head");
-  c.n_kv_heads = c.n_heads;
-  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
-  c.d_mlp = f.integer("n_inner", 4 * c.d_model);
-  c.d_vocab = f.integer("vocab_size");
-  c.n_ctx = f.integer("n_positions", f.integer("n_ctx", 1024));
-  c.norm = NormKind::kLayerNorm;
-  c.norm_eps = f.number("layer_norm_epsilon", 1e-5);
-  c.act = parse_act(f.string("activation_function", "gelu_new"), path);
-  c.pos = PosKind::kLearned;
-  c.qkv_bias = c.o_bias = c.mlp_bias = true;
-  c.tie_embeddings = f.boolean("tie_word_embeddings", true);
-  if (!f.boolean("scale_attn_weights", true) || f.boolean("scale_attn_by_inverse_layer_idx", false))
-    fail_input(path + ": GPT-2 attention scaling other than 1/sqrt(d_head) "
-               "(scale_attn_weights false or scale_attn_by_inverse_layer_idx true) is not supported");
-  return c;
-}
-
-ModelConfig parse_neox(const Fields& f, const std::string& path) {
-  ModelConfig c;
-  c.d_model = f.integer("hidden_size");
-  c.n_layers = f.integer("num_hidden_layers");
-  c.n_heads = f.integer("num_attention_heads");
-  c.n_kv_heads = c.n_heads;
-  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
-  c.d_mlp = f.integer("intermediate_size", 4 * c.d_model);
-  c.d_vocab = f.integer("vocab_size");
-  c.n_ctx = f.integer("max_position_embeddings", 2048);
-  c.norm = NormKind::kLayerNorm;
-  c.norm_eps = f.number("layer_norm_eps", 1e-5);
-  c.act = parse_act(f.string("hidden_act", "gelu"), path);
-  c.pos = PosKind::kRotary;
-  double pct = f.number("rotary_pct", f.number("partial_rotary_factor", 0.25));
-  if (pct <= 0 || pct > 1) fail_input(path + ": 'rotary_pct' must be in (0, 1], got " + std::to_string(pct));
-  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * pct);
-  c.rope_theta = f.number("rotary_emb_base", f.number("rope_theta", 10000.0));
-  c.parallel_attn_mlp = f.boolean("use_parallel_residual", true);
-  bool bias = f.boolean("attention_bias", true);
-  c.qkv_bias = c.o_bias = bias;
-  c.mlp_bias = true;
-  c.tie_embeddings = f.boolean("tie_word_embeddings", false);
-  parse_rope_scaling(f, c, path);
-  return c;
-}
-
-ModelConfig parse_llama_family(const Fields& f, const std::string& type, const std::string& path) {
-  ModelConfig c;
-  c.d_model = f.integer("hidden_size");
-  c.n_layers = f.integer("num_hidden_layers");
-  c.n_heads = f.integer("num_attention_heads");
-  c.n_kv_heads = f.integer("num_key_value_heads", c.n_heads);
-  c.d_head = f.integer("head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0);
-  c.d_mlp = f.integer("intermediate_size");
-  c.d_vocab = f.integer("vocab_size");
-  c.n_ctx = f.integer("max_position_embeddings", 2048);
-  c.norm = NormKind::kRmsNorm;
-  c.norm_eps = f.number("rms_norm_eps", 1e-6);
-  c.act = parse_act(f.string("hidden_act", "silu"), path);
-  c.gated_mlp = true;
-  c.pos = PosKind::kRotary;
-  c.rotary_dim = c.d_head;
-  c.rope_theta = f.number("rope_theta", 10000.0);
-  c.tie_embeddings = f.boolean("tie_word_embeddings", false);
-  if (type == "qwen2") {
-    c.qkv_bias = true;
-    if (f.boolean("use_sliding_window", false))
-      fail_input(path + ": qwen2 with use_sliding_window true is not supported");
-  } else {
-    bool bias = f.boolean("attention_bias", false);
-    c.qkv_bias = c.o_bias = bias;
-    c.mlp_bias = f.boolean("mlp_bias", false);
+// Reads one config field by the family's table: the first key present (type-checked), else the
+// default (null: derived in apply_derived).
+json read_field(const Fields& f, const ConfigField& cf) {
+  for (const std::string& key : cf.keys) {
+    if (!f.has(key.c_str())) continue;
+    switch (cf.field) {
+      case Field::kNormEps: case Field::kRotaryFraction: case Field::kRopeTheta:
+        return f.number(key.c_str(), 0.0);
+      case Field::kAct: return f.string(key.c_str(), "");
+      case Field::kParallelResidual: case Field::kAttnBias: case Field::kMlpBias:
+      case Field::kTieEmbeddings:
+        return f.boolean(key.c_str(), false);
+      default: return f.integer(key.c_str());
+    }
   }
-  if (type == "mistral") c.sliding_window = f.integer("sliding_window", 0);
-  parse_rope_scaling(f, c, path);
+  if (cf.required) f.integer(cf.keys.at(0).c_str());  // throws "missing required field"
+  return cf.def;
+}
+
+// What set_field saw, for the derived defaults.
+struct Seen {
+  bool kv = false, d_head = false, d_mlp = false;
+  double rotary_fraction = 1.0;
+};
+
+void set_field(ModelConfig& c, Seen& seen, const ConfigField& cf, const json& v,
+               const std::string& path) {
+  if (v.is_null()) return;  // derived
+  switch (cf.field) {
+    case Field::kDModel: c.d_model = v.get<int64_t>(); break;
+    case Field::kNLayers: c.n_layers = v.get<int64_t>(); break;
+    case Field::kNHeads: c.n_heads = v.get<int64_t>(); break;
+    case Field::kNKvHeads: c.n_kv_heads = v.get<int64_t>(); seen.kv = true; break;
+    case Field::kDHead: c.d_head = v.get<int64_t>(); seen.d_head = true; break;
+    case Field::kDMlp: c.d_mlp = v.get<int64_t>(); seen.d_mlp = true; break;
+    case Field::kDVocab: c.d_vocab = v.get<int64_t>(); break;
+    case Field::kNCtx: c.n_ctx = v.get<int64_t>(); break;
+    case Field::kNormEps: c.norm_eps = v.get<double>(); break;
+    case Field::kAct: c.act = parse_act(v.get<std::string>(), path); break;
+    case Field::kRotaryFraction: {
+      double pct = v.get<double>();
+      if (pct <= 0 || pct > 1)
+        fail_input(path + ": '" + cf.keys.at(0) + "' must be in (0, 1], got " + std::to_string(pct));
+      seen.rotary_fraction = pct;
+      break;
+    }
+    case Field::kRopeTheta: c.rope_theta = v.get<double>(); break;
+    case Field::kParallelResidual: c.parallel_attn_mlp = v.get<bool>(); break;
+    case Field::kAttnBias: c.qkv_bias = c.o_bias = v.get<bool>(); break;
+    case Field::kMlpBias: c.mlp_bias = v.get<bool>(); break;
+    case Field::kTieEmbeddings: c.tie_embeddings = v.get<bool>(); break;
+    case Field::kSlidingWindow: c.sliding_window = v.get<int64_t>(); break;
+  }
+}
+
+ModelConfig structure_of(const ArchSpec& a) {
+  ModelConfig c;
+  c.model_type = a.model_type;
+  c.norm = a.structure.norm;
+  c.pos = a.structure.pos;
+  c.gated_mlp = a.structure.gated_mlp;
+  c.parallel_attn_mlp = a.structure.parallel_attn_mlp;
+  c.qkv_bias = a.structure.qkv_bias;
+  c.o_bias = a.structure.o_bias;
+  c.mlp_bias = a.structure.mlp_bias;
+  return c;
+}
+
+// The defaults the table leaves to other fields (ConfigField::def null).
+void apply_derived(ModelConfig& c, const Seen& seen) {
+  if (!seen.kv) c.n_kv_heads = c.n_heads;
+  if (!seen.d_head) c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  if (!seen.d_mlp) c.d_mlp = 4 * c.d_model;
+  if (c.pos == PosKind::kRotary && c.rotary_dim == 0)
+    c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * seen.rotary_fraction);
+}
+
+ModelConfig parse_by_table(const ArchSpec& a, const Fields& f, const std::string& path) {
+  ModelConfig c = structure_of(a);
+  Seen seen;
+  for (const ConfigField& cf : a.config) set_field(c, seen, cf, read_field(f, cf), path);
+  apply_derived(c, seen);
+  for (const RefusedSetting& r : a.refused)
+    if (f.boolean(r.key, !r.refused_value) == r.refused_value) fail_input(path + ": " + r.why);
+  if (c.pos == PosKind::kRotary) parse_rope_scaling(f, c, path);
   return c;
 }
 
@@ -264,18 +273,10 @@ Result<ModelConfig> parse_hf_config_text(const std::string& text, const std::str
     Fields f(j, path);
     std::string type = f.string("model_type", "");
     if (type.empty()) fail_input(path + ": missing 'model_type'");
-    ModelConfig c;
-    if (type == "gpt2") {
-      c = parse_gpt2(f, path);
-    } else if (type == "gpt_neox") {
-      c = parse_neox(f, path);
-    } else if (type == "llama" || type == "mistral" || type == "qwen2") {
-      c = parse_llama_family(f, type, path);
-    } else {
-      fail_input(path + ": unknown model_type '" + type +
-                 "' (supported: gpt2, gpt_neox, llama, mistral, qwen2)");
-    }
-    c.model_type = type;
+    const ArchSpec* arch = find_arch(type);
+    if (!arch)
+      fail_input(path + ": unknown model_type '" + type + "' (supported: " + arch_names() + ")");
+    ModelConfig c = parse_by_table(*arch, f, path);
     c.bos_token_id = f.token_id("bos_token_id");
     c.eos_token_id = f.token_id("eos_token_id");
     Status st = validate_config(c, path);
@@ -292,15 +293,30 @@ Result<ModelConfig> parse_hf_config(const std::string& path) {
   return parse_hf_config_text(ss.str(), path);
 }
 
+namespace {
+// The GGUF name of a model-wide slot in the family's table ("token_embd.weight"), or "".
+std::string gguf_name_of(const ArchSpec& a, Slot slot) {
+  for (const TensorSpec& t : a.tensors)
+    if (t.slot == slot && t.gguf.name) return t.gguf.name;
+  return "";
+}
+}  // namespace
+
 Result<ModelConfig> config_from_gguf(const GgufFile& g) {
   return guard([&]() -> ModelConfig {
     std::string where = g.describe();
     std::string arch = g.get_string("general.architecture");
-    if (arch != "llama")
-      fail_input(where + ": GGUF architecture '" + arch + "' is not supported (supported: llama)");
+    const ArchSpec* a = find_arch_gguf(arch);
+    if (!a)
+      fail_input(where + ": GGUF architecture '" + arch + "' is not supported (supported: " +
+                 arch_names(", ", true) + ")");
+    // The family's structure and config defaults, then llama.cpp's metadata keys, which are the
+    // same for every architecture under its name.
+    ModelConfig c = structure_of(*a);
+    Seen seen;
+    for (const ConfigField& cf : a->config)
+      if (!cf.required) set_field(c, seen, cf, cf.def, where);
     const std::string p = arch + ".";
-    ModelConfig c;
-    c.model_type = "llama";
     c.d_model = g.get_int(p + "embedding_length");
     c.n_layers = g.get_int(p + "block_count");
     c.n_heads = g.get_int(p + "attention.head_count");
@@ -308,17 +324,17 @@ Result<ModelConfig> config_from_gguf(const GgufFile& g) {
     c.d_head = g.get_int(p + "attention.key_length", c.n_heads > 0 ? c.d_model / c.n_heads : 0);
     c.d_mlp = g.get_int(p + "feed_forward_length");
     c.n_ctx = g.get_int(p + "context_length", 2048);
-    c.norm = NormKind::kRmsNorm;
-    c.norm_eps = g.get_float(p + "attention.layer_norm_rms_epsilon", 1e-5);
-    c.act = ActKind::kSilu;
-    c.gated_mlp = true;
-    c.pos = PosKind::kRotary;
-    c.rotary_dim = g.get_int(p + "rope.dimension_count", c.d_head);
-    c.rope_theta = g.get_float(p + "rope.freq_base", 10000.0);
-    const TensorView* emb = g.find("token_embd.weight");
-    if (!emb) fail_input(where + ": tensor 'token_embd.weight' is missing");
+    const bool rms = c.norm == NormKind::kRmsNorm;
+    c.norm_eps = g.get_float(p + (rms ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"), 1e-5);
+    if (c.pos == PosKind::kRotary) {
+      c.rotary_dim = g.get_int(p + "rope.dimension_count", c.d_head);
+      c.rope_theta = g.get_float(p + "rope.freq_base", 10000.0);
+    }
+    const std::string emb_name = gguf_name_of(*a, Slot::kEmbed);
+    const TensorView* emb = g.find(emb_name);
+    if (!emb) fail_input(where + ": tensor '" + emb_name + "' is missing");
     c.d_vocab = g.get_int(p + "vocab_size", emb->shape.empty() ? 0 : emb->shape[0]);
-    c.tie_embeddings = g.find("output.weight") == nullptr;
+    c.tie_embeddings = g.find(gguf_name_of(*a, Slot::kUnembed)) == nullptr;
     c.bos_token_id = static_cast<int32_t>(g.get_int("tokenizer.ggml.bos_token_id", -1));
     c.eos_token_id = static_cast<int32_t>(g.get_int("tokenizer.ggml.eos_token_id", -1));
     Status st = validate_config(c, where);

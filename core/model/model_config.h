@@ -16,7 +16,7 @@ enum class ActKind { kGeluNew, kGelu, kSilu, kRelu };
 enum class PosKind { kLearned, kRotary, kNone };
 
 struct ModelConfig {
-  std::string model_type;  // "gpt2", "gpt_neox", "llama", "mistral", "qwen2"
+  std::string model_type;  // an ArchSpec's (core/model/arch/): "gpt2", "llama", ...
   int64_t n_layers = 0;
   int64_t d_model = 0;
   int64_t n_heads = 0;
@@ -62,7 +62,7 @@ const char* pos_name(PosKind k);
 Result<ModelConfig> parse_hf_config(const std::string& path);
 // From a parsed config.json text (path used in messages).
 Result<ModelConfig> parse_hf_config_text(const std::string& text, const std::string& path);
-// From GGUF metadata (architecture "llama").
+// From GGUF metadata (architectures with GGUF names in their table: llama).
 Result<ModelConfig> config_from_gguf(const GgufFile& gguf);
 // Checks the invariants every config must satisfy (positive sizes, heads divide, ...).
 Status validate_config(const ModelConfig& cfg, const std::string& where);

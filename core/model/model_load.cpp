@@ -1,12 +1,15 @@
-// Model loading: Hugging Face folders (gpt2, gpt_neox, llama, mistral, qwen2) and GGUF files
-// (llama), mapped into the canonical ModelWeights layout with every shape checked.
+// Model loading: Hugging Face folders and GGUF files, mapped into the canonical ModelWeights
+// layout by the family's table (core/model/arch/) with every shape checked.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "core/io/gguf.h"
+#include "core/model/arch/arch_spec.h"
 #include "core/model/model.h"
 #include "core/io/safetensors.h"
 
@@ -23,28 +26,32 @@ std::string shape_str(at::IntArrayRef s) {
   return o.str();
 }
 
-// Reads canonical tensor names from a source, trying the prefixes Hugging Face writes in
-// different versions ("transformer.", "model.", "gpt_neox.").
+// Reads stored tensors by the table's names from a source; a name under the family's prefix
+// ("transformer.") is also looked for without it, as older checkpoints store it.
 class Getter {
  public:
-  Getter(const TensorSource& src, std::vector<std::string> prefixes, c10::ScalarType dtype,
-         c10::Device device)
-      : m_src(src), m_prefixes(std::move(prefixes)), m_dtype(dtype), m_device(device) {}
+  Getter(const TensorSource& src, std::string prefix, c10::ScalarType dtype)
+      : m_src(src), m_prefix(std::move(prefix)), m_dtype(dtype) {}
+
+  std::vector<std::string> candidates(const std::string& name) const {
+    std::vector<std::string> out{name};
+    if (!m_prefix.empty() && name.rfind(m_prefix, 0) == 0) out.push_back(name.substr(m_prefix.size()));
+    return out;
+  }
 
   const TensorView* find(const std::string& name) const {
-    if (const TensorView* v = m_src.find(name)) return v;
-    for (const auto& p : m_prefixes)
-      if (const TensorView* v = m_src.find(p + name)) return v;
+    for (const auto& n : candidates(name))
+      if (const TensorView* v = m_src.find(n)) return v;
     return nullptr;
   }
 
   // The tensor, checked against the expected shape (as stored in the file), converted to the
   // compute dtype, on CPU (the caller moves it once laid out).
-  at::Tensor get(const std::string& name, std::vector<int64_t> shape) const {
+  at::Tensor get(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* v = find(name);
     if (!v) {
-      std::string tried = "'" + name + "'";
-      for (const auto& p : m_prefixes) tried += ", '" + p + name + "'";
+      std::string tried;
+      for (const auto& n : candidates(name)) tried += (tried.empty() ? "'" : ", '") + n + "'";
       fail_input(m_src.describe() + ": tensor '" + name + "' is missing (looked for " + tried + ")");
     }
     if (v->shape != shape)
@@ -52,9 +59,7 @@ class Getter {
                  ", config expects " + shape_str(shape));
     return to_tensor(*v, m_dtype);
   }
-  at::Tensor get_optional(const std::string& name, std::vector<int64_t> shape) const {
-    return find(name) ? get(name, std::move(shape)) : at::Tensor();
-  }
+
   const TensorSource& source() const { return m_src; }
 
  private:
@@ -62,133 +67,37 @@ class Getter {
     return v.file ? fs::path(v.file->path()).filename().string() : std::string("weights");
   }
   const TensorSource& m_src;
-  std::vector<std::string> m_prefixes;
+  std::string m_prefix;
   c10::ScalarType m_dtype;
-  c10::Device m_device;
 };
 
-std::string L(int64_t layer) { return std::to_string(layer); }
-
-ModelWeights load_gpt2(const ModelConfig& c, const Getter& g) {
+// Every tensor the table lists for this config, converted to its canonical part; parts of one
+// slot (q, k, v; gate, up) are concatenated in canonical order.
+ModelWeights load_by_table(const ArchSpec& a, const ModelConfig& c, const Getter& g, bool gguf) {
   ModelWeights w;
-  const int64_t d = c.d_model;
-  w.w_e = g.get("wte.weight", {c.d_vocab, d});
-  w.w_pos = g.get("wpe.weight", {c.n_ctx, d});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "h." + L(l) + ".";
-    LayerWeights lw;
-    lw.ln1_w = g.get(p + "ln_1.weight", {d});
-    lw.ln1_b = g.get(p + "ln_1.bias", {d});
-    // Conv1D stores [in, out]; the canonical layout is [out, in], kept as a transposed view of
-    // the mapped file (no copy; BLAS reads either orientation at the same speed).
-    lw.w_qkv = g.get(p + "attn.c_attn.weight", {d, 3 * d}).t();
-    lw.b_qkv = g.get(p + "attn.c_attn.bias", {3 * d});
-    lw.w_o = g.get(p + "attn.c_proj.weight", {d, d}).t();
-    lw.b_o = g.get(p + "attn.c_proj.bias", {d});
-    lw.ln2_w = g.get(p + "ln_2.weight", {d});
-    lw.ln2_b = g.get(p + "ln_2.bias", {d});
-    lw.w_in = g.get(p + "mlp.c_fc.weight", {d, c.d_mlp}).t();
-    lw.b_in = g.get(p + "mlp.c_fc.bias", {c.d_mlp});
-    lw.w_out = g.get(p + "mlp.c_proj.weight", {c.d_mlp, d}).t();
-    lw.b_out = g.get(p + "mlp.c_proj.bias", {d});
-    w.layers.push_back(std::move(lw));
-  }
-  w.ln_f_w = g.get("ln_f.weight", {d});
-  w.ln_f_b = g.get("ln_f.bias", {d});
-  w.w_u = c.tie_embeddings ? w.w_e : g.get("lm_head.weight", {c.d_vocab, d});
-  return w;
-}
-
-ModelWeights load_neox(const ModelConfig& c, const Getter& g) {
-  ModelWeights w;
-  const int64_t d = c.d_model, h = c.n_heads, dh = c.d_head;
-  w.w_e = g.get("embed_in.weight", {c.d_vocab, d});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "layers." + L(l) + ".";
-    LayerWeights lw;
-    lw.ln1_w = g.get(p + "input_layernorm.weight", {d});
-    lw.ln1_b = g.get(p + "input_layernorm.bias", {d});
-    // Fused qkv is laid out per head as [head, (q|k|v), d_head]; regroup as [q heads | k | v].
-    at::Tensor qkv = g.get(p + "attention.query_key_value.weight", {3 * h * dh, d});
-    lw.w_qkv = qkv.view({h, 3, dh, d}).permute({1, 0, 2, 3}).reshape({3 * h * dh, d}).contiguous();
-    if (c.qkv_bias) {
-      at::Tensor b = g.get(p + "attention.query_key_value.bias", {3 * h * dh});
-      lw.b_qkv = b.view({h, 3, dh}).permute({1, 0, 2}).reshape({3 * h * dh}).contiguous();
+  w.layers.resize(static_cast<size_t>(c.n_layers));
+  std::map<std::pair<int64_t, Slot>, std::vector<std::pair<Part, at::Tensor>>> parts;
+  for_each_tensor(a, c.n_layers, [&](const TensorSpec& t, int64_t layer) {
+    if (!tensor_present(t.when, c)) return;
+    const StoredName& sn = gguf ? t.gguf : t.hf;
+    if (!sn.name)
+      fail_input(g.source().describe() + ": this " + a.model_type + " config needs '" + t.hf.name +
+                 "', which has no GGUF name (core/model/arch/)");
+    at::Tensor stored = g.get(tensor_name(sn.name, layer), stored_shape(sn.conv, canonical_shape(t.slot, t.part, c)));
+    parts[{layer, t.slot}].emplace_back(t.part, to_canonical(stored, sn.conv, t.part, c));
+  });
+  for (auto& [key, list] : parts) {
+    std::stable_sort(list.begin(), list.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    at::Tensor& dst = slot_ref(w, key.second, key.first);
+    if (list.size() == 1) {
+      dst = list[0].second;  // no copy: may share the file's mapping
+    } else {
+      std::vector<at::Tensor> ts;
+      for (auto& pt : list) ts.push_back(pt.second);
+      dst = at::cat(ts);
     }
-    lw.w_o = g.get(p + "attention.dense.weight", {d, h * dh});
-    if (c.o_bias) lw.b_o = g.get(p + "attention.dense.bias", {d});
-    lw.ln2_w = g.get(p + "post_attention_layernorm.weight", {d});
-    lw.ln2_b = g.get(p + "post_attention_layernorm.bias", {d});
-    lw.w_in = g.get(p + "mlp.dense_h_to_4h.weight", {c.d_mlp, d});
-    lw.b_in = g.get(p + "mlp.dense_h_to_4h.bias", {c.d_mlp});
-    lw.w_out = g.get(p + "mlp.dense_4h_to_h.weight", {d, c.d_mlp});
-    lw.b_out = g.get(p + "mlp.dense_4h_to_h.bias", {d});
-    w.layers.push_back(std::move(lw));
   }
-  w.ln_f_w = g.get("final_layer_norm.weight", {d});
-  w.ln_f_b = g.get("final_layer_norm.bias", {d});
-  w.w_u = c.tie_embeddings ? w.w_e : g.get("embed_out.weight", {c.d_vocab, d});
-  return w;
-}
-
-ModelWeights load_llama(const ModelConfig& c, const Getter& g) {
-  ModelWeights w;
-  const int64_t d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim();
-  w.w_e = g.get("embed_tokens.weight", {c.d_vocab, d});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "layers." + L(l) + ".";
-    LayerWeights lw;
-    lw.ln1_w = g.get(p + "input_layernorm.weight", {d});
-    lw.w_qkv = at::cat({g.get(p + "self_attn.q_proj.weight", {qd, d}),
-                        g.get(p + "self_attn.k_proj.weight", {kvd, d}),
-                        g.get(p + "self_attn.v_proj.weight", {kvd, d})});
-    if (c.qkv_bias)
-      lw.b_qkv = at::cat({g.get(p + "self_attn.q_proj.bias", {qd}),
-                          g.get(p + "self_attn.k_proj.bias", {kvd}),
-                          g.get(p + "self_attn.v_proj.bias", {kvd})});
-    lw.w_o = g.get(p + "self_attn.o_proj.weight", {d, qd});
-    if (c.o_bias) lw.b_o = g.get(p + "self_attn.o_proj.bias", {d});
-    lw.ln2_w = g.get(p + "post_attention_layernorm.weight", {d});
-    lw.w_in = at::cat({g.get(p + "mlp.gate_proj.weight", {c.d_mlp, d}),
-                       g.get(p + "mlp.up_proj.weight", {c.d_mlp, d})});
-    if (c.mlp_bias)
-      lw.b_in = at::cat({g.get(p + "mlp.gate_proj.bias", {c.d_mlp}),
-                         g.get(p + "mlp.up_proj.bias", {c.d_mlp})});
-    lw.w_out = g.get(p + "mlp.down_proj.weight", {d, c.d_mlp});
-    if (c.mlp_bias) lw.b_out = g.get(p + "mlp.down_proj.bias", {d});
-    w.layers.push_back(std::move(lw));
-  }
-  w.ln_f_w = g.get("norm.weight", {d});
-  w.w_u = c.tie_embeddings ? w.w_e : g.get("lm_head.weight", {c.d_vocab, d});
-  return w;
-}
-
-// llama.cpp stores q/k rows in Meta's layout (RoPE on adjacent pairs (2i, 2i+1)); regroup each
-// head's rows into Hugging Face's rotate_half layout (i, i + d_head/2).
-at::Tensor unpermute_meta(const at::Tensor& w, int64_t heads, int64_t d_head) {
-  int64_t in = w.size(1);
-  return w.view({heads, d_head / 2, 2, in}).transpose(1, 2).reshape({heads * d_head, in}).contiguous();
-}
-
-ModelWeights load_gguf_llama(const ModelConfig& c, const Getter& g) {
-  ModelWeights w;
-  const int64_t d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim();
-  w.w_e = g.get("token_embd.weight", {c.d_vocab, d});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "blk." + L(l) + ".";
-    LayerWeights lw;
-    lw.ln1_w = g.get(p + "attn_norm.weight", {d});
-    lw.w_qkv = at::cat({unpermute_meta(g.get(p + "attn_q.weight", {qd, d}), c.n_heads, c.d_head),
-                        unpermute_meta(g.get(p + "attn_k.weight", {kvd, d}), c.n_kv_heads, c.d_head),
-                        g.get(p + "attn_v.weight", {kvd, d})});
-    lw.w_o = g.get(p + "attn_output.weight", {d, qd});
-    lw.ln2_w = g.get(p + "ffn_norm.weight", {d});
-    lw.w_in = at::cat({g.get(p + "ffn_gate.weight", {c.d_mlp, d}), g.get(p + "ffn_up.weight", {c.d_mlp, d})});
-    lw.w_out = g.get(p + "ffn_down.weight", {d, c.d_mlp});
-    w.layers.push_back(std::move(lw));
-  }
-  w.ln_f_w = g.get("output_norm.weight", {d});
-  w.w_u = c.tie_embeddings ? w.w_e : g.get("output.weight", {c.d_vocab, d});
+  if (c.tie_embeddings) w.w_u = w.w_e;
   return w;
 }
 
@@ -252,8 +161,8 @@ struct ModelLoader {
       Result<ModelConfig> cfg = config_from_gguf(**g);
       if (!cfg) throw InputError(cfg.error().message, cfg.error().code);
       m->m_cfg = std::move(*cfg);
-      Getter getter(**g, {}, *dtype, *device);
-      m->m_w = load_gguf_llama(m->m_cfg, getter);
+      Getter getter(**g, "", *dtype);
+      m->m_w = load_by_table(*find_arch_gguf((*g)->get_string("general.architecture")), m->m_cfg, getter, true);
       m->m_weights_desc = (*g)->describe();
       if ((*g)->get("tokenizer.ggml.tokens")) {
         Result<std::unique_ptr<Tokenizer>> tok = tokenizer_from_gguf_vocab((*g)->vocab());
@@ -277,11 +186,9 @@ struct ModelLoader {
       }
       Result<std::unique_ptr<SafetensorsCheckpoint>> ck = SafetensorsCheckpoint::open_dir(path);
       if (!ck) throw InputError(ck.error().message, ck.error().code);
-      Getter getter(**ck, {"transformer.", "model.", "gpt_neox."}, *dtype, *device);
-      const std::string& t = m->m_cfg.model_type;
-      if (t == "gpt2") m->m_w = load_gpt2(m->m_cfg, getter);
-      else if (t == "gpt_neox") m->m_w = load_neox(m->m_cfg, getter);
-      else m->m_w = load_llama(m->m_cfg, getter);
+      const ArchSpec& arch = *find_arch(m->m_cfg.model_type);
+      Getter getter(**ck, arch.hf_prefix, *dtype);
+      m->m_w = load_by_table(arch, m->m_cfg, getter, false);
       m->m_weights_desc = (*ck)->describe();
       Result<std::unique_ptr<Tokenizer>> tok = load_tokenizer(path);
       if (!tok) throw InputError(tok.error().message, tok.error().code);

@@ -10,7 +10,7 @@
 
 namespace ms {
 
-// The config.json text Hugging Face would write for cfg (gpt2, gpt_neox, llama, mistral, qwen2).
+// The config.json text Hugging Face would write for cfg, from its family's table (core/model/arch/).
 // An attention-only config (d_mlp 0) is written as GPT-2 / Llama with a one-unit MLP whose weights
 // are all zero, which computes exactly the same function and stays loadable by any HF tool.
 std::string hf_config_json(const ModelConfig& cfg);

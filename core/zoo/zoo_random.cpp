@@ -1,4 +1,5 @@
-// Random-weight models in the Hugging Face layout, named exactly as transformers saves them.
+// Random-weight models in the Hugging Face layout, named exactly as transformers saves them: the
+// family's table (core/model/arch/) gives the config fields and every tensor.
 #include "core/zoo/zoo_random.h"
 
 #include <ATen/ATen.h>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/safetensors.h"
+#include "core/model/arch/arch_spec.h"
 
 namespace fs = std::filesystem;
 
@@ -27,95 +29,25 @@ struct Maker {
   }
 };
 
+// The family's config for these sizes (parsed back as the loader will), then every tensor of
+// its table in file order: matrices ~ N(0, std), norm weights 1, biases 0.
 nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
-  using json = nlohmann::json;
-  const int64_t d = s.d_model, h = s.n_heads, dh = d / h;
-  const int64_t kv = s.n_kv_heads > 0 ? s.n_kv_heads : h;
-  json cfg;
-  if (s.arch == "gpt2") {
-    const int64_t ff = s.d_mlp > 0 ? s.d_mlp : 4 * d;
-    cfg = {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"n_embd", d},
-           {"n_layer", s.n_layers}, {"n_head", h}, {"n_positions", s.n_ctx}, {"n_inner", ff},
-           {"vocab_size", s.d_vocab}, {"layer_norm_epsilon", 1e-5},
-           {"activation_function", "gelu_new"}, {"tie_word_embeddings", true}};
-    mk.normal("transformer.wte.weight", {s.d_vocab, d});
-    mk.normal("transformer.wpe.weight", {s.n_ctx, d});
-    for (int64_t l = 0; l < s.n_layers; ++l) {
-      const std::string p = "transformer.h." + std::to_string(l) + ".";
-      mk.fill(p + "ln_1.weight", {d}, 1.0);
-      mk.fill(p + "ln_1.bias", {d}, 0.0);
-      mk.normal(p + "attn.c_attn.weight", {d, 3 * d});
-      mk.fill(p + "attn.c_attn.bias", {3 * d}, 0.0);
-      mk.normal(p + "attn.c_proj.weight", {d, d});
-      mk.fill(p + "attn.c_proj.bias", {d}, 0.0);
-      mk.fill(p + "ln_2.weight", {d}, 1.0);
-      mk.fill(p + "ln_2.bias", {d}, 0.0);
-      mk.normal(p + "mlp.c_fc.weight", {d, ff});
-      mk.fill(p + "mlp.c_fc.bias", {ff}, 0.0);
-      mk.normal(p + "mlp.c_proj.weight", {ff, d});
-      mk.fill(p + "mlp.c_proj.bias", {d}, 0.0);
+  const ArchSpec* a = find_arch(s.arch);
+  if (!a) fail_usage("unknown architecture '" + s.arch + "' (" + arch_names() + ")");
+  nlohmann::json cfg = random_hf_config(
+      *a, {s.n_layers, s.d_model, s.n_heads, s.n_kv_heads, s.d_mlp, s.d_vocab, s.n_ctx});
+  Result<ModelConfig> c = parse_hf_config_text(cfg.dump(), "random " + s.arch + " model");
+  if (!c) fail_usage(c.error().message);
+  for_each_tensor(*a, c->n_layers, [&](const TensorSpec& t, int64_t layer) {
+    if (!tensor_present(t.when, *c)) return;
+    const std::string name = tensor_name(t.hf.name, layer);
+    std::vector<int64_t> shape = stored_shape(t.hf.conv, canonical_shape(t.slot, t.part, *c));
+    switch (slot_kind(t.slot)) {
+      case SlotKind::kMatrix: mk.normal(name, shape); break;
+      case SlotKind::kNormWeight: mk.fill(name, shape, 1.0); break;
+      case SlotKind::kBias: mk.fill(name, shape, 0.0); break;
     }
-    mk.fill("transformer.ln_f.weight", {d}, 1.0);
-    mk.fill("transformer.ln_f.bias", {d}, 0.0);
-  } else if (s.arch == "gpt_neox") {
-    const int64_t ff = s.d_mlp > 0 ? s.d_mlp : 4 * d;
-    cfg = {{"model_type", "gpt_neox"}, {"architectures", {"GPTNeoXForCausalLM"}},
-           {"hidden_size", d}, {"num_hidden_layers", s.n_layers}, {"num_attention_heads", h},
-           {"intermediate_size", ff}, {"vocab_size", s.d_vocab},
-           {"max_position_embeddings", s.n_ctx}, {"rotary_pct", 0.25},
-           {"rotary_emb_base", 10000}, {"use_parallel_residual", true}, {"layer_norm_eps", 1e-5},
-           {"hidden_act", "gelu"}, {"tie_word_embeddings", false}};
-    mk.normal("gpt_neox.embed_in.weight", {s.d_vocab, d});
-    for (int64_t l = 0; l < s.n_layers; ++l) {
-      const std::string p = "gpt_neox.layers." + std::to_string(l) + ".";
-      mk.fill(p + "input_layernorm.weight", {d}, 1.0);
-      mk.fill(p + "input_layernorm.bias", {d}, 0.0);
-      mk.normal(p + "attention.query_key_value.weight", {3 * d, d});
-      mk.fill(p + "attention.query_key_value.bias", {3 * d}, 0.0);
-      mk.normal(p + "attention.dense.weight", {d, d});
-      mk.fill(p + "attention.dense.bias", {d}, 0.0);
-      mk.fill(p + "post_attention_layernorm.weight", {d}, 1.0);
-      mk.fill(p + "post_attention_layernorm.bias", {d}, 0.0);
-      mk.normal(p + "mlp.dense_h_to_4h.weight", {ff, d});
-      mk.fill(p + "mlp.dense_h_to_4h.bias", {ff}, 0.0);
-      mk.normal(p + "mlp.dense_4h_to_h.weight", {d, ff});
-      mk.fill(p + "mlp.dense_4h_to_h.bias", {d}, 0.0);
-    }
-    mk.fill("gpt_neox.final_layer_norm.weight", {d}, 1.0);
-    mk.fill("gpt_neox.final_layer_norm.bias", {d}, 0.0);
-    mk.normal("embed_out.weight", {s.d_vocab, d});
-  } else if (s.arch == "llama" || s.arch == "mistral" || s.arch == "qwen2") {
-    const int64_t ff = s.d_mlp > 0 ? s.d_mlp : ((8 * d / 3 + 63) / 64) * 64;
-    std::string cls = s.arch == "llama" ? "LlamaForCausalLM" : s.arch == "mistral" ? "MistralForCausalLM" : "Qwen2ForCausalLM";
-    cfg = {{"model_type", s.arch}, {"architectures", {cls}}, {"hidden_size", d},
-           {"num_hidden_layers", s.n_layers}, {"num_attention_heads", h},
-           {"num_key_value_heads", kv}, {"intermediate_size", ff}, {"vocab_size", s.d_vocab},
-           {"max_position_embeddings", s.n_ctx}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
-           {"hidden_act", "silu"}, {"tie_word_embeddings", false}};
-    if (s.arch == "mistral") cfg["sliding_window"] = nullptr;
-    mk.normal("model.embed_tokens.weight", {s.d_vocab, d});
-    for (int64_t l = 0; l < s.n_layers; ++l) {
-      const std::string p = "model.layers." + std::to_string(l) + ".";
-      mk.fill(p + "input_layernorm.weight", {d}, 1.0);
-      mk.normal(p + "self_attn.q_proj.weight", {h * dh, d});
-      mk.normal(p + "self_attn.k_proj.weight", {kv * dh, d});
-      mk.normal(p + "self_attn.v_proj.weight", {kv * dh, d});
-      if (s.arch == "qwen2") {
-        mk.fill(p + "self_attn.q_proj.bias", {h * dh}, 0.0);
-        mk.fill(p + "self_attn.k_proj.bias", {kv * dh}, 0.0);
-        mk.fill(p + "self_attn.v_proj.bias", {kv * dh}, 0.0);
-      }
-      mk.normal(p + "self_attn.o_proj.weight", {d, h * dh});
-      mk.fill(p + "post_attention_layernorm.weight", {d}, 1.0);
-      mk.normal(p + "mlp.gate_proj.weight", {ff, d});
-      mk.normal(p + "mlp.up_proj.weight", {ff, d});
-      mk.normal(p + "mlp.down_proj.weight", {d, ff});
-    }
-    mk.fill("model.norm.weight", {d}, 1.0);
-    mk.normal("lm_head.weight", {s.d_vocab, d});
-  } else {
-    fail_usage("unknown architecture '" + s.arch + "' (gpt2, gpt_neox, llama, mistral, qwen2)");
-  }
+  });
   return cfg;
 }
 

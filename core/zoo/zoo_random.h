@@ -11,12 +11,12 @@
 namespace ms {
 
 struct RandomModelSpec {
-  std::string arch = "gpt2";  // gpt2, gpt_neox, llama, mistral, qwen2
+  std::string arch = "gpt2";  // a family's model_type (arch_names(): gpt2, llama, ...)
   int64_t n_layers = 2;
   int64_t d_model = 64;
   int64_t n_heads = 4;
   int64_t n_kv_heads = 0;  // 0: n_heads
-  int64_t d_mlp = 0;       // 0: 4 * d_model (gpt2, gpt_neox), 8/3 * d_model rounded (llama family)
+  int64_t d_mlp = 0;       // 0: 4 * d_model; gated MLPs (llama family) 8/3 * d_model rounded to 64
   int64_t d_vocab = 512;
   int64_t n_ctx = 1024;
   uint64_t seed = 0;

@@ -1,0 +1,76 @@
+// The table's config side for writing: a ModelConfig's fields as config.json values, the object
+// the saver writes, and the one `zoo random` writes (sizes, table defaults, random_overrides).
+#include "core/model/arch/arch_spec.h"
+
+namespace ms {
+
+using json = nlohmann::json;
+
+json field_value(Field f, const ModelConfig& c) {
+  switch (f) {
+    case Field::kDModel: return c.d_model;
+    case Field::kNLayers: return c.n_layers;
+    case Field::kNHeads: return c.n_heads;
+    case Field::kNKvHeads: return c.n_kv_heads;
+    case Field::kDHead: return c.d_head;
+    // An attention-only model is saved with a one-unit MLP of zeros (model_save.h).
+    case Field::kDMlp: return c.attn_only() ? 1 : c.d_mlp;
+    case Field::kDVocab: return c.d_vocab;
+    case Field::kNCtx: return c.n_ctx;
+    case Field::kNormEps: return c.norm_eps;
+    case Field::kAct: return act_name(c.act);
+    case Field::kRotaryFraction: return static_cast<double>(c.rotary_dim) / static_cast<double>(c.d_head);
+    case Field::kRopeTheta: return c.rope_theta;
+    case Field::kParallelResidual: return c.parallel_attn_mlp;
+    case Field::kAttnBias: return c.qkv_bias;
+    case Field::kMlpBias: return c.mlp_bias;
+    case Field::kTieEmbeddings: return c.tie_embeddings;
+    case Field::kSlidingWindow: return c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+  }
+  return nullptr;
+}
+
+json hf_config_fields(const ArchSpec& a, const ModelConfig& c) {
+  json j = {{"model_type", a.model_type}, {"architectures", {a.hf_class}}};
+  for (const ConfigField& f : a.config) {
+    if (f.save == Save::kNever) continue;
+    json v = field_value(f.field, c);
+    if (f.save == Save::kIfNotDefault && v == f.def) continue;
+    for (size_t k = 0; k < (f.save_aliases ? f.keys.size() : 1); ++k) j[f.keys[k]] = v;
+  }
+  return j;
+}
+
+namespace {
+
+// The size a random model gives a field, or null when the field is not a size.
+json random_size(Field f, const ArchSpec& a, const ArchSizes& s) {
+  switch (f) {
+    case Field::kDModel: return s.d_model;
+    case Field::kNLayers: return s.n_layers;
+    case Field::kNHeads: return s.n_heads;
+    case Field::kNKvHeads: return s.n_kv_heads > 0 ? s.n_kv_heads : s.n_heads;
+    case Field::kDVocab: return s.d_vocab;
+    case Field::kNCtx: return s.n_ctx;
+    case Field::kDMlp:
+      if (s.d_mlp > 0) return s.d_mlp;
+      // Gated MLPs: 8/3 d_model rounded up to 64 (the parameters of a 4 d_model MLP).
+      return a.structure.gated_mlp ? ((8 * s.d_model / 3 + 63) / 64) * 64 : 4 * s.d_model;
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
+json random_hf_config(const ArchSpec& a, const ArchSizes& s) {
+  json j = {{"model_type", a.model_type}, {"architectures", {a.hf_class}}};
+  for (const ConfigField& f : a.config) {
+    if (f.save != Save::kAlways) continue;
+    json size = random_size(f.field, a, s);
+    j[f.keys[0]] = size.is_null() ? f.def : size;
+  }
+  for (const auto& [key, value] : a.random_overrides.items()) j[key] = value;
+  return j;
+}
+
+}  // namespace ms
