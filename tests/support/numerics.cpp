@@ -33,7 +33,7 @@ std::string aten_capability() {
 
 ::testing::AssertionResult verdict(const std::string& what, const Closeness& c, double rtol) {
   const double rel = c.rel();
-  std::printf("numeric: %s: max diff %.3e of scale %.3e = %.3e (tolerance %.1e, %.0f%% of it)\n", what.c_str(),
+  std::printf("numeric: %s: max diff %.3e of scale %.3e = %.3e (tolerance %.1e, %.3g%% of it)\n", what.c_str(),
               c.diff, c.scale, rel, rtol, 100.0 * rel / rtol);
   if (rel <= rtol) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << what << ": max diff " << c.diff << " of scale " << c.scale << " = " << rel
