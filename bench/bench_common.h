@@ -1,11 +1,16 @@
 // Shared pieces of the benchmarks: the Llama-shaped random model of the long-context benchmarks
-// (8 layers, d_model 1024, 16 heads, 4 KV heads), cached under the temp folder, and peak memory.
+// (8 layers, d_model 1024, 16 heads, 4 KV heads), cached under the temp folder, peak memory, and
+// the machine line every benchmark prints (CPU, OpenBLAS core type, threads, load average).
 #pragma once
 
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -53,6 +58,40 @@ inline double peak_rss_gib() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
+}
+
+// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere).
+inline std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  return "unknown";
+}
+
+// OpenBLAS's kernel set: the OPENBLAS_CORETYPE override and, when the loaded BLAS is OpenBLAS,
+// the core it chose (openblas_get_corename, looked up at run time).
+inline std::string openblas_core() {
+  const char* env = std::getenv("OPENBLAS_CORETYPE");
+  std::string out = std::string("OPENBLAS_CORETYPE=") + (env ? env : "(unset)");
+  using CoreName = char* (*)();
+  if (auto f = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename")))
+    out += std::string(", openblas_get_corename()=") + f();
+  else
+    out += ", openblas_get_corename not found (not OpenBLAS?)";
+  return out;
+}
+
+// One line on the machine and its load, for every benchmark's header (figures on a shared
+// machine are only comparable with the load they ran under).
+inline void print_machine(const char* who) {
+  double load[3] = {-1, -1, -1};
+  getloadavg(load, 3);
+  std::printf("%s: CPU %s; %s; %d threads; load average %.2f %.2f %.2f\n", who, cpu_model().c_str(),
+              openblas_core().c_str(), at::get_num_threads(), load[0], load[1], load[2]);
 }
 
 }  // namespace ms::bench

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ms::bench::print_machine("bench_sinks");
   std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_sinks");
   ms::Model& m = *model;
   const double weights_gib = ms::bench::weights_gib(m);
