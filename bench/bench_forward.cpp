@@ -29,20 +29,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double best_of(int reps, const std::function<void()>& f) {
-  f();  // warm up
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    f();
-    best = std::min(best, seconds_since(t0));
-  }
-  return best;
-}
+using ms::bench::best_of;
+using ms::bench::causal_attention_flops;
+using ms::bench::causal_forward_flops;
+using ms::bench::forward_flops;
+using ms::bench::gemm_peak_gflops;
+using ms::bench::seconds_since;
 
 // Best times of several variants measured in turns (A B C A B C ...), so that a change in the
 // machine's load hits them alike.
@@ -57,42 +49,6 @@ std::vector<double> best_interleaved(int reps, const std::vector<std::function<v
       best[j] = std::min(best[j], seconds_since(t0));
     }
   return best;
-}
-
-// Best f32 GEMM rate over a few shapes: square ones and the model's own largest products.
-double gemm_peak_gflops(int reps) {
-  struct Shape { int64_t m, k, n; };
-  std::vector<Shape> shapes{{1024, 1024, 1024}, {2048, 2048, 2048}, {512, 768, 3072}, {512, 3072, 768}};
-  double best = 0;
-  for (const Shape& s : shapes) {
-    at::Tensor a = at::randn({s.m, s.k}), b = at::randn({s.k, s.n});
-    double t = best_of(reps, [&] { at::mm(a, b); });
-    best = std::max(best, 2.0 * s.m * s.k * s.n / t / 1e9);
-  }
-  return best;
-}
-
-// Model FLOPs of one forward pass: 2 per weight per token for every matrix (unembedding
-// included, embeddings' lookups excluded) plus the two attention products over the full
-// T x T square, as both implementations compute it.
-double forward_flops(const ms::ModelConfig& c, int64_t t) {
-  double per_layer = static_cast<double>(c.d_model) * (c.q_dim() + 2 * c.kv_dim()) +
-                     static_cast<double>(c.q_dim()) * c.d_model +
-                     (c.gated_mlp ? 3.0 : 2.0) * c.d_model * c.d_mlp;
-  double weights = per_layer * c.n_layers + static_cast<double>(c.d_model) * c.d_vocab;
-  double attn = 2.0 * 2.0 * t * t * c.q_dim() * c.n_layers;
-  return 2.0 * t * weights + attn;
-}
-
-// FLOPs of causal attention's two products (scores, then weights times values) over the
-// T (T + 1) / 2 visible (query, key) pairs: the attention part's floor.
-double causal_attention_flops(const ms::ModelConfig& c, int64_t t) {
-  return 2.0 * 2.0 * c.q_dim() * (static_cast<double>(t) * (t + 1) / 2) * c.n_layers;
-}
-
-// The forward's floor in FLOPs: every weight matrix (2 per weight per token) plus causal attention.
-double causal_forward_flops(const ms::ModelConfig& c, int64_t t) {
-  return forward_flops(c, t) - 2.0 * 2.0 * t * t * c.q_dim() * c.n_layers + causal_attention_flops(c, t);
 }
 
 // The forward's own GEMM floor: its weight products at their real shapes ([T, in] x [in, out],

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,11 +33,15 @@ struct Problem {
   const float *q, *k, *v;
   int64_t q_b, q_t, q_h, k_b, k_h, k_s, v_b, v_h, v_s;
   float* z;  // (B, T, H, dh) contiguous
+  const FusedAttentionStats* stats;  // or null
 };
 
 // One worker's tiles: queries of G heads (rows g * nq + i), K^T, V, scores, the accumulator.
 struct Scratch {
   std::vector<float> q, kt, v, s, acc, m, l;
+  std::vector<float> e, ent, best;  // statistics: one row's weights; per row entropy, best score
+  std::vector<int64_t> best_k;
+  std::vector<float> key_mass;      // this worker's share of stats->key_mass, (B, H, P + T)
   explicit Scratch(const Problem& p) {
     const int64_t rows = p.G * p.tq, tkp = round16(p.tk);
     q.resize(rows * p.dh);
@@ -46,6 +51,12 @@ struct Scratch {
     acc.resize(rows * p.dhp);
     m.resize(rows);
     l.resize(rows);
+    if (!p.stats) return;
+    e.resize(tkp);
+    ent.resize(rows);
+    best.resize(rows);
+    best_k.resize(rows);
+    if (p.stats->key_mass) key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
   }
 };
 
@@ -78,6 +89,47 @@ void softmax_step(const TileKernels& kn, float* row, int64_t nk, int64_t jlo, in
   if (corr != 1.0f) kn.scale(acc, dhp, corr);
   l = l * corr + sum;
   m = m_new;
+}
+
+// The statistics of one tile's rows, once their max m and sum l are final: a second walk over
+// the key tiles recomputes the scores and turns them into the softmax's weights exp(s - m) / l.
+void tile_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t t0, int64_t nq, Scratch& s) {
+  const int64_t rows = p.G * nq, qa0 = p.P + t0, qa1 = qa0 + nq - 1, n_keys = p.P + p.T;
+  std::fill(s.ent.begin(), s.ent.begin() + rows, 0.0f);
+  std::fill(s.best.begin(), s.best.begin() + rows, kNegInf);
+  std::fill(s.best_k.begin(), s.best_k.begin() + rows, int64_t(-1));
+  const int64_t k_lo = p.W > 0 ? std::max<int64_t>(0, qa0 - p.W + 1) : 0, k_hi = qa1 + 1;
+  for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
+    const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
+    load_kv(p, b, kvh, k0, nk, nkp, s);
+    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, s.s.data(), nkp, rows, p.dh, nkp, false);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t qa = qa0 + r % nq, h = kvh * p.G + r / nq;
+      const int64_t jhi = std::min(nk, qa - k0 + 1), jlo = p.W > 0 ? std::max<int64_t>(0, qa - p.W + 1 - k0) : 0;
+      if (jhi <= jlo) continue;
+      const float* row = s.s.data() + r * nkp;
+      const float m = s.m[r], inv_l = 1.0f / s.l[r], log_l = std::log(s.l[r]);
+      std::copy(row + jlo, row + jhi, s.e.data());
+      kn.exp_sum(s.e.data(), jhi - jlo, m);
+      float* km = s.key_mass.empty() ? nullptr : s.key_mass.data() + (b * p.H + h) * n_keys + k0 + jlo;
+      float ent = 0;
+      for (int64_t j = 0; j < jhi - jlo; ++j) {
+        const float a = s.e[j] * inv_l;
+        ent += a * (log_l - (row[jlo + j] - m));  // -a log a, with log a = s - m - log l
+        if (km) km[j] += a;
+      }
+      s.ent[r] += ent;
+      for (int64_t j = jlo; j < jhi; ++j)  // the first maximum, as at::max gives it
+        if (row[j] > s.best[r]) s.best[r] = row[j], s.best_k[r] = k0 + j;
+    }
+  }
+  const FusedAttentionStats& st = *p.stats;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t at = (b * p.H + kvh * p.G + r / nq) * st.query_positions + qa0 + r % nq;
+    if (st.entropy) st.entropy[at] = s.ent[r];
+    if (st.argmax) st.argmax[at] = s.best_k[r];
+    if (st.max_weight) st.max_weight[at] = std::exp(s.best[r] - s.m[r]) / s.l[r];
+  }
 }
 
 // Attention of query tile qt of KV head kvh in batch row b, for its G heads at once.
@@ -115,6 +167,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
       float* dst = p.z + ((b * p.T + t0 + i) * p.H + kvh * p.G + g) * p.dh;
       for (int64_t d = 0; d < p.dh; ++d) dst[d] = a[d] * inv;
     }
+  if (p.stats) tile_stats(p, kn, b, kvh, t0, nq, s);
 }
 
 at::Tensor as_float_rows(const at::Tensor& t) {
@@ -150,6 +203,12 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.v_b = v.stride(0), p.v_h = v.stride(1), p.v_s = v.stride(2);
   at::Tensor z = at::empty({p.B, p.T, p.H, p.dh}, q.options());
   p.z = z.data_ptr<float>();
+  p.stats = o.stats && o.stats->any() ? o.stats : nullptr;
+  if (p.stats && (p.stats->batch != p.B || p.stats->n_heads != p.H || (p.stats->key_mass && p.stats->key_positions < p.P + p.T) ||
+                  ((p.stats->entropy || p.stats->argmax || p.stats->max_weight) && p.stats->query_positions < p.P + p.T)))
+    throw std::invalid_argument("fused_attention: statistics buffers are not (batch " + std::to_string(p.B) +
+                                ", heads " + std::to_string(p.H) + ", >= past + T = " + std::to_string(p.P + p.T) + ")");
+  std::mutex merge;
   const TileKernels& kn = tile_kernels(o.portable);
   g_calls.fetch_add(1, std::memory_order_relaxed);
   // Items ordered so that each worker's contiguous share mixes early (short) and late (long)
@@ -161,6 +220,14 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
       const int64_t pos = it % p.n_qt, bh = it / p.n_qt;
       const int64_t qt = pos % 2 == 0 ? pos / 2 : p.n_qt - 1 - pos / 2;
       run_tile(p, kn, bh / p.KV, bh % p.KV, qt, s);
+    }
+    if (s.key_mass.empty()) return;
+    std::lock_guard<std::mutex> lock(merge);  // workers share keys: each adds its share once
+    const int64_t n_keys = p.P + p.T;
+    for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
+      const float* src = s.key_mass.data() + bh * n_keys;
+      float* dst = p.stats->key_mass + bh * p.stats->key_positions;
+      for (int64_t k = 0; k < n_keys; ++k) dst[k] += src[k];
     }
   });
   return q_in.scalar_type() == at::kFloat ? z : z.to(q_in.scalar_type());

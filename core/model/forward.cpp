@@ -27,7 +27,7 @@ class ForwardPass {
                   int normalized_id) const;
   at::Tensor attention(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids);
   bool fused_attention_ok(size_t layer, const Model::LayerHooks& ids, const at::Tensor& q,
-                          const at::Tensor& k, const at::Tensor& v) const;
+                          const at::Tensor& k, const at::Tensor& v, FusedAttentionStats& stats) const;
   at::Tensor attention_out(size_t layer, at::Tensor z, const Model::LayerHooks& ids);
   at::Tensor mlp(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids) const;
   at::Tensor activation(const at::Tensor& x) const;
@@ -119,8 +119,10 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     vh = m_opts.cache->v[layer].narrow(2, 0, P + T);
   }
   const int64_t S = P + T;
-  if (fused_attention_ok(layer, ids, q, kh, vh)) {
+  FusedAttentionStats stats;
+  if (fused_attention_ok(layer, ids, q, kh, vh, stats)) {
     FusedAttentionOptions fo;
+    fo.stats = &stats;
     fo.past = P;
     fo.sliding_window = m_cfg.sliding_window;
     fo.scale = 1.0 / std::sqrt(static_cast<double>(dh));
@@ -174,14 +176,16 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
   return attention_out(layer, z.view({B, H, T, dh}).transpose(1, 2), ids);
 }
 
-// The fused kernel serves when nothing reads or edits the probabilities and no gradient flows
-// through attention (it has no backward).
+// The fused kernel serves when nothing reads or edits the probabilities (an observer may ask for
+// statistics it computes) and no gradient flows through attention (it has no backward).
 bool ForwardPass::fused_attention_ok(size_t layer, const Model::LayerHooks& ids, const at::Tensor& q,
-                                     const at::Tensor& k, const at::Tensor& v) const {
+                                     const at::Tensor& k, const at::Tensor& v, FusedAttentionStats& stats) const {
   if (m_opts.attention_kernel != AttentionKernel::kAuto || !q.device().is_cpu()) return false;
   if (c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
   if (m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern) || m_hooks.any_backward()) return false;
-  return !(m_opts.attention && m_opts.attention->wants_layer(static_cast<int64_t>(layer)));
+  const int64_t l = static_cast<int64_t>(layer);
+  if (!m_opts.attention || !m_opts.attention->wants_layer(l)) return true;
+  return m_opts.attention->fused_stats(l, m_past, m_len, m_cfg.sliding_window, stats);
 }
 
 // hook_z and the output projection (through hook_result when it is live). z: (B, T, H, dh).

@@ -152,5 +152,44 @@ TEST(FusedAttention, KvCachePrefillThenDecode) {
   }
 }
 
+// Statistics from the fused pass against the materialising path's (AttentionStats reading each
+// block's pattern), over a prompt, or a prefill and decode steps with the KV cache.
+void expect_stats_equal(const Model& m, const at::Tensor& toks, int64_t prefill, const std::string& what) {
+  const ModelConfig& c = m.config();
+  const int64_t B = toks.size(0), T = toks.size(1);
+  AttentionStats fused(c.n_layers, c.n_heads, B, T), mat(c.n_layers, c.n_heads, B, T);
+  KVCache cf = m.make_cache(B, T), cm = m.make_cache(B, T);
+  ForwardOptions fo, mo;
+  fo.attention = &fused, fo.cache = &cf, fo.attn_block = 5, fo.attn_key_tile = 16;
+  mo.attention = &mat, mo.cache = &cm, mo.attention_kernel = AttentionKernel::kMaterialise;
+  const int64_t calls = fused_attention_calls();
+  m.forward(toks.narrow(1, 0, prefill), fo);
+  m.forward(toks.narrow(1, 0, prefill), mo);
+  for (int64_t t = prefill; t < T; ++t) {
+    m.forward(toks.narrow(1, t, 1), fo);
+    m.forward(toks.narrow(1, t, 1), mo);
+  }
+  EXPECT_EQ(fused_attention_calls() - calls, c.n_layers * (1 + T - prefill)) << what << ": the fused path did not run";
+  EXPECT_TRUE(at::equal(fused.key_visible(), mat.key_visible())) << what;
+  EXPECT_LT(rel_diff(fused.key_mass(), mat.key_mass()), 1e-5) << what << " key mass";
+  EXPECT_LT(rel_diff(fused.alpha(), mat.alpha()), 1e-5) << what << " alpha";
+  EXPECT_LT(rel_diff(fused.entropy(), mat.entropy()), 1e-5) << what << " entropy";
+  EXPECT_LT(rel_diff(fused.max_weight(), mat.max_weight()), 1e-5) << what << " max weight";
+  EXPECT_TRUE(at::equal(fused.argmax(), mat.argmax())) << what << " argmax";
+  at::Tensor sinks = at::tensor({0, 3}, at::kLong);
+  EXPECT_LT(rel_diff(fused.mass_on(sinks), mat.mass_on(sinks)), 1e-5) << what << " sink mass";
+}
+
+TEST(FusedAttention, StatisticsEqualMaterialisingPath) {
+  at::manual_seed(8);
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral"}) {
+    auto m = test::tiny_model(fam, 10);
+    at::Tensor toks = at::randint(0, 50, {2, 37}, at::kLong);
+    expect_stats_equal(*m, toks, 37, std::string(fam) + " prompt");
+    expect_stats_equal(*m, toks, 30, std::string(fam) + " prefill + decode");
+  }
+  expect_stats_equal(*model_with_window(20), at::randint(0, 50, {1, 61}, at::kLong), 55, "mistral window 20");
+}
+
 }  // namespace
 }  // namespace ms
