@@ -89,9 +89,9 @@ TEST(FusedAttention, Bf16InputsComputeInFloat32) {
 void expect_paths_equal(const Model& m, const at::Tensor& toks, int64_t q_tile, int64_t k_tile, const std::string& what) {
   ActivationCache fused_acts, mat_acts;
   HookRegistry fused_reg, mat_reg;
-  for (auto* p : {std::make_pair(&fused_reg, &fused_acts), std::make_pair(&mat_reg, &mat_acts)}) {
-    p->first->add_forward("blocks.*.attn.hook_z", cache_hook(*p->second));
-    p->first->add_forward("blocks.*.hook_resid_post", cache_hook(*p->second));
+  for (auto p : {std::make_pair(&fused_reg, &fused_acts), std::make_pair(&mat_reg, &mat_acts)}) {
+    p.first->add_forward("blocks.*.attn.hook_z", cache_hook(*p.second));
+    p.first->add_forward("blocks.*.hook_resid_post", cache_hook(*p.second));
   }
   ForwardOptions fo, mo;
   fo.hooks = &fused_reg, fo.attn_block = q_tile, fo.attn_key_tile = k_tile;
