@@ -104,9 +104,10 @@ TEST(Sinks, CalibrationWithBetaOneIsANoOp) {
   SinkCalibration cal({{1, 0}, {2, 3}}, {0, 4, 7}, 1.0);
   ForwardOptions fo, plain;
   fo.attention = &cal;
-  // Calibration edits the pattern, so it runs on the materialising path: compare bitwise with that
-  // path (the fused one agrees to 1e-5 relative, tests/unit/test_fused_attention.cpp).
-  plain.attention_kernel = AttentionKernel::kMaterialise;
+  // Calibration edits the pattern, so its layers run on the materialising path (the others would
+  // take the fused one, equal to 1e-5 relative: tests/unit/test_fused_attention.cpp): bitwise
+  // comparison needs every layer of both runs on that one path.
+  fo.attention_kernel = plain.attention_kernel = AttentionKernel::kMaterialise;
   EXPECT_EQ(max_diff(m->forward(toks, fo), m->forward(toks, plain)), 0.0);
   SinkCalibration strong({{1, 0}, {2, 3}}, {4, 7}, 0.0);
   fo.attention = &strong;
