@@ -102,6 +102,7 @@ void long_context(const std::vector<int64_t>& seqs, const std::vector<int>& thre
                     "floor %.2f s = %.2fx its floor\n", names[i], s[i], s[i] / all_floor,
                     s[i] - gemm_floor, (s[i] - gemm_floor) / attn_floor);
       std::printf("    materialising / fused = %.2fx\n", s[1] / s[0]);
+      std::fflush(stdout);  // long runs: figures as they come
     }
   }
 }
