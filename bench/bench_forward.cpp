@@ -89,7 +89,7 @@ void long_context(const std::vector<int64_t>& seqs, const std::vector<int>& thre
       std::vector<double> s = best_interleaved(reps, {[&] { model->forward(tokens, fused); },
                                                       [&] { model->forward(tokens, mat); }}, t <= 1024);
       const bool took_fused = ms::fused_attention_calls() > calls;
-      const double gemm_floor = gemm_floor_seconds(*model, t, 2);
+      const double gemm_floor = gemm_floor_seconds(*model, t, t <= 1024 ? 2 : 1);
       const double all_floor = causal_forward_flops(c, t) / peak / 1e9;
       const double attn_floor = causal_attention_flops(c, t) / peak / 1e9;
       std::printf("  T = %lld: floors at the GEMM peak: forward %.2f s (%.0f GFLOP), attention part %.2f s "
