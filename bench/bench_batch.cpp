@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "bench_binary.h"
 #include "core/zoo/zoo_random.h"
 
@@ -97,6 +98,7 @@ Timing run_all(const std::vector<std::vector<std::string>>& runs) {
 }  // namespace
 
 int main() {
+  ms::bench::print_machine("bench_batch");
   fs::path dir = fs::temp_directory_path() / ("mechscope-bench-batch-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   ms::RandomModelSpec s;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "core/analysis/circuits/circuit_discovery.h"
 #include "core/zoo/zoo_random.h"
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   int sample = argc > 1 ? std::atoi(argv[1]) : 24;
   int threads = argc > 2 ? std::atoi(argv[2]) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(std::max(1, threads));
+  ms::bench::print_machine("bench_circuit");
   ModelConfig c;
   c.model_type = "gpt2";
   c.n_layers = 12;

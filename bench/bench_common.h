@@ -1,11 +1,21 @@
 // Shared pieces of the benchmarks: the Llama-shaped random model of the long-context benchmarks
-// (8 layers, d_model 1024, 16 heads, 4 KV heads), cached under the temp folder, and peak memory.
+// (8 layers, d_model 1024, 16 heads, 4 KV heads), cached under the temp folder, peak memory, and
+// the machine line every benchmark prints (CPU, OpenBLAS core type, threads, load average).
 #pragma once
 
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -53,6 +63,95 @@ inline double peak_rss_gib() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
+}
+
+using BenchClock = std::chrono::steady_clock;
+
+inline double seconds_since(BenchClock::time_point t0) {
+  return std::chrono::duration<double>(BenchClock::now() - t0).count();
+}
+
+// Best time of reps calls of f after one warm-up call.
+inline double best_of(int reps, const std::function<void()>& f) {
+  f();  // warm up
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = BenchClock::now();
+    f();
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
+}
+
+// Best f32 GEMM rate (GFLOP/s) at the current thread count, over a few shapes: square ones and
+// the GPT-2 model's own largest products.
+inline double gemm_peak_gflops(int reps) {
+  struct Shape { int64_t m, k, n; };
+  std::vector<Shape> shapes{{1024, 1024, 1024}, {2048, 2048, 2048}, {512, 768, 3072}, {512, 3072, 768}};
+  double best = 0;
+  for (const Shape& s : shapes) {
+    at::Tensor a = at::randn({s.m, s.k}), b = at::randn({s.k, s.n});
+    double t = best_of(reps, [&] { at::mm(a, b); });
+    best = std::max(best, 2.0 * s.m * s.k * s.n / t / 1e9);
+  }
+  return best;
+}
+
+// Model FLOPs of one forward pass: 2 per weight per token for every matrix (unembedding
+// included, embeddings' lookups excluded) plus the two attention products over the full
+// T x T square, as the materialising path computes it.
+inline double forward_flops(const ModelConfig& c, int64_t t) {
+  double per_layer = static_cast<double>(c.d_model) * (c.q_dim() + 2 * c.kv_dim()) +
+                     static_cast<double>(c.q_dim()) * c.d_model +
+                     (c.gated_mlp ? 3.0 : 2.0) * c.d_model * c.d_mlp;
+  double weights = per_layer * c.n_layers + static_cast<double>(c.d_model) * c.d_vocab;
+  double attn = 2.0 * 2.0 * t * t * c.q_dim() * c.n_layers;
+  return 2.0 * t * weights + attn;
+}
+
+// FLOPs of causal attention's two products (scores, then weights times values) over the
+// T (T + 1) / 2 visible (query, key) pairs: the attention part's floor.
+inline double causal_attention_flops(const ModelConfig& c, int64_t t) {
+  return 2.0 * 2.0 * c.q_dim() * (static_cast<double>(t) * (t + 1) / 2) * c.n_layers;
+}
+
+// The forward's floor in FLOPs: every weight matrix (2 per weight per token) plus causal attention.
+inline double causal_forward_flops(const ModelConfig& c, int64_t t) {
+  return forward_flops(c, t) - 2.0 * 2.0 * t * t * c.q_dim() * c.n_layers + causal_attention_flops(c, t);
+}
+
+// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere).
+inline std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  return "unknown";
+}
+
+// OpenBLAS's kernel set: the OPENBLAS_CORETYPE override and, when the loaded BLAS is OpenBLAS,
+// the core it chose (openblas_get_corename, looked up at run time).
+inline std::string openblas_core() {
+  const char* env = std::getenv("OPENBLAS_CORETYPE");
+  std::string out = std::string("OPENBLAS_CORETYPE=") + (env ? env : "(unset)");
+  using CoreName = char* (*)();
+  if (auto f = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename")))
+    out += std::string(", openblas_get_corename()=") + f();
+  else
+    out += ", openblas_get_corename not found (not OpenBLAS?)";
+  return out;
+}
+
+// One line on the machine and its load, for every benchmark's header (figures on a shared
+// machine are only comparable with the load they ran under).
+inline void print_machine(const char* who) {
+  double load[3] = {-1, -1, -1};
+  getloadavg(load, 3);
+  std::printf("%s: CPU %s; %s; %d threads; load average %.2f %.2f %.2f\n", who, cpu_model().c_str(),
+              openblas_core().c_str(), at::get_num_threads(), load[0], load[1], load[2]);
 }
 
 }  // namespace ms::bench

@@ -1,7 +1,9 @@
 // Forward-pass benchmark (issue: foundation): the machine's f32 GEMM peak, the forward pass's
 // achieved FLOP/s on a GPT-2-small-shaped random model at T = 512 against that peak and against
 // PyTorch eager (bench/peer_gpt2.py, the path Hugging Face transformers takes), hook overhead,
-// and load time against one read of the weights file. All ratios are measured in one run.
+// and load time against one read of the weights file; then the long-context forward of the
+// Llama-shaped model (bench_common.h) with fused and materialising attention side by side against
+// its FLOP floors (whole forward, attention part) and its own GEMM floor. Ratios in one run.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -15,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "bench_paths.h"  // generated: MECHSCOPE_SOURCE_DIR
+#include "core/attention/fused_attention.h"
 #include "core/model/model.h"
 #include "core/zoo/zoo_random.h"
 #include "hooks/activation_cache.h"
@@ -25,26 +29,19 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double best_of(int reps, const std::function<void()>& f) {
-  f();  // warm up
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    f();
-    best = std::min(best, seconds_since(t0));
-  }
-  return best;
-}
+using ms::bench::best_of;
+using ms::bench::causal_attention_flops;
+using ms::bench::causal_forward_flops;
+using ms::bench::forward_flops;
+using ms::bench::gemm_peak_gflops;
+using ms::bench::seconds_since;
 
 // Best times of several variants measured in turns (A B C A B C ...), so that a change in the
 // machine's load hits them alike.
-std::vector<double> best_interleaved(int reps, const std::vector<std::function<void()>>& fs) {
+std::vector<double> best_interleaved(int reps, const std::vector<std::function<void()>>& fs, bool warm_up = true) {
   std::vector<double> best(fs.size(), 1e30);
-  for (const auto& f : fs) f();  // warm up
+  if (warm_up)
+    for (const auto& f : fs) f();
   for (int i = 0; i < reps; ++i)
     for (size_t j = 0; j < fs.size(); ++j) {
       auto t0 = Clock::now();
@@ -54,29 +51,60 @@ std::vector<double> best_interleaved(int reps, const std::vector<std::function<v
   return best;
 }
 
-// Best f32 GEMM rate over a few shapes: square ones and the model's own largest products.
-double gemm_peak_gflops(int reps) {
-  struct Shape { int64_t m, k, n; };
-  std::vector<Shape> shapes{{1024, 1024, 1024}, {2048, 2048, 2048}, {512, 768, 3072}, {512, 3072, 768}};
-  double best = 0;
-  for (const Shape& s : shapes) {
-    at::Tensor a = at::randn({s.m, s.k}), b = at::randn({s.k, s.n});
-    double t = best_of(reps, [&] { at::mm(a, b); });
-    best = std::max(best, 2.0 * s.m * s.k * s.n / t / 1e9);
+// The forward's own GEMM floor: its weight products at their real shapes ([T, in] x [in, out],
+// one layer's timed and counted n_layers times, plus the unembedding), timed alone.
+double gemm_floor_seconds(const ms::Model& m, int64_t t, int reps) {
+  const ms::ModelConfig& c = m.config();
+  const ms::LayerWeights& lw = m.weights().layers[0];
+  double layer = 0;
+  for (const at::Tensor& w : {lw.w_qkv, lw.w_o, lw.w_in, lw.w_out}) {
+    at::Tensor x = at::randn({t, w.size(1)});
+    layer += best_of(reps, [&] { at::linear(x, w); });
   }
-  return best;
+  at::Tensor x = at::randn({t, c.d_model});
+  return layer * c.n_layers + best_of(reps, [&] { at::linear(x, m.weights().w_u); });
 }
 
-// Model FLOPs of one forward pass: 2 per weight per token for every matrix (unembedding
-// included, embeddings' lookups excluded) plus the two attention products over the full
-// T x T square, as both implementations compute it.
-double forward_flops(const ms::ModelConfig& c, int64_t t) {
-  double per_layer = static_cast<double>(c.d_model) * (c.q_dim() + 2 * c.kv_dim()) +
-                     static_cast<double>(c.q_dim()) * c.d_model +
-                     (c.gated_mlp ? 3.0 : 2.0) * c.d_model * c.d_mlp;
-  double weights = per_layer * c.n_layers + static_cast<double>(c.d_model) * c.d_vocab;
-  double attn = 2.0 * 2.0 * t * t * c.q_dim() * c.n_layers;
-  return 2.0 * t * weights + attn;
+// Llama-shaped forward at each T and thread count: fused against materialising attention,
+// interleaved, each against the FLOP floors at the GEMM peak and against the GEMM floor.
+void long_context(const std::vector<int64_t>& seqs, const std::vector<int>& thread_counts, int reps) {
+  std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_forward");
+  const ms::ModelConfig& c = model->config();
+  c10::InferenceMode guard;
+  std::printf("\nlong context: Llama-shaped random model (%lld layers, d_model %lld, %lld heads, %lld KV heads, "
+              "vocab %lld), best of %d, fused and materialising attention interleaved; fused kernels: %s\n",
+              static_cast<long long>(c.n_layers), static_cast<long long>(c.d_model),
+              static_cast<long long>(c.n_heads), static_cast<long long>(c.n_kv_heads),
+              static_cast<long long>(c.d_vocab), reps, ms::fused_attention_kernels());
+  for (int threads : thread_counts) {
+    at::set_num_threads(threads);
+    const double peak = gemm_peak_gflops(3);
+    std::printf("threads %d: f32 GEMM peak %.1f GFLOP/s\n", threads, peak);
+    for (int64_t t : seqs) {
+      ms::bench::print_machine("bench_forward");
+      at::Tensor tokens = at::randint(0, c.d_vocab, {1, t}, at::kLong);
+      ms::ForwardOptions fused, mat;
+      mat.attention_kernel = ms::AttentionKernel::kMaterialise;
+      const int64_t calls = ms::fused_attention_calls();
+      std::vector<double> s = best_interleaved(reps, {[&] { model->forward(tokens, fused); },
+                                                      [&] { model->forward(tokens, mat); }}, t <= 1024);
+      const bool took_fused = ms::fused_attention_calls() > calls;
+      const double gemm_floor = gemm_floor_seconds(*model, t, t <= 1024 ? 2 : 1);
+      const double all_floor = causal_forward_flops(c, t) / peak / 1e9;
+      const double attn_floor = causal_attention_flops(c, t) / peak / 1e9;
+      std::printf("  T = %lld: floors at the GEMM peak: forward %.2f s (%.0f GFLOP), attention part %.2f s "
+                  "(%.0f GFLOP); GEMM floor (weight products timed alone) %.2f s\n",
+                  static_cast<long long>(t), all_floor, causal_forward_flops(c, t) / 1e9, attn_floor,
+                  causal_attention_flops(c, t) / 1e9, gemm_floor);
+      const char* names[] = {took_fused ? "fused" : "fused (NOT TAKEN)", "materialising"};
+      for (int i = 0; i < 2; ++i)
+        std::printf("    %-14s %.2f s = %.2fx the forward floor (target <= 1.5x); attention beyond the GEMM "
+                    "floor %.2f s = %.2fx its floor\n", names[i], s[i], s[i] / all_floor,
+                    s[i] - gemm_floor, (s[i] - gemm_floor) / attn_floor);
+      std::printf("    materialising / fused = %.2fx\n", s[1] / s[0]);
+      std::fflush(stdout);  // long runs: figures as they come
+    }
+  }
 }
 
 double peer_seconds(const std::string& script, int threads, int64_t seq, int reps) {
@@ -101,6 +129,21 @@ double read_file_seconds(const std::string& path) {
   return seconds_since(t0);
 }
 
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t at = 0;
+  while (at < s.size()) {
+    size_t comma = s.find(',', at);
+    out.push_back(std::atoll(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at).c_str()));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vector<int>& thread_counts,
+                  const std::string& peer);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -108,6 +151,9 @@ int main(int argc, char** argv) {
   int reps = 5;
   std::string model_dir, peer = std::string(MECHSCOPE_SOURCE_DIR) + "/bench/peer_gpt2.py";
   std::vector<int> thread_counts{1, 2};
+  std::vector<int64_t> long_seqs{1024, 4096};
+  int long_reps = 1;
+  bool gpt2 = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seq" && i + 1 < argc) seq = std::atoll(argv[++i]);
@@ -115,11 +161,25 @@ int main(int argc, char** argv) {
     else if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--threads" && i + 1 < argc) thread_counts = {std::atoi(argv[++i])};
     else if (a == "--no-peer") peer.clear();
+    else if (a == "--long" && i + 1 < argc) long_seqs = parse_list(argv[++i]);
+    else if (a == "--long-reps" && i + 1 < argc) long_reps = std::atoi(argv[++i]);
+    else if (a == "--no-gpt2") gpt2 = false;
     else {
-      std::fprintf(stderr, "usage: bench_forward [--seq T] [--reps N] [--model DIR] [--threads N] [--no-peer]\n");
+      std::fprintf(stderr, "usage: bench_forward [--seq T] [--reps N] [--model DIR] [--threads N] [--no-peer] "
+                           "[--long T1,T2 (\"\": skip)] [--long-reps N] [--no-gpt2]\n");
       return 2;
     }
   }
+  ms::bench::print_machine("bench_forward");
+  if (gpt2) gpt2_section(model_dir, seq, reps, thread_counts, peer);
+  if (!long_seqs.empty()) long_context(long_seqs, thread_counts, long_reps);
+  return 0;
+}
+
+namespace {
+
+void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vector<int>& thread_counts,
+                  const std::string& peer) {
   if (model_dir.empty()) {
     model_dir = (fs::temp_directory_path() / "mechscope-bench-gpt2-small").string();
     if (!fs::exists(fs::path(model_dir) / "model.safetensors")) {
@@ -133,7 +193,7 @@ int main(int argc, char** argv) {
       ms::Status st = ms::write_random_model(s, model_dir, true);
       if (!st) {
         std::fprintf(stderr, "bench_forward: %s\n", st.error().message.c_str());
-        return 1;
+        std::exit(1);
       }
     }
   }
@@ -150,7 +210,7 @@ int main(int argc, char** argv) {
   double load_s = seconds_since(t0);
   if (!loaded) {
     std::fprintf(stderr, "bench_forward: %s\n", loaded.error().message.c_str());
-    return 1;
+    std::exit(1);
   }
   ms::Model& model = **loaded;
   double touched = 0;  // forces every page of every weight in
@@ -196,5 +256,6 @@ int main(int argc, char** argv) {
                 "out %.3f s = %.3fx (target <= 1.02x)\n",
                 with_all, with_all / ours, with_filtered, with_filtered / ours);
   }
-  return 0;
 }
+
+}  // namespace

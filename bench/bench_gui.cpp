@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "bench_paths.h"
 #include "core/zoo/zoo_random.h"
 #include "views/gui_window.h"
@@ -220,6 +221,7 @@ int bench_prompt(const std::string& model_dir, GuiWindow& win) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ms::bench::print_machine("bench_gui");
   std::string model = argc > 1 ? argv[1] : std::string(MECHSCOPE_SOURCE_DIR) + "/resources/models/default";
   if (argc <= 1 && !std::filesystem::exists(model)) {
     // Until the default model is bundled: a random GPT-2 of a small default-like shape.

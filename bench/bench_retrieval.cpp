@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ms::bench::print_machine("bench_retrieval");
   std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_retrieval");
   ms::Model& m = *model;
   const ms::ModelConfig& c = m.config();

@@ -1,7 +1,8 @@
 // Sink-analysis benchmark (issue: attention sinks at long context): one 32,768-token prompt on a
 // Llama-shaped random model (8 layers, d_model 1024, 16 heads, 4 KV heads) with its peak resident
-// memory against the weights' size, and the streaming path against the materialised one at
-// T = 4,096, measured in one run.
+// memory against the weights' size and the forward's FLOP floor at the GEMM peak, and at
+// T = 4,096 the statistics from the fused kernel's pass, from the streaming (query-block)
+// materialising path and from whole materialised patterns, measured in one run.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "core/attention/attention_stats.h"
+#include "core/attention/fused_attention.h"
 #include "bench/bench_common.h"
 #include "core/model/model.h"
 #include "core/analysis/sinks/sinks.h"
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ms::bench::print_machine("bench_sinks");
   std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_sinks");
   ms::Model& m = *model;
   const double weights_gib = ms::bench::weights_gib(m);
@@ -62,34 +65,49 @@ int main(int argc, char** argv) {
               static_cast<long long>(long_t), long_s, peak, peak - weights_gib,
               16.0 * static_cast<double>(long_t) * static_cast<double>(long_t) * 4 / (1024.0 * 1024 * 1024),
               r.sink_rate_first);
+  {
+    // The analysis stops before the unembedding: its floor is the layers' FLOPs at the GEMM peak.
+    const ms::ModelConfig& c = m.config();
+    const double flops = ms::bench::causal_forward_flops(c, long_t) - 2.0 * long_t * c.d_model * c.d_vocab;
+    const double peak = ms::bench::gemm_peak_gflops(3);
+    std::printf("  GEMM peak %.1f GFLOP/s; FLOP floor %.1f s (%.0f GFLOP, attention part %.0f); analysis = %.2fx "
+                "the floor (target <= 1.5x)\n", peak, flops / peak / 1e9, flops / 1e9,
+                ms::bench::causal_attention_flops(c, long_t) / 1e9, long_s / (flops / peak / 1e9));
+  }
 
-  // Streaming against materialised at T = short_t: the same statistics from query blocks chosen to
-  // bound memory, or from one block holding every head's whole pattern.
+  // At T = short_t: the statistics from the fused kernel's pass, from the materialising path's
+  // query blocks (chosen to bound memory), and from one block holding every head's whole pattern.
   std::vector<int32_t> ids = random_prompt(short_t, 32000, 2);
   at::Tensor tokens = m.tokens_tensor(ids);
-  auto run = [&](int64_t block) {
+  auto run = [&](int64_t block, ms::AttentionKernel kernel) {
     ms::AttentionStats stats(8, 16, 1, short_t, ms::AttentionStatsOptions{true});
     ms::ForwardOptions fo;
     fo.attention = &stats;
     fo.stop_at_layer = 8;
     fo.attn_block = block;
+    fo.attention_kernel = kernel;
     auto t = Clock::now();
     m.forward(tokens, fo);
     return std::make_pair(seconds(t), stats.alpha());
   };
-  run(0);
-  double best_stream = 1e30, best_full = 1e30;
-  at::Tensor a_stream, a_full;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto s = run(0);
-    auto f = run(short_t);
-    best_stream = std::min(best_stream, s.first);
-    best_full = std::min(best_full, f.first);
-    a_stream = s.second;
-    a_full = f.second;
+  const int64_t calls = ms::fused_attention_calls();
+  run(0, ms::AttentionKernel::kAuto);
+  const bool took_fused = ms::fused_attention_calls() > calls;
+  double best[3] = {1e30, 1e30, 1e30};
+  at::Tensor alpha[3];
+  for (int rep = 0; rep < 3; ++rep) {  // interleaved, so that the machine's load hits all alike
+    auto f = run(0, ms::AttentionKernel::kAuto);
+    auto s = run(0, ms::AttentionKernel::kMaterialise);
+    auto w = run(short_t, ms::AttentionKernel::kMaterialise);
+    best[0] = std::min(best[0], f.first), best[1] = std::min(best[1], s.first), best[2] = std::min(best[2], w.first);
+    alpha[0] = f.second, alpha[1] = s.second, alpha[2] = w.second;
   }
-  std::printf("T = %lld: streaming %.2f s, materialised %.2f s, ratio %.2fx (target <= 1.2x); max |alpha difference| %.1e\n",
-              static_cast<long long>(short_t), best_stream, best_full, best_stream / best_full,
-              (a_stream - a_full).abs().max().item<double>());
+  ms::bench::print_machine("bench_sinks");
+  std::printf("T = %lld: fused%s %.2f s, streaming materialising %.2f s, whole patterns %.2f s; materialising / "
+              "fused %.2fx, streaming / whole %.2fx (target <= 1.2x); max |alpha difference| fused %.1e, "
+              "streaming %.1e (against whole patterns)\n",
+              static_cast<long long>(short_t), took_fused ? "" : " (NOT TAKEN)", best[0], best[1], best[2],
+              best[1] / best[0], best[1] / best[2], (alpha[0] - alpha[2]).abs().max().item<double>(),
+              (alpha[1] - alpha[2]).abs().max().item<double>());
   return 0;
 }

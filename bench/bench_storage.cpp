@@ -8,6 +8,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "bench/bench_common.h"
 #include "storage/database.h"
 
 namespace fs = std::filesystem;
@@ -20,6 +21,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 }  // namespace
 
 int main(int argc, char** argv) {
+  ms::bench::print_machine("bench_storage");
   const int n_layers = 32, n_heads = 32, n_prompts = argc > 1 ? std::atoi(argv[1]) : 1000;
   fs::path dir = fs::temp_directory_path() / ("mechscope-bench-storage-" + std::to_string(::getpid()));
   fs::create_directories(dir);

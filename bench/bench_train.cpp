@@ -7,12 +7,14 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "core/tokenizer/bpe_train.h"
 #include "core/zoo/zoo_text.h"
 #include "core/zoo/zoo_train.h"
 #include "core/zoo/zoo_trained.h"
 
 int main(int argc, char** argv) {
+  ms::bench::print_machine("bench_train");
   const int64_t steps = argc > 1 ? std::atoll(argv[1]) : 10;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   std::printf("training throughput, %d threads, %lld timed steps per recipe (after 2 warm-up steps)\n",

@@ -42,6 +42,28 @@ void AttentionStats::on_block(AttentionBlock& b) {
   m_entropy[l].narrow(-1, b.q_begin, b.n_queries).copy_(-at::xlogy(p, p).sum(-1));
 }
 
+bool AttentionStats::fused_stats(int64_t l, int64_t q_begin, int64_t n_queries, int64_t window,
+                                 FusedAttentionStats& out) {
+  const int64_t positions = m_key_mass.size(-1), q_end = q_begin + n_queries;
+  if (q_end > positions) return false;  // the materialising path reports it
+  out.batch = m_key_mass.size(1);
+  out.n_heads = m_key_mass.size(2);
+  out.key_mass = m_key_mass[l].data_ptr<float>();
+  out.key_positions = out.query_positions = positions;
+  if (m_per_query) {
+    out.entropy = m_entropy[l].data_ptr<float>();
+    out.argmax = m_argmax[l].data_ptr<int64_t>();
+    out.max_weight = m_max_weight[l].data_ptr<float>();
+  }
+  if (l == 0) {  // key k is seen by queries i in [max(k, q_begin), min(q_end, k + window) - 1]
+    at::Tensor k = at::arange(0, q_end, at::TensorOptions().dtype(at::kLong));
+    at::Tensor lo = k.clamp_min(q_begin), hi = window > 0 ? (k + window).clamp_max(q_end) : at::full_like(k, q_end);
+    m_key_visible.narrow(0, 0, q_end).add_((hi - lo).clamp_min(0));
+  }
+  m_queries_seen[l] += n_queries;
+  return true;
+}
+
 at::Tensor AttentionStats::alpha() const {
   at::Tensor vis = m_key_visible.to(at::kFloat).clamp_min(1);
   return at::where(m_key_visible > 0, m_key_mass / vis, at::zeros_like(m_key_mass));

@@ -23,6 +23,9 @@ class AttentionStats : public AttentionObserver {
                  AttentionStatsOptions opts = {});
 
   void on_block(AttentionBlock& block) override;
+  // Statistics only: the forward pass computes them in the fused kernel's pass.
+  bool fused_stats(int64_t layer, int64_t q_begin, int64_t n_queries, int64_t sliding_window,
+                   FusedAttentionStats& out) override;
 
   // (layer, batch, head, key): sum over the queries that saw key k of A[i, k].
   const at::Tensor& key_mass() const { return m_key_mass; }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/attention/fused_attention.h"
 #include "core/model/model.h"
 #include "core/model/rope.h"
 
@@ -25,6 +26,9 @@ class ForwardPass {
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int scale_id,
                   int normalized_id) const;
   at::Tensor attention(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids);
+  bool fused_attention_ok(size_t layer, const Model::LayerHooks& ids, const at::Tensor& q,
+                          const at::Tensor& k, const at::Tensor& v, FusedAttentionStats& stats) const;
+  at::Tensor attention_out(size_t layer, at::Tensor z, const Model::LayerHooks& ids);
   at::Tensor mlp(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids) const;
   at::Tensor activation(const at::Tensor& x) const;
   at::Tensor rotate(const at::Tensor& x) const;  // [B, T, heads, d_head]
@@ -115,6 +119,17 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     vh = m_opts.cache->v[layer].narrow(2, 0, P + T);
   }
   const int64_t S = P + T;
+  FusedAttentionStats stats;
+  if (fused_attention_ok(layer, ids, q, kh, vh, stats)) {
+    FusedAttentionOptions fo;
+    fo.stats = &stats;
+    fo.past = P;
+    fo.sliding_window = m_cfg.sliding_window;
+    fo.scale = 1.0 / std::sqrt(static_cast<double>(dh));
+    fo.q_tile = m_opts.attn_block;
+    fo.k_tile = m_opts.attn_key_tile;
+    return attention_out(layer, fused_attention(q, kh, vh, fo), ids);  // (B, T, H, dh)
+  }
   // Queries grouped by the KV head they share: (B, KV, G, T, dh), scaled once.
   at::Tensor qg = (q.transpose(1, 2) * (1.0 / std::sqrt(static_cast<double>(dh)))).view({B, KV, G, T, dh});
   const bool full = m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern);
@@ -158,7 +173,26 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     at::Tensor zb = at::matmul(pattern.to(q.scalar_type()).reshape({B, KV, G * tb, nk}), vb);
     z.narrow(3, t0, tb).copy_(zb.view({B, KV, G, tb, dh}));
   }
-  z = hp(m_hooks, ids.z, z.view({B, H, T, dh}).transpose(1, 2));  // (B, T, H, dh)
+  return attention_out(layer, z.view({B, H, T, dh}).transpose(1, 2), ids);
+}
+
+// The fused kernel serves when nothing reads or edits the probabilities (an observer may ask for
+// statistics it computes) and no gradient flows through attention (it has no backward).
+bool ForwardPass::fused_attention_ok(size_t layer, const Model::LayerHooks& ids, const at::Tensor& q,
+                                     const at::Tensor& k, const at::Tensor& v, FusedAttentionStats& stats) const {
+  if (m_opts.attention_kernel != AttentionKernel::kAuto || !q.device().is_cpu()) return false;
+  if (c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
+  if (m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern) || m_hooks.any_backward()) return false;
+  const int64_t l = static_cast<int64_t>(layer);
+  if (!m_opts.attention || !m_opts.attention->wants_layer(l)) return true;
+  return m_opts.attention->fused_stats(l, m_past, m_len, m_cfg.sliding_window, stats);
+}
+
+// hook_z and the output projection (through hook_result when it is live). z: (B, T, H, dh).
+at::Tensor ForwardPass::attention_out(size_t layer, at::Tensor z, const Model::LayerHooks& ids) {
+  const LayerWeights& lw = m_w.layers[layer];
+  const int64_t B = m_batch, T = m_len, H = m_cfg.n_heads, dh = m_cfg.d_head;
+  z = hp(m_hooks, ids.z, z);  // (B, T, H, dh)
   if (m_hooks.live(ids.result)) {
     at::Tensor wo = lw.w_o.reshape({m_cfg.d_model, H, dh});
     at::Tensor result = hp(m_hooks, ids.result, at::einsum("bthk,dhk->bthd", {z, wo}));

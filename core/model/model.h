@@ -48,6 +48,12 @@ struct KVCache {
   int64_t batch = 0;
 };
 
+// How attention is computed. kAuto: the fused kernel (core/attention/fused_attention.h, no T x T
+// scores) wherever nothing needs the probabilities (no live hook_attn_scores / hook_pattern, no
+// attention observer for the layer, no backward hooks, CPU); the materialising query-block path
+// otherwise. kMaterialise: always the materialising path (the reference; benchmarks).
+enum class AttentionKernel { kAuto, kMaterialise };
+
 struct ForwardOptions {
   HookRegistry* hooks = nullptr;  // resolved once for this call
   KVCache* cache = nullptr;       // when set: tokens are new positions after cache->length
@@ -60,6 +66,9 @@ struct ForwardOptions {
   // Positions per MLP chunk when no MLP hook point is live (bounds the d_mlp-wide activations
   // at long context); 0 chooses.
   int64_t mlp_chunk = 0;
+  AttentionKernel attention_kernel = AttentionKernel::kAuto;
+  // Keys per tile of the fused kernel (its query tile is attn_block when set); 0 chooses.
+  int64_t attn_key_tile = 0;
 };
 
 struct LoadOptions {

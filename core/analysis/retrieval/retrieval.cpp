@@ -105,6 +105,10 @@ namespace {
 class Both : public AttentionObserver {
  public:
   Both(HeadMask* mask, ArgmaxObserver* argmax) : m_mask(mask), m_argmax(argmax) {}
+  // Layers neither wants (every layer of the unscored prefill without masking) take the fused path.
+  bool wants_layer(int64_t l) const override {
+    return (m_mask && m_mask->wants_layer(l)) || (m_argmax && m_argmax->wants_layer(l));
+  }
   void on_block(AttentionBlock& b) override {
     if (m_mask && m_mask->wants_layer(b.layer)) m_mask->on_block(b);
     if (m_argmax) m_argmax->on_block(b);

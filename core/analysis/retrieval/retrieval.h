@@ -58,6 +58,7 @@ std::vector<std::string> rouge_words(const std::string& text);
 class ArgmaxObserver : public AttentionObserver {
  public:
   ArgmaxObserver(int64_t n_layers, int64_t n_heads);
+  bool wants_layer(int64_t layer) const override { (void)layer; return enabled; }
   void on_block(AttentionBlock& block) override;
   void reset();                                        // before each step
   const std::vector<int64_t>& argmax() const { return m_pos; }  // layer * n_heads + head; -1: not seen

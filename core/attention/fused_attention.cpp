@@ -1,0 +1,240 @@
+// Fused attention on the CPU: tiling, the online softmax and the threading; the inner loops are
+// the tile kernels of core/attention/tile_kernels.h.
+#include "core/attention/fused_attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/attention/tile_kernels.h"
+
+namespace ms {
+namespace {
+
+std::atomic<int64_t> g_calls{0};
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Sizes of one call and raw views of its float32 tensors (d_head contiguous).
+struct Problem {
+  int64_t B, T, H, KV, G, dh, dhp, P, W;
+  int64_t tq, tk, n_qt;
+  float scale;
+  const float *q, *k, *v;
+  int64_t q_b, q_t, q_h, k_b, k_h, k_s, v_b, v_h, v_s;
+  float* z;  // (B, T, H, dh) contiguous
+  const FusedAttentionStats* stats;  // or null
+};
+
+// One worker's tiles: queries of G heads (rows g * nq + i), K^T, V, scores, the accumulator.
+struct Scratch {
+  std::vector<float> q, kt, v, s, acc, m, l;
+  std::vector<float> e, ent, best;  // statistics: one row's weights; per row entropy, best score
+  std::vector<int64_t> best_k;
+  std::vector<float> key_mass;      // this worker's share of stats->key_mass, (B, H, P + T)
+  explicit Scratch(const Problem& p) {
+    const int64_t rows = p.G * p.tq, tkp = round16(p.tk);
+    q.resize(rows * p.dh);
+    kt.resize(p.dh * tkp);
+    v.assign(tkp * p.dhp, 0.0f);
+    s.resize(rows * tkp);
+    acc.resize(rows * p.dhp);
+    m.resize(rows);
+    l.resize(rows);
+    if (!p.stats) return;
+    e.resize(tkp);
+    ent.resize(rows);
+    best.resize(rows);
+    best_k.resize(rows);
+    if (p.stats->key_mass) key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
+  }
+};
+
+// Loads keys [k0, k0 + nk) of one KV head: K transposed to (dh, nkp) and V to (nk, dhp).
+void load_kv(const Problem& p, int64_t b, int64_t kvh, int64_t k0, int64_t nk, int64_t nkp, Scratch& s) {
+  const float* kb = p.k + b * p.k_b + kvh * p.k_h + k0 * p.k_s;
+  const float* vb = p.v + b * p.v_b + kvh * p.v_h + k0 * p.v_s;
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* kr = kb + j * p.k_s;
+    for (int64_t d = 0; d < p.dh; ++d) s.kt[d * nkp + j] = kr[d];
+    std::copy(vb + j * p.v_s, vb + j * p.v_s + p.dh, s.v.data() + j * p.dhp);
+  }
+  for (int64_t d = 0; d < p.dh; ++d) std::fill(s.kt.data() + d * nkp + nk, s.kt.data() + (d + 1) * nkp, 0.0f);
+}
+
+// The online-softmax step of one row over its visible keys [jlo, jhi) of the tile's scores:
+// the row becomes its unnormalised weights (0 outside), the running max and sum advance and the
+// accumulator is rescaled to the new max.
+void softmax_step(const TileKernels& kn, float* row, int64_t nk, int64_t jlo, int64_t jhi, float& m, float& l,
+                  float* acc, int64_t dhp) {
+  if (jhi <= jlo) {
+    std::fill(row, row + nk, 0.0f);
+    return;
+  }
+  const float m_new = std::max(m, kn.max(row + jlo, jhi - jlo));
+  const float corr = std::exp(m - m_new);  // 0 on the row's first visible tile (m = -inf)
+  const float sum = kn.exp_sum(row + jlo, jhi - jlo, m_new);
+  std::fill(row, row + jlo, 0.0f);
+  std::fill(row + jhi, row + nk, 0.0f);
+  if (corr != 1.0f) kn.scale(acc, dhp, corr);
+  l = l * corr + sum;
+  m = m_new;
+}
+
+// The statistics of one tile's rows, once their max m and sum l are final: a second walk over
+// the key tiles recomputes the scores and turns them into the softmax's weights exp(s - m) / l.
+void tile_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t t0, int64_t nq, Scratch& s) {
+  const int64_t rows = p.G * nq, qa0 = p.P + t0, qa1 = qa0 + nq - 1, n_keys = p.P + p.T;
+  std::fill(s.ent.begin(), s.ent.begin() + rows, 0.0f);
+  std::fill(s.best.begin(), s.best.begin() + rows, kNegInf);
+  std::fill(s.best_k.begin(), s.best_k.begin() + rows, int64_t(-1));
+  const int64_t k_lo = p.W > 0 ? std::max<int64_t>(0, qa0 - p.W + 1) : 0, k_hi = qa1 + 1;
+  for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
+    const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
+    load_kv(p, b, kvh, k0, nk, nkp, s);
+    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, s.s.data(), nkp, rows, p.dh, nkp, false);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t qa = qa0 + r % nq, h = kvh * p.G + r / nq;
+      const int64_t jhi = std::min(nk, qa - k0 + 1), jlo = p.W > 0 ? std::max<int64_t>(0, qa - p.W + 1 - k0) : 0;
+      if (jhi <= jlo) continue;
+      const float* row = s.s.data() + r * nkp;
+      const float m = s.m[r], inv_l = 1.0f / s.l[r], log_l = std::log(s.l[r]);
+      std::copy(row + jlo, row + jhi, s.e.data());
+      kn.exp_sum(s.e.data(), jhi - jlo, m);
+      float* km = s.key_mass.empty() ? nullptr : s.key_mass.data() + (b * p.H + h) * n_keys + k0 + jlo;
+      float ent = 0;
+      for (int64_t j = 0; j < jhi - jlo; ++j) {
+        const float a = s.e[j] * inv_l;
+        ent += a * (log_l - (row[jlo + j] - m));  // -a log a, with log a = s - m - log l
+        if (km) km[j] += a;
+      }
+      s.ent[r] += ent;
+      for (int64_t j = jlo; j < jhi; ++j)  // the first maximum, as at::max gives it
+        if (row[j] > s.best[r]) s.best[r] = row[j], s.best_k[r] = k0 + j;
+    }
+  }
+  const FusedAttentionStats& st = *p.stats;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t at = (b * p.H + kvh * p.G + r / nq) * st.query_positions + qa0 + r % nq;
+    if (st.entropy) st.entropy[at] = s.ent[r];
+    if (st.argmax) st.argmax[at] = s.best_k[r];
+    if (st.max_weight) st.max_weight[at] = std::exp(s.best[r] - s.m[r]) / s.l[r];
+  }
+}
+
+// Attention of query tile qt of KV head kvh in batch row b, for its G heads at once.
+void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t qt, Scratch& s) {
+  const int64_t t0 = qt * p.tq, nq = std::min(p.tq, p.T - t0), rows = p.G * nq;
+  const int64_t qa0 = p.P + t0, qa1 = qa0 + nq - 1;  // absolute positions of the first, last query
+  for (int64_t g = 0; g < p.G; ++g)
+    for (int64_t i = 0; i < nq; ++i) {
+      const float* src = p.q + b * p.q_b + (t0 + i) * p.q_t + (kvh * p.G + g) * p.q_h;
+      float* dst = s.q.data() + (g * nq + i) * p.dh;
+      for (int64_t d = 0; d < p.dh; ++d) dst[d] = src[d] * p.scale;
+    }
+  std::fill(s.m.begin(), s.m.begin() + rows, kNegInf);
+  std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
+  std::fill(s.acc.begin(), s.acc.begin() + rows * p.dhp, 0.0f);
+  const int64_t k_lo = p.W > 0 ? std::max<int64_t>(0, qa0 - p.W + 1) : 0, k_hi = qa1 + 1;
+  for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
+    const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
+    load_kv(p, b, kvh, k0, nk, nkp, s);
+    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, s.s.data(), nkp, rows, p.dh, nkp, false);
+    for (int64_t r = 0; r < rows; ++r) {
+      // Row r's visible keys in this tile form one interval: causal, and the window behind it.
+      const int64_t qa = qa0 + r % nq;
+      const int64_t jhi = std::min(nk, qa - k0 + 1);
+      const int64_t jlo = p.W > 0 ? std::max<int64_t>(0, qa - p.W + 1 - k0) : 0;
+      softmax_step(kn, s.s.data() + r * nkp, nk, jlo, jhi, s.m[r], s.l[r], s.acc.data() + r * p.dhp, p.dhp);
+    }
+    kn.gemm(s.s.data(), nkp, s.v.data(), p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
+  }
+  for (int64_t g = 0; g < p.G; ++g)
+    for (int64_t i = 0; i < nq; ++i) {
+      const int64_t r = g * nq + i;
+      const float inv = 1.0f / s.l[r];
+      const float* a = s.acc.data() + r * p.dhp;
+      float* dst = p.z + ((b * p.T + t0 + i) * p.H + kvh * p.G + g) * p.dh;
+      for (int64_t d = 0; d < p.dh; ++d) dst[d] = a[d] * inv;
+    }
+  if (p.stats) tile_stats(p, kn, b, kvh, t0, nq, s);
+}
+
+at::Tensor as_float_rows(const at::Tensor& t) {
+  at::Tensor f = t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
+  return f.stride(-1) == 1 ? f : f.contiguous();
+}
+
+}  // namespace
+
+at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                           const FusedAttentionOptions& o) {
+  if (q_in.dim() != 4 || k_in.dim() != 4 || v_in.dim() != 4 || !q_in.device().is_cpu())
+    throw std::invalid_argument("fused_attention: q, k, v must be 4-d CPU tensors");
+  at::Tensor q = as_float_rows(q_in), k = as_float_rows(k_in), v = as_float_rows(v_in);
+  Problem p{};
+  p.B = q.size(0), p.T = q.size(1), p.H = q.size(2), p.dh = q.size(3);
+  p.KV = k.size(1), p.P = o.past, p.W = o.sliding_window;
+  if (p.KV <= 0 || p.H % p.KV != 0 || k.size(0) != p.B || k.size(2) != p.P + p.T || k.size(3) != p.dh ||
+      !v.sizes().equals(k.sizes()))
+    throw std::invalid_argument("fused_attention: k and v must be (batch, kv_heads, past + T, d_head) for q " +
+                                std::to_string(p.B) + "x" + std::to_string(p.T) + "x" + std::to_string(p.H) +
+                                "x" + std::to_string(p.dh));
+  p.G = p.H / p.KV;
+  p.dhp = round16(p.dh);
+  p.scale = static_cast<float>(o.scale);
+  // About 64 rows (queries x grouped heads) against 128 keys: the tiles of one worker stay in L2.
+  p.tq = std::min(p.T, o.q_tile > 0 ? o.q_tile : std::max<int64_t>(8, 64 / p.G));
+  p.tk = round16(o.k_tile > 0 ? o.k_tile : 128);
+  p.n_qt = (p.T + p.tq - 1) / p.tq;
+  p.q = q.data_ptr<float>(), p.k = k.data_ptr<float>(), p.v = v.data_ptr<float>();
+  p.q_b = q.stride(0), p.q_t = q.stride(1), p.q_h = q.stride(2);
+  p.k_b = k.stride(0), p.k_h = k.stride(1), p.k_s = k.stride(2);
+  p.v_b = v.stride(0), p.v_h = v.stride(1), p.v_s = v.stride(2);
+  at::Tensor z = at::empty({p.B, p.T, p.H, p.dh}, q.options());
+  p.z = z.data_ptr<float>();
+  p.stats = o.stats && o.stats->any() ? o.stats : nullptr;
+  if (p.stats && (p.stats->batch != p.B || p.stats->n_heads != p.H || (p.stats->key_mass && p.stats->key_positions < p.P + p.T) ||
+                  ((p.stats->entropy || p.stats->argmax || p.stats->max_weight) && p.stats->query_positions < p.P + p.T)))
+    throw std::invalid_argument("fused_attention: statistics buffers are not (batch " + std::to_string(p.B) +
+                                ", heads " + std::to_string(p.H) + ", >= past + T = " + std::to_string(p.P + p.T) + ")");
+  std::mutex merge;
+  const TileKernels& kn = tile_kernels(o.portable);
+  g_calls.fetch_add(1, std::memory_order_relaxed);
+  // Items ordered so that each worker's contiguous share mixes early (short) and late (long)
+  // causal query tiles: tile order 0, n-1, 1, n-2, ...
+  const int64_t n_items = p.B * p.KV * p.n_qt;
+  at::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
+    Scratch s(p);
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t pos = it % p.n_qt, bh = it / p.n_qt;
+      const int64_t qt = pos % 2 == 0 ? pos / 2 : p.n_qt - 1 - pos / 2;
+      run_tile(p, kn, bh / p.KV, bh % p.KV, qt, s);
+    }
+    if (s.key_mass.empty()) return;
+    std::lock_guard<std::mutex> lock(merge);  // workers share keys: each adds its share once
+    const int64_t n_keys = p.P + p.T;
+    for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
+      const float* src = s.key_mass.data() + bh * n_keys;
+      float* dst = p.stats->key_mass + bh * p.stats->key_positions;
+      for (int64_t k = 0; k < n_keys; ++k) dst[k] += src[k];
+    }
+  });
+  return q_in.scalar_type() == at::kFloat ? z : z.to(q_in.scalar_type());
+}
+
+int64_t fused_attention_calls() { return g_calls.load(std::memory_order_relaxed); }
+
+const char* fused_attention_kernels(bool portable) { return tile_kernels(portable).name; }
+
+}  // namespace ms

@@ -1,0 +1,192 @@
+// Tile kernels of the fused attention: AVX2/FMA versions compiled with a target attribute (the
+// build itself targets plain x86-64) and chosen once at run time from the CPU's features, and
+// portable versions in plain loops.
+#include "core/attention/tile_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MS_HAVE_X86 1
+#endif
+
+namespace ms {
+namespace {
+
+// ---- portable ----
+
+void gemm_portable(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                   int64_t m, int64_t k, int64_t n, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (!accumulate) std::fill(ci, ci + n, 0.0f);
+    for (int64_t p = 0; p < k; ++p) {
+      const float aip = a[i * lda + p];
+      const float* bp = b + p * ldb;
+      for (int64_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+    }
+  }
+}
+
+float max_portable(const float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float exp_sum_portable(float* x, int64_t n, float shift) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    s += x[i];
+  }
+  return s;
+}
+
+void scale_portable(float* y, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+#ifdef MS_HAVE_X86
+#define MS_AVX2 __attribute__((target("avx2,fma")))
+
+// exp(x) for 8 floats (Cephes expf: range reduction by ln 2, degree-6 polynomial; about 1 ulp),
+// exactly 0 below ln(FLT_MIN) (masked keys arrive as -inf).
+MS_AVX2 inline __m256 exp8(__m256 x) {
+  const __m256 below = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ);
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f));
+  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
+  fx = _mm256_floor_ps(fx);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+  y = _mm256_fmadd_ps(y, z, _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127));
+  y = _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
+  return _mm256_andnot_ps(below, y);
+}
+
+MS_AVX2 inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+MS_AVX2 inline float hmax8(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// MR rows x 16 columns of C, kept in 2 * MR registers over the whole k loop.
+template <int MR>
+MS_AVX2 inline void gemm_block(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                               int64_t ldc, int64_t k, bool accumulate) {
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r) {
+    acc[r][0] = accumulate ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps();
+    acc[r][1] = accumulate ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b + p * ldb), b1 = _mm256_loadu_ps(b + p * ldb + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(a + r * lda + p);
+      acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+    _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+  }
+}
+
+MS_AVX2 void gemm_avx2(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                       int64_t m, int64_t k, int64_t n, bool accumulate) {
+  constexpr int64_t kMR = 6;
+  for (int64_t j = 0; j < n; j += 16) {
+    int64_t i = 0;
+    for (; i + kMR <= m; i += kMR) gemm_block<6>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, accumulate);
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc + j;
+    switch (m - i) {
+      case 5: gemm_block<5>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 4: gemm_block<4>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 3: gemm_block<3>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 2: gemm_block<2>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 1: gemm_block<1>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      default: break;
+    }
+  }
+}
+
+MS_AVX2 float max_avx2(const float* x, int64_t n) {
+  int64_t i = 0;
+  float m = -std::numeric_limits<float>::infinity();
+  if (n >= 8) {
+    __m256 v = _mm256_loadu_ps(x);
+    for (i = 8; i + 8 <= n; i += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i));
+    m = hmax8(v);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+MS_AVX2 float exp_sum_avx2(float* x, int64_t n, float shift) {
+  const __m256 sh = _mm256_set1_ps(shift);
+  __m256 s = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+    _mm256_storeu_ps(x + i, e);
+    s = _mm256_add_ps(s, e);
+  }
+  if (i < n) {  // the tail through the same exp, so a row's weights come from one function
+    alignas(32) float buf[8];
+    for (int64_t j = 0; j < 8; ++j) buf[j] = i + j < n ? x[i + j] : -std::numeric_limits<float>::infinity();
+    __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(buf), sh));
+    _mm256_store_ps(buf, e);
+    for (int64_t j = 0; i + j < n; ++j) x[i + j] = buf[j];
+    s = _mm256_add_ps(s, e);
+  }
+  return hsum8(s);
+}
+
+MS_AVX2 void scale_avx2(float* y, int64_t n, float s) {
+  const __m256 sv = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), sv));
+  for (; i < n; ++i) y[i] *= s;
+}
+
+bool cpu_has_avx2_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif  // MS_HAVE_X86
+
+}  // namespace
+
+const TileKernels& tile_kernels(bool portable) {
+  static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, scale_portable, "portable"};
+#ifdef MS_HAVE_X86
+  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, scale_avx2, "avx2"};
+  static const bool has_avx2 = cpu_has_avx2_fma();
+  if (!portable && has_avx2) return kAvx2;
+#endif
+  (void)portable;
+  return kPortable;
+}
+
+}  // namespace ms

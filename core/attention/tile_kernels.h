@@ -1,0 +1,27 @@
+// The float32 inner loops of the fused attention kernel: a register-blocked tile product, row
+// max, exp-and-sum and scaling, in an AVX2/FMA version (chosen at run time when the CPU has it;
+// the build targets plain x86-64) and a portable one the compiler vectorises for any target.
+#pragma once
+
+#include <cstdint>
+
+namespace ms {
+
+struct TileKernels {
+  // C[m x n] (row stride ldc) = A[m x k] (lda) * B[k x n] (ldb), or += when accumulate.
+  // n must be a multiple of 16 (callers pad B and C).
+  void (*gemm)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+               int64_t m, int64_t k, int64_t n, bool accumulate);
+  // Largest of x[0..n), n >= 1.
+  float (*max)(const float* x, int64_t n);
+  // x[i] = exp(x[i] - shift) for i < n; returns their sum (accumulated in float).
+  float (*exp_sum)(float* x, int64_t n, float shift);
+  // y[i] *= s for i < n.
+  void (*scale)(float* y, int64_t n, float s);
+  const char* name;  // "avx2" or "portable"
+};
+
+// The AVX2/FMA kernels when the CPU supports them (and portable is false), else the portable ones.
+const TileKernels& tile_kernels(bool portable = false);
+
+}  // namespace ms

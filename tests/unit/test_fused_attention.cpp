@@ -1,0 +1,195 @@
+// The fused attention kernel against an independent float64 reference (softmax of the masked
+// scores times V), and the forward pass on its fused path against its materialising path on
+// logits, hook_z and the residual stream: every family, GQA, sliding windows shorter than the
+// prompt, the KV cache (prefill, then decode), lengths that are not multiples of the tiles, T = 1.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "core/attention/attention_stats.h"
+#include "core/attention/fused_attention.h"
+#include "core/zoo/zoo_random.h"
+#include "hooks/activation_cache.h"
+#include "tests/support/tiny_models.h"
+
+namespace ms {
+namespace {
+
+// max |a - b| / max |b|: float32 sums over d_head and over the keys, in another order than the
+// reference's, differ by a few ulp of the largest terms (about 1e-7 here); 1e-5 leaves a margin
+// of 100 and still fails on any wrong weight (a masked key let in moves outputs by ~1e-1).
+double rel_diff(const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor bd = b.to(at::kDouble);
+  return (a.to(at::kDouble) - bd).abs().max().item<double>() / std::max(1e-30, bd.abs().max().item<double>());
+}
+
+// softmax(q k^T * scale + mask) v in float64 with the mask built from positions.
+at::Tensor reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t past, int64_t window,
+                     double scale) {
+  const int64_t T = q.size(1), H = q.size(2), KV = k.size(1), S = k.size(2);
+  at::Tensor qd = q.to(at::kDouble).transpose(1, 2);                                  // (B, H, T, dh)
+  at::Tensor kd = k.to(at::kDouble).repeat_interleave(H / KV, 1), vd = v.to(at::kDouble).repeat_interleave(H / KV, 1);
+  at::Tensor s = at::matmul(qd, kd.transpose(-1, -2)) * scale;                         // (B, H, T, S)
+  at::Tensor qpos = at::arange(past, past + T, at::kLong).unsqueeze(1), kpos = at::arange(0, S, at::kLong).unsqueeze(0);
+  at::Tensor hidden = (qpos - kpos) < 0;
+  if (window > 0) hidden = hidden.logical_or((qpos - kpos) >= window);
+  s = s.masked_fill(hidden, -INFINITY);
+  return at::matmul(at::softmax(s, -1), vd).transpose(1, 2);                          // (B, T, H, dh)
+}
+
+struct KernelCase {
+  int64_t B, T, H, KV, dh, past, window, q_tile, k_tile;
+};
+
+TEST(FusedAttention, KernelEqualsReference) {
+  at::manual_seed(3);
+  const KernelCase cases[] = {
+      {2, 37, 4, 4, 8, 0, 0, 5, 16},     // gpt2-like, odd length, several partial tiles
+      {1, 1, 4, 2, 16, 0, 0, 0, 0},      // T = 1
+      {2, 45, 8, 2, 24, 0, 0, 7, 16},    // GQA 4 heads per KV head, d_head not a multiple of 16
+      {1, 53, 4, 1, 64, 0, 20, 6, 16},   // sliding window shorter than the prompt: tiles skipped
+      {2, 1, 6, 3, 32, 40, 0, 0, 16},    // decode after 40 cached positions
+      {1, 9, 4, 2, 32, 30, 12, 4, 16},   // several new positions after a cache, with a window
+      {1, 300, 2, 1, 64, 0, 0, 0, 0},    // default tiles, longer than one key tile
+  };
+  for (const KernelCase& c : cases)
+    for (bool portable : {false, true}) {
+      // q as a view into a wider (qkv-like) buffer, k and v as transposed views: strides as in the model.
+      at::Tensor qkv = at::randn({c.B, c.T, c.H * c.dh + 7});
+      at::Tensor q = qkv.narrow(2, 0, c.H * c.dh).view({c.B, c.T, c.H, c.dh});
+      at::Tensor k = at::randn({c.B, c.past + c.T, c.KV, c.dh}).transpose(1, 2);
+      at::Tensor v = at::randn({c.B, c.past + c.T, c.KV, c.dh}).transpose(1, 2);
+      FusedAttentionOptions o;
+      o.past = c.past, o.sliding_window = c.window, o.scale = 1.0 / std::sqrt(double(c.dh));
+      o.q_tile = c.q_tile, o.k_tile = c.k_tile, o.portable = portable;
+      at::Tensor z = fused_attention(q, k, v, o);
+      ASSERT_EQ(z.sizes(), q.sizes());
+      const double d = rel_diff(z, reference(q, k, v, c.past, c.window, o.scale));
+      EXPECT_LT(d, 1e-5) << "T " << c.T << " H " << c.H << " KV " << c.KV << " dh " << c.dh << " past " << c.past
+                         << " window " << c.window << " kernels " << fused_attention_kernels(portable);
+    }
+}
+
+TEST(FusedAttention, Bf16InputsComputeInFloat32) {
+  at::manual_seed(4);
+  at::Tensor q = at::randn({1, 20, 4, 16}).to(at::kBFloat16);
+  at::Tensor k = at::randn({1, 2, 20, 16}).to(at::kBFloat16), v = at::randn({1, 2, 20, 16}).to(at::kBFloat16);
+  FusedAttentionOptions o;
+  o.scale = 0.25;
+  at::Tensor z = fused_attention(q, k, v, o);
+  EXPECT_EQ(z.scalar_type(), at::kBFloat16);
+  // Against the float64 reference of the same bf16 values: only the output's rounding to bf16
+  // (2^-9 relative) remains.
+  EXPECT_LT(rel_diff(z, reference(q, k, v, 0, 0, 0.25)), 4e-3);
+}
+
+// Runs the model both ways and compares logits, hook_z and resid_post of every layer.
+void expect_paths_equal(const Model& m, const at::Tensor& toks, int64_t q_tile, int64_t k_tile, const std::string& what) {
+  ActivationCache fused_acts, mat_acts;
+  HookRegistry fused_reg, mat_reg;
+  for (auto p : {std::make_pair(&fused_reg, &fused_acts), std::make_pair(&mat_reg, &mat_acts)}) {
+    p.first->add_forward("blocks.*.attn.hook_z", cache_hook(*p.second));
+    p.first->add_forward("blocks.*.hook_resid_post", cache_hook(*p.second));
+  }
+  ForwardOptions fo, mo;
+  fo.hooks = &fused_reg, fo.attn_block = q_tile, fo.attn_key_tile = k_tile;
+  mo.hooks = &mat_reg, mo.attention_kernel = AttentionKernel::kMaterialise;
+  const int64_t calls = fused_attention_calls();
+  at::Tensor lf = m.forward(toks, fo), lm = m.forward(toks, mo);
+  EXPECT_EQ(fused_attention_calls() - calls, m.config().n_layers) << what << ": the fused path did not run";
+  EXPECT_LT(rel_diff(lf, lm), 1e-5) << what << " logits";
+  for (int64_t l = 0; l < m.config().n_layers; ++l)
+    for (std::string name : {"attn.hook_z", "hook_resid_post"}) {
+      const std::string key = "blocks." + std::to_string(l) + "." + name;
+      ASSERT_TRUE(fused_acts.contains(key) && mat_acts.contains(key)) << key;
+      EXPECT_LT(rel_diff(fused_acts[key], mat_acts[key]), 1e-5) << what << " " << key;
+    }
+}
+
+std::unique_ptr<Model> model_with_window(int64_t window) {
+  ModelConfig c = test::tiny_config("mistral");
+  c.sliding_window = window;
+  auto m = Model::from_weights(c, random_weights(c, 9, 0.3));
+  if (!m) throw std::runtime_error(m.error().message);
+  return std::move(*m);
+}
+
+TEST(FusedAttention, ForwardEqualsMaterialisingPath) {
+  at::manual_seed(5);
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "attn_only"}) {
+    auto m = test::tiny_model(fam, 6);
+    for (int64_t T : {1, 23, 37})
+      for (auto tiles : {std::make_pair<int64_t, int64_t>(0, 0), std::make_pair<int64_t, int64_t>(5, 16)}) {
+        at::Tensor toks = at::randint(0, 50, {2, T}, at::kLong);
+        expect_paths_equal(*m, toks, tiles.first, tiles.second,
+                           std::string(fam) + " T " + std::to_string(T) + " q_tile " + std::to_string(tiles.first));
+      }
+  }
+  auto windowed = model_with_window(20);  // a window longer than a key tile, shorter than the prompt
+  expect_paths_equal(*windowed, at::randint(0, 50, {1, 61}, at::kLong), 6, 16, "mistral window 20");
+}
+
+TEST(FusedAttention, KvCachePrefillThenDecode) {
+  at::manual_seed(6);
+  for (const char* fam : {"gpt2", "llama", "mistral"}) {
+    auto m = test::tiny_model(fam, 7);
+    at::Tensor toks = at::randint(0, 50, {2, 26}, at::kLong);
+    KVCache cf = m->make_cache(2, 26), cm = m->make_cache(2, 26);
+    ForwardOptions fo, mo;
+    fo.cache = &cf, fo.attn_block = 4, fo.attn_key_tile = 16;
+    mo.cache = &cm, mo.attention_kernel = AttentionKernel::kMaterialise;
+    EXPECT_LT(rel_diff(m->forward(toks.narrow(1, 0, 19), fo), m->forward(toks.narrow(1, 0, 19), mo)), 1e-5) << fam;
+    at::Tensor lf;
+    for (int64_t t = 19; t < 26; ++t) {
+      at::Tensor one = toks.narrow(1, t, 1);
+      lf = m->forward(one, fo);
+      EXPECT_LT(rel_diff(lf, m->forward(one, mo)), 1e-5) << fam << " decode step " << t;
+    }
+    // The last decoded logits equal the whole sequence's last position run without a cache.
+    EXPECT_LT(rel_diff(lf, m->forward(toks).narrow(1, 25, 1)), 1e-5) << fam << " decode against no cache";
+  }
+}
+
+// Statistics from the fused pass against the materialising path's (AttentionStats reading each
+// block's pattern), over a prompt, or a prefill and decode steps with the KV cache.
+void expect_stats_equal(const Model& m, const at::Tensor& toks, int64_t prefill, const std::string& what) {
+  const ModelConfig& c = m.config();
+  const int64_t B = toks.size(0), T = toks.size(1);
+  AttentionStats fused(c.n_layers, c.n_heads, B, T), mat(c.n_layers, c.n_heads, B, T);
+  KVCache cf = m.make_cache(B, T), cm = m.make_cache(B, T);
+  ForwardOptions fo, mo;
+  fo.attention = &fused, fo.cache = &cf, fo.attn_block = 5, fo.attn_key_tile = 16;
+  mo.attention = &mat, mo.cache = &cm, mo.attention_kernel = AttentionKernel::kMaterialise;
+  const int64_t calls = fused_attention_calls();
+  m.forward(toks.narrow(1, 0, prefill), fo);
+  m.forward(toks.narrow(1, 0, prefill), mo);
+  for (int64_t t = prefill; t < T; ++t) {
+    m.forward(toks.narrow(1, t, 1), fo);
+    m.forward(toks.narrow(1, t, 1), mo);
+  }
+  EXPECT_EQ(fused_attention_calls() - calls, c.n_layers * (1 + T - prefill)) << what << ": the fused path did not run";
+  EXPECT_TRUE(at::equal(fused.key_visible(), mat.key_visible())) << what;
+  EXPECT_LT(rel_diff(fused.key_mass(), mat.key_mass()), 1e-5) << what << " key mass";
+  EXPECT_LT(rel_diff(fused.alpha(), mat.alpha()), 1e-5) << what << " alpha";
+  EXPECT_LT(rel_diff(fused.entropy(), mat.entropy()), 1e-5) << what << " entropy";
+  EXPECT_LT(rel_diff(fused.max_weight(), mat.max_weight()), 1e-5) << what << " max weight";
+  EXPECT_TRUE(at::equal(fused.argmax(), mat.argmax())) << what << " argmax";
+  at::Tensor sinks = at::tensor({0, 3}, at::kLong);
+  EXPECT_LT(rel_diff(fused.mass_on(sinks), mat.mass_on(sinks)), 1e-5) << what << " sink mass";
+}
+
+TEST(FusedAttention, StatisticsEqualMaterialisingPath) {
+  at::manual_seed(8);
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral"}) {
+    auto m = test::tiny_model(fam, 10);
+    at::Tensor toks = at::randint(0, 50, {2, 37}, at::kLong);
+    expect_stats_equal(*m, toks, 37, std::string(fam) + " prompt");
+    expect_stats_equal(*m, toks, 30, std::string(fam) + " prefill + decode");
+  }
+  expect_stats_equal(*model_with_window(20), at::randint(0, 50, {1, 61}, at::kLong), 55, "mistral window 20");
+}
+
+}  // namespace
+}  // namespace ms
