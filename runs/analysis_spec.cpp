@@ -176,6 +176,7 @@ std::string reproduce_command(const AnalysisSpec& spec, const nlohmann::json& p,
       if (p[d.name].get<bool>() != (d.def.is_boolean() && d.def.get<bool>())) argv.push_back(d.cli_flag());
       continue;
     }
+    if (p[d.name].is_string() && p[d.name].get<std::string>().empty()) continue;  // "": not given
     argv.push_back(d.cli_flag());
     argv.push_back(param_text(d, p[d.name]));
   }

@@ -4,6 +4,26 @@
 #include "core/base/result.h"
 
 namespace ms::app {
+namespace {
+
+// What --help shows as the option's value.
+std::string type_name(const ParamDecl& d) {
+  switch (d.type) {
+    case ParamType::kInt: return "INT";
+    case ParamType::kFloat: return "FLOAT";
+    case ParamType::kPath: return "FILE";
+    case ParamType::kHeads: return "L.H,...";
+    case ParamType::kThreshold: return "abs:X|rel:X";
+    case ParamType::kChoice: {
+      std::string s;
+      for (const auto& c : d.choices) s += (s.empty() ? "" : "|") + c;
+      return s;
+    }
+    default: return "TEXT";
+  }
+}
+
+}  // namespace
 
 SpecOptions::SpecOptions(CLI::App& cmd, const AnalysisSpec& spec) : m_spec(spec) {
   for (const ParamDecl& d : spec.params) {
@@ -12,7 +32,7 @@ SpecOptions::SpecOptions(CLI::App& cmd, const AnalysisSpec& spec) : m_spec(spec)
       m_opt[d.name] = cmd.add_flag(d.cli_flag(), m_flag[d.name], d.help);
       continue;
     }
-    CLI::Option* o = cmd.add_option(d.cli_flag(), m_text[d.name], d.help);
+    CLI::Option* o = cmd.add_option(d.cli_flag(), m_text[d.name], d.help)->type_name(type_name(d));
     if (!d.def.is_null() && !(d.def.is_string() && d.def.get<std::string>().empty())) o->default_str(param_text(d, d.def));
     m_opt[d.name] = o;
   }
