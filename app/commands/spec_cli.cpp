@@ -29,7 +29,8 @@ SpecOptions::SpecOptions(CLI::App& cmd, const AnalysisSpec& spec) : m_spec(spec)
   for (const ParamDecl& d : spec.params) {
     if (!d.applies(kOnCli)) continue;
     if (d.type == ParamType::kBool) {
-      m_opt[d.name] = cmd.add_flag(d.cli_flag(), m_flag[d.name], d.help);
+      const bool on = d.def.is_boolean() && d.def.get<bool>();  // then the flag turns it off
+      m_opt[d.name] = cmd.add_flag(d.cli_flag(), m_flag[d.name], on ? "turn off: " + d.help : d.help);
       continue;
     }
     CLI::Option* o = cmd.add_option(d.cli_flag(), m_text[d.name], d.help)->type_name(type_name(d));
