@@ -15,20 +15,12 @@
 #include "core/model/model.h"
 #include "core/base/result.h"
 #include "core/analysis/retrieval/retrieval.h"
-#include "core/analysis/sinks/sinks.h"
+#include "runs/run_session.h"
 #include "storage/database.h"
 
 namespace ms {
 
 using RunProgress = std::function<void(int64_t done, int64_t total)>;
-
-// --- attention sinks (core/analysis/sinks/sinks.h) ---
-// What one sink analysis stores, the same from `mechscope sinks`, the batch adapter and the
-// workbench: the prompts as inputs (texts[i] may be ""; token labels from label), the per-head
-// sink_rate, alpha0, sink_mass and hidden_sinks scores, the sink-rate curve and first-token alphas.
-RunResults sink_run_results(const SinkReport& rep, const std::vector<std::string>& texts,
-                            const std::vector<std::vector<int32_t>>& prompts,
-                            const std::function<std::string(int32_t)>& label);
 
 // --- retrieval heads (core/analysis/retrieval/retrieval.h, core/analysis/retrieval/needle.h) ---
 struct RetrievalRunConfig {
@@ -64,6 +56,9 @@ struct RetrievalRunOutcome {
 // (kind "retrieval": retrieval_score head scores, accuracy grid), one "retrieval-item" run per cell
 // with its resume key, and "retrieval-mask" runs for mask_top / mask_random. Bad parameters are
 // kUsage errors; progress counts cells over every condition.
+Result<RetrievalRunOutcome> run_retrieval(Database& db, const Model& model, const RetrievalRunConfig& cfg,
+                                          RunControl& control);
+// The same with a progress callback and an outside cancel flag.
 Result<RetrievalRunOutcome> run_retrieval_stored(Database& db, const Model& model, const RetrievalRunConfig& cfg,
                                                  const RunProgress& progress = {},
                                                  const std::atomic<bool>* cancel = nullptr);
@@ -78,7 +73,13 @@ struct HeadsRunOutcome {
   std::vector<std::pair<HeadPattern, at::Tensor>> scores;  // [layer, head] float64 per pattern
 };
 
-// Runs each pattern's detector on tokens [B, T] and stores a "heads" run with params_json: one
+// Runs each pattern's detector on tokens [B, T] through the session: a "heads" run with
+// params_json, one head-score metric per pattern (its TransformerLens name) and the tokens tensor.
+// Progress counts patterns; the session's cancel is checked between them.
+HeadsRunOutcome run_heads(RunSession& session, const Model& model, const at::Tensor& tokens,
+                          const std::vector<HeadPattern>& patterns, const DetectOptions& opts,
+                          const std::string& params_json);
+// The same on its own session; runs each pattern's detector on tokens [B, T] and stores a "heads" run with params_json: one
 // head-score metric per pattern (its TransformerLens name) and the tokens tensor. Progress counts
 // patterns; cancel is checked between them.
 Result<HeadsRunOutcome> run_heads_stored(Database& db, const Model& model, const at::Tensor& tokens,

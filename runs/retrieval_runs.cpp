@@ -33,8 +33,7 @@ struct Runner {
   RunSpec base;
   std::string key_prefix;
   bool resume;
-  const RunProgress& progress;
-  const std::atomic<bool>* cancel;
+  RunControl& control;
   int64_t total = 0, done = 0, reused = 0;
   std::function<std::string(const std::vector<int32_t>&)> decode;
 
@@ -42,7 +41,7 @@ struct Runner {
     std::vector<EpisodeResult> out;
     const ModelConfig& c = model.config();
     for (const NeedleEpisode& ep : eps) {
-      if (cancel && *cancel) throw Cancelled{parent_run};
+      if (control.interrupted()) throw Cancelled{parent_run};
       std::string key = key_prefix + "|mask=" + heads_text(masked) + "|cell=" + std::to_string(ep.length_index) + "," +
                         std::to_string(ep.depth_index) + "," + std::to_string(ep.needle_index);
       EpisodeResult r;
@@ -81,7 +80,7 @@ struct Runner {
       }
       out.push_back(std::move(r));
       ++done;
-      if (progress) progress(done, total);
+      control.update(done, total);
     }
     return out;
   }
@@ -95,8 +94,7 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-RetrievalRunOutcome run_impl(Database& db, const Model& m, const RetrievalRunConfig& cfg, const RunProgress& progress,
-                             const std::atomic<bool>* cancel) {
+RetrievalRunOutcome run_impl(Database& db, const Model& m, const RetrievalRunConfig& cfg, RunControl& control) {
   const ModelConfig& c = m.config();
   if (cfg.depths < 1) fail_usage("--depths must be at least 1");
   if (cfg.mask_top < 0 || cfg.mask_random < 0 || cfg.seeds < 1)
@@ -140,7 +138,7 @@ RetrievalRunOutcome run_impl(Database& db, const Model& m, const RetrievalRunCon
     source = "ids:" + std::to_string(spec.needle_len) + ":" + std::to_string(spec.n_needles);
   }
 
-  Result<int64_t> model_id = db.register_model(m);
+  Result<int64_t> model_id = db.register_model(m);  // for the resume keys (the session registers it again)
   if (!model_id) throw InputError(model_id.error().message, model_id.error().code);
   nlohmann::json params = {{"lengths", lengths}, {"depths", cfg.depths}, {"max_new", cfg.max_new},
                            {"exact_match", ro.exact_match}, {"source", source},
@@ -148,54 +146,51 @@ RetrievalRunOutcome run_impl(Database& db, const Model& m, const RetrievalRunCon
                            {"needles", cfg.needles.empty() ? "default" : cfg.needles}};
   const std::string key_prefix = "m" + std::to_string(*model_id) + ":" + std::to_string(fnv1a(params.dump()));
   params["threshold"] = cfg.threshold;
-  RunSpec spec;
-  spec.kind = "retrieval";
-  spec.model_id = *model_id;
-  spec.params_json = params.dump();
-  spec.command = cfg.command;
-  Result<int64_t> run = db.begin_run(spec);
-  if (!run) throw InputError(run.error().message, run.error().code);
+  RunSession detect(db, control, {cfg.command});
+  detect.begin(m, "retrieval", params);
+  const RunSpec& spec = detect.spec();
+  const int64_t run = detect.run_id();
 
   RetrievalRunOutcome out;
-  out.run_id = *run;
+  out.run_id = run;
   out.lengths = lengths;
   const int64_t n_l = static_cast<int64_t>(lengths.size()), n_d = static_cast<int64_t>(depths.size());
   const int64_t conditions = 1 + (cfg.mask_top > 0 ? 1 : 0) + (cfg.mask_random > 0 ? cfg.seeds : 0);
-  Runner runner{m, db, eps, ro, spec, key_prefix, cfg.resume, progress, cancel, conditions * static_cast<int64_t>(eps.size()), 0, 0, {}};
+  Runner runner{m, db, eps, ro, spec, key_prefix, cfg.resume, control, conditions * static_cast<int64_t>(eps.size()), 0, 0, {}};
   if (m.tokenizer()) runner.decode = [&m](const std::vector<int32_t>& ids) { return m.tokenizer()->decode(ids, true); };
-  int64_t current = *run;  // the run under way (marked failed when something throws)
   try {
-    std::vector<EpisodeResult> res = runner.run({}, *run);
+    std::vector<EpisodeResult> res = runner.run({}, run);
     out.report = aggregate_retrieval(eps, res, n_l, n_d, c.n_layers, c.n_heads);
     RunResults rr;
     rr.scores.push_back(head_scores_from_tensor("retrieval_score", out.report.head_score));
     std::string grid_meta = nlohmann::json({{"kind", "grid"}, {"axes", {"length", "depth"}}, {"lengths", lengths},
                                             {"depths", depths}, {"unit", "% correct"}}).dump();
     rr.tensors.push_back({"accuracy", out.report.accuracy, grid_meta});
-    Status st = db.finish_run(*run, rr);
-    if (!st) throw InputError(st.error().message, st.error().code);
-    current = 0;
+    detect.finish(rr);
     out.retrieval_heads = retrieval_heads(out.report.head_score, cfg.threshold);
 
     // The causal check: masked re-runs, each a run linked to the detection run.
     auto masked_run = [&](const std::string& name, const std::vector<HeadRef>& hs, RetrievalConditionResult* into) {
-      RunSpec ms = spec;
-      ms.kind = "retrieval-mask";
-      ms.params_json = nlohmann::json({{"condition", name}, {"heads", heads_text(hs)}}).dump();
-      Result<int64_t> id = db.begin_run(ms);
-      if (!id) throw InputError(id.error().message, id.error().code);
-      current = *id;
-      std::vector<EpisodeResult> r = runner.run(hs, *id);
-      RetrievalReport mr = aggregate_retrieval(eps, r, n_l, n_d, c.n_layers, c.n_heads);
-      RunResults o;
-      o.tensors.push_back({"accuracy", mr.accuracy, grid_meta});
-      o.links.push_back({0, "masked-from", *run});
-      Status s = db.finish_run(*id, o);
-      if (!s) throw InputError(s.error().message, s.error().code);
-      current = 0;
+      RunSession masked(db, control, {cfg.command});
+      masked.begin(m, "retrieval-mask", {{"condition", name}, {"heads", heads_text(hs)}});
+      RetrievalReport mr;
+      try {
+        std::vector<EpisodeResult> r = runner.run(hs, masked.run_id());
+        mr = aggregate_retrieval(eps, r, n_l, n_d, c.n_layers, c.n_heads);
+        RunResults o;
+        o.tensors.push_back({"accuracy", mr.accuracy, grid_meta});
+        o.links.push_back({0, "masked-from", run});
+        masked.finish(o);
+      } catch (const Cancelled&) {
+        masked.cancel(cfg.cancel_note);
+        throw;
+      } catch (const std::exception& e) {
+        masked.fail(e.what());
+        throw;
+      }
       into->heads.push_back(heads_text(hs));
       into->accuracy = into->accuracy.defined() ? into->accuracy + mr.accuracy : mr.accuracy;
-      into->run_id = *id;
+      into->run_id = masked.run_id();
     };
     if (cfg.mask_top > 0) {
       std::vector<std::pair<HeadRef, double>> ranked = rank_heads(out.report.head_score);
@@ -217,11 +212,11 @@ RetrievalRunOutcome run_impl(Database& db, const Model& m, const RetrievalRunCon
       out.conditions.push_back(cd);
     }
   } catch (const Cancelled& cn) {
-    (void)db.cancel_run(cn.run_id, cfg.cancel_note);
+    detect.cancel(cfg.cancel_note);  // when the detection run itself was under way
     out.cancelled = true;
     out.cancelled_run = cn.run_id;
   } catch (const std::exception& e) {
-    if (current) (void)db.fail_run(current, e.what());
+    detect.fail(e.what());
     throw;
   }
   out.reused = runner.reused;
@@ -236,9 +231,16 @@ std::string heads_text(const std::vector<HeadRef>& hs) {
   return s.empty() ? "none" : s;
 }
 
+Result<RetrievalRunOutcome> run_retrieval(Database& db, const Model& model, const RetrievalRunConfig& cfg,
+                                          RunControl& control) {
+  return guard([&] { return run_impl(db, model, cfg, control); });
+}
+
 Result<RetrievalRunOutcome> run_retrieval_stored(Database& db, const Model& model, const RetrievalRunConfig& cfg,
                                                  const RunProgress& progress, const std::atomic<bool>* cancel) {
-  return guard([&] { return run_impl(db, model, cfg, progress, cancel); });
+  RunControl control(progress);
+  control.follow(cancel);
+  return run_retrieval(db, model, cfg, control);
 }
 
 }  // namespace ms

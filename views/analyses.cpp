@@ -1,80 +1,82 @@
-// launch_sinks: the sink analysis as a task that stores its run (the same results as
-// `mechscope sinks`: inputs, sink_rate, alpha0, sink_mass, hidden_sinks).
+// start_run_task, and launch_sinks: the sink analysis as a task that stores its run through
+// run_sinks (runs/sinks_run.h), as `mechscope sinks` and batch jobs store it.
 #include "views/analyses.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/io/prompts.h"
-#include "core/analysis/sinks/sinks.h"
-#include "runs/analysis_runs.h"
+#include "runs/sinks_run.h"
+#include "views/analyses_task.h"
 #include "views/workbench.h"
 
 namespace ms::views {
 
-void launch_sinks(Workbench& wb, const SinksParams& params) {
+void start_run_task(Workbench& wb, const std::string& name, const std::string& unit, const std::string& command,
+                    std::function<std::string(RunSession&)> fn) {
+  std::string db_path = resolve_db_path(wb.db_path);
+  auto stored = wb.runs_stored_counter();
+  wb.tasks().start(name, [db_path, stored, unit, command, fn](TaskContext& ctx) {
+    auto db = Database::open(db_path);  // this thread's own connection
+    if (!db) throw std::runtime_error(db.error().message);
+    ctx.control().set_listener([&ctx, unit](int64_t done, int64_t total) {
+      ctx.set_progress(static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)));
+      ctx.set_status(std::to_string(done) + " / " + std::to_string(total) + " " + unit);
+    });
+    RunProvenance prov;
+    prov.command = command;
+    RunSession session(**db, ctx.control(), prov);
+    try {
+      std::string status = fn(session);
+      stored->fetch_add(1);
+      ctx.set_status(status);
+    } catch (...) {
+      stored->fetch_add(1);  // a failed run is stored too
+      throw;
+    }
+  });
+}
+
+void launch_sinks(Workbench& wb, const SinksParams& sp) {
   auto model = wb.model();
   if (!model) {
     wb.show_error("Sinks analysis", "open a model first");
     return;
   }
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::string> texts;
+  std::vector<PromptRecord> records;
+  nlohmann::json params = sp.params;
+  std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
   try {
-    if (!params.prompts_file.empty()) {
-      Result<std::vector<PromptRecord>> r = read_prompts(params.prompts_file);
+    std::string param;
+    std::string e = complete_params(sinks_spec(), kInGui, params, &model->config(), &param);
+    if (!e.empty()) throw InputError(e);
+    if (!sp.prompts_file.empty()) {
+      Result<std::vector<PromptRecord>> r = read_prompts(sp.prompts_file);
       if (!r) throw InputError(r.error().message);
-      for (const auto& p : *r) {
-        prompts.push_back(p.tokens.empty() ? prompt_ids(*model, p.text) : p.tokens);
-        texts.push_back(p.text);
-      }
+      records = std::move(*r);
+      inputs.push_back({"--prompts", sp.prompts_file});
     } else {
-      prompts.push_back(prompt_ids(*model, wb.prompt));
-      texts.push_back(wb.prompt);
+      PromptRecord r;
+      if (model->tokenizer()) {
+        r.text = wb.prompt;
+        inputs.push_back({"--text", wb.prompt});
+      } else {  // token ids typed into the prompt, as `--tokens`
+        r.tokens = prompt_ids(*model, wb.prompt);
+        std::string ids;
+        for (int32_t id : r.tokens) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+        inputs.push_back({"--tokens", ids});
+      }
+      records.push_back(std::move(r));
     }
   } catch (const std::exception& e) {
     wb.show_error("Sinks analysis", e.what());
     return;
   }
-  SinkOptions so;
-  so.epsilon = params.epsilon;
-  so.hidden_threshold = params.hidden_threshold;
-  std::string db_path = resolve_db_path(wb.db_path);
-  auto finished = wb.runs_stored_counter();
-  wb.tasks().start("sinks analysis (" + std::to_string(prompts.size()) + " prompts)",
-                   [model, prompts, texts, so, db_path, finished](TaskContext& ctx) {
-    auto db = Database::open(db_path);  // this thread's own connection
-    if (!db) throw std::runtime_error(db.error().message);
-    Result<int64_t> mid = (*db)->register_model(*model);
-    if (!mid) throw std::runtime_error(mid.error().message);
-    nlohmann::json params = {{"epsilon", so.epsilon},
-                             {"hidden_threshold", "abs:" + std::to_string(so.hidden_threshold)},
-                             {"n_prompts", prompts.size()}};
-    RunSpec spec("sinks", *mid, params.dump());
-    spec.command = "mechscope gui (Analyses window)";
-    Result<int64_t> run = (*db)->begin_run(spec);
-    if (!run) throw std::runtime_error(run.error().message);
-    try {
-      SinkReport rep = analyze_sinks(*model, prompts, so, [&](int64_t done, int64_t total) {
-        ctx.set_progress(double(done) / double(total));
-        ctx.set_status(std::to_string(done) + " / " + std::to_string(total) + " prompts");
-        (void)(*db)->set_progress(*run, double(done) / double(total));
-      }, ctx.cancel_flag());
-      if (ctx.cancelled()) {
-        (void)(*db)->cancel_run(*run, "cancelled in the workbench after " + std::to_string(rep.n_prompts) + " prompts");
-        finished->fetch_add(1);
-        ctx.set_status("cancelled");
-        return;
-      }
-      RunResults res = sink_run_results(rep, texts, prompts, [&](int32_t id) { return token_display(*model, id); });
-      Status st = (*db)->finish_run(*run, res);
-      if (!st) throw std::runtime_error(st.error().message);
-    } catch (const std::exception& e) {
-      (void)(*db)->fail_run(*run, e.what());
-      finished->fetch_add(1);
-      throw;
-    }
-    ctx.set_status("stored as run " + std::to_string(*run));
-    finished->fetch_add(1);
+  const std::string command = reproduce_command(sinks_spec(), params, inputs);
+  start_run_task(wb, "sinks analysis (" + std::to_string(records.size()) + " prompts)", "prompts", command,
+                 [model, records, params](RunSession& session) {
+    SinksRunOutcome r = run_sinks(session, *model, records, params);
+    return r.cancelled ? std::string("cancelled") : "stored as run " + std::to_string(r.run_id);
   });
 }
 

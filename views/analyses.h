@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace ms::views {
@@ -10,12 +11,11 @@ namespace ms::views {
 class Workbench;
 
 struct SinksParams {
-  double epsilon = 0.3;           // sink when alpha_0 > epsilon
-  double hidden_threshold = 0.1;  // hidden sink when alpha_k > this (absolute)
+  nlohmann::json params = nlohmann::json::object();  // sinks_spec's parameters (runs/sinks_run.h); others: defaults
   std::string prompts_file;       // "" : the workbench's current prompt
 };
 
-// Attention sinks (core/analysis/sinks/sinks.h) on the current prompt or a prompts file; errors before the start
+// Attention sinks (runs/sinks_run.h run_sinks, as `mechscope sinks`) on the current prompt or a prompts file; errors before the start
 // go to the workbench's popup, errors during the run mark the task failed (and the run failed).
 void launch_sinks(Workbench& wb, const SinksParams& params);
 
@@ -42,5 +42,12 @@ struct HeadsParams {
 
 // Head detectors (runs/analysis_runs.h run_heads_stored, as `mechscope heads`).
 void launch_heads(Workbench& wb, const HeadsParams& params);
+
+// Activation patching and circuit discovery on a task (runs/patch_run.h run_patch and
+// runs/circuit_run.h run_circuit, as `mechscope patch` / `mechscope circuit`): params are the
+// spec's parameters (patch_spec, circuit_spec); missing ones take their defaults. Bad parameters
+// go to the workbench's popup.
+void launch_patch(Workbench& wb, const nlohmann::json& params);
+void launch_circuit(Workbench& wb, const nlohmann::json& params);
 
 }  // namespace ms::views

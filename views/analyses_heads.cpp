@@ -10,6 +10,7 @@
 #include "core/analysis/retrieval/needle.h"
 #include "runs/analysis_runs.h"
 #include "views/analyses.h"
+#include "views/analyses_task.h"
 #include "views/workbench.h"
 
 namespace ms::views {
@@ -36,33 +37,6 @@ std::vector<int64_t> parse_lengths(const std::string& text) {
     out.push_back(v);
   }
   return out;
-}
-
-// Runs fn (which stores a run and returns "stored as run N" or "cancelled") on a task with its own
-// database connection; counts the stored run so the lists refresh.
-void start_stored_task(Workbench& wb, const std::string& name,
-                       std::function<std::string(Database&, TaskContext&)> fn) {
-  std::string db_path = resolve_db_path(wb.db_path);
-  auto stored = wb.runs_stored_counter();
-  wb.tasks().start(name, [db_path, stored, fn](TaskContext& ctx) {
-    auto db = Database::open(db_path);  // this thread's own connection
-    if (!db) throw std::runtime_error(db.error().message);
-    try {
-      std::string status = fn(**db, ctx);
-      stored->fetch_add(1);
-      ctx.set_status(status);
-    } catch (...) {
-      stored->fetch_add(1);  // a failed run is stored too
-      throw;
-    }
-  });
-}
-
-RunProgress task_progress(TaskContext& ctx, const char* unit) {
-  return [&ctx, unit](int64_t done, int64_t total) {
-    ctx.set_progress(static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)));
-    ctx.set_status(std::to_string(done) + " / " + std::to_string(total) + " " + unit);
-  };
 }
 
 }  // namespace
@@ -98,8 +72,8 @@ void launch_retrieval(Workbench& wb, const RetrievalParams& params) {
   cfg.mask_top = params.mask_top;
   cfg.command = "mechscope gui (Analyses window)";
   cfg.cancel_note = "cancelled in the workbench; finished cells are kept (mechscope retrieval --resume continues)";
-  start_stored_task(wb, "retrieval analysis", [model, cfg](Database& db, TaskContext& ctx) {
-    Result<RetrievalRunOutcome> r = run_retrieval_stored(db, *model, cfg, task_progress(ctx, "cells"), ctx.cancel_flag());
+  start_run_task(wb, "retrieval analysis", "cells", cfg.command, [model, cfg](RunSession& session) {
+    Result<RetrievalRunOutcome> r = run_retrieval(session.db(), *model, cfg, session.control());
     if (!r) throw std::runtime_error(r.error().message);
     if (r->cancelled) return std::string("cancelled");
     std::string s = "stored as run " + std::to_string(r->run_id) + "; retrieval heads " + heads_text(r->retrieval_heads);
@@ -151,13 +125,10 @@ void launch_heads(Workbench& wb, const HeadsParams& params) {
     wb.show_error("Head detectors", e.what());
     return;
   }
-  start_stored_task(wb, "head detectors (" + detect + ")",
-                    [model, tokens, patterns, pj](Database& db, TaskContext& ctx) {
-    Result<HeadsRunOutcome> r = run_heads_stored(db, *model, tokens, patterns, DetectOptions{}, pj.dump(),
-                                                 "mechscope gui (Analyses window)", task_progress(ctx, "detectors"),
-                                                 ctx.cancel_flag());
-    if (!r) throw std::runtime_error(r.error().message);
-    return r->cancelled ? std::string("cancelled") : "stored as run " + std::to_string(r->run_id);
+  start_run_task(wb, "head detectors (" + detect + ")", "detectors", "mechscope gui (Analyses window)",
+                 [model, tokens, patterns, pj](RunSession& session) {
+    HeadsRunOutcome r = run_heads(session, *model, tokens, patterns, DetectOptions{}, pj.dump());
+    return r.cancelled ? std::string("cancelled") : "stored as run " + std::to_string(r.run_id);
   });
 }
 

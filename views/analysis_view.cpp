@@ -5,7 +5,11 @@
 
 #include <algorithm>
 
+#include "runs/circuit_run.h"
+#include "runs/patch_run.h"
+#include "runs/sinks_run.h"
 #include "views/analyses.h"
+#include "views/spec_form.h"
 #include "views/view.h"
 #include "views/views.h"
 #include "views/workbench.h"
@@ -24,10 +28,7 @@ class AnalysisView : public View {
 
   void draw_content() override {
     if (ImGui::CollapsingHeader("Attention sinks", ImGuiTreeNodeFlags_DefaultOpen)) {
-      ImGui::SetNextItemWidth(120);
-      ImGui::InputDouble("epsilon", &m_epsilon, 0.05, 0.1, "%.2f");
-      ImGui::SetNextItemWidth(120);
-      ImGui::InputDouble("hidden threshold", &m_hidden, 0.05, 0.1, "%.2f");
+      m_sinks_form.draw();
       ImGui::Checkbox("prompts file", &m_use_file);
       if (m_use_file) {
         ImGui::SameLine();
@@ -39,14 +40,16 @@ class AnalysisView : public View {
       }
       if (ImGui::Button("Run sinks analysis")) {
         SinksParams sp;
-        sp.epsilon = m_epsilon;
-        sp.hidden_threshold = m_hidden;
+        std::string e = m_sinks_form.params(&sp.params);
         if (m_use_file) sp.prompts_file = m_prompts_file;
-        launch_sinks(m_wb, sp);
+        if (!e.empty()) m_wb.show_error("Sinks analysis", e);
+        else launch_sinks(m_wb, sp);
       }
     }
     draw_retrieval();
     draw_heads();
+    draw_spec_launch("Activation patching", m_patch_form, "Run activation patching", launch_patch);
+    draw_spec_launch("Circuit discovery", m_circuit_form, "Run circuit discovery", launch_circuit);
     ImGui::Separator();
     ImGui::TextUnformatted("Tasks");
     ImGui::SameLine();
@@ -70,6 +73,21 @@ class AnalysisView : public View {
   }
 
  private:
+  // A section whose fields come from the analysis' spec (views/spec_form.h).
+  void draw_spec_launch(const char* header, SpecForm& form, const char* button,
+                        void (*launch)(Workbench&, const nlohmann::json&)) {
+    if (!ImGui::CollapsingHeader(header)) return;
+    ImGui::PushID(header);
+    form.draw();
+    if (ImGui::Button(button)) {
+      nlohmann::json params;
+      std::string e = form.params(&params);
+      if (!e.empty()) m_wb.show_error(header, e);
+      else launch(m_wb, params);
+    }
+    ImGui::PopID();
+  }
+
   void draw_retrieval() {
     if (!ImGui::CollapsingHeader("Retrieval heads (needle in a haystack)", ImGuiTreeNodeFlags_DefaultOpen)) return;
     ImGui::PushID("retrieval");
@@ -129,7 +147,9 @@ class AnalysisView : public View {
   RetrievalParams m_rp;
   std::string m_needles_for = "\x01";  // the model path m_rp.needles was chosen for
   HeadsParams m_hp;
-  double m_epsilon = 0.3, m_hidden = 0.1;
+  SpecForm m_sinks_form{sinks_spec()};
+  SpecForm m_patch_form{patch_spec()};
+  SpecForm m_circuit_form{circuit_spec()};
   bool m_use_file = false;
   std::string m_prompts_file = "resources/prompts/sink-check.jsonl";
 };

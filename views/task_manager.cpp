@@ -51,12 +51,12 @@ int64_t TaskManager::start(std::string name, std::function<void(TaskContext&)> f
 void TaskManager::cancel(int64_t id) {
   std::lock_guard<std::mutex> lock(m_mutex);
   for (Entry& e : m_tasks)
-    if (e.id == id) e.ctx->m_cancel.store(true);
+    if (e.id == id) e.ctx->m_control.interrupt();
 }
 
 void TaskManager::cancel_all() {
   std::lock_guard<std::mutex> lock(m_mutex);
-  for (Entry& e : m_tasks) e.ctx->m_cancel.store(true);
+  for (Entry& e : m_tasks) e.ctx->m_control.interrupt();
 }
 
 std::vector<TaskSnapshot> TaskManager::snapshot() {
@@ -69,7 +69,7 @@ std::vector<TaskSnapshot> TaskManager::snapshot() {
     s.name = e.name;
     s.progress = e.ctx->m_progress.load();
     s.running = !e.ctx->m_done.load();
-    s.cancel_requested = e.ctx->m_cancel.load();
+    s.cancel_requested = e.ctx->m_control.interrupted();
     std::lock_guard<std::mutex> l(e.ctx->m_mutex);
     s.status = e.ctx->m_status;
     s.error = e.ctx->m_error;

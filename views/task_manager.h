@@ -12,20 +12,24 @@
 #include <thread>
 #include <vector>
 
+#include "runs/run_control.h"
+
 namespace ms::views {
 
-// What a task sees of itself: report progress, read the cancel flag.
+// What a task sees of itself: report progress, read the cancel request. Its RunControl is the
+// cancel request (the window's cancel button interrupts it) that a run session works with.
 class TaskContext {
  public:
   void set_progress(double p) { m_progress.store(p); }
   void set_status(const std::string& s);
-  bool cancelled() const { return m_cancel.load(); }
-  const std::atomic<bool>* cancel_flag() const { return &m_cancel; }
+  bool cancelled() const { return m_control.interrupted(); }
+  const std::atomic<bool>* cancel_flag() const { return m_control.cancel_flag(); }
+  RunControl& control() { return m_control; }
 
  private:
   friend class TaskManager;
   std::atomic<double> m_progress{0.0};
-  std::atomic<bool> m_cancel{false};
+  RunControl m_control;
   std::atomic<bool> m_done{false};
   std::mutex m_mutex;
   std::string m_status, m_error;

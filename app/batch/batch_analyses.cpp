@@ -5,15 +5,18 @@
 
 namespace ms::app::batch {
 
-const char* param_type_name(ParamType t) {
-  switch (t) {
-    case ParamType::kInt: return "an integer";
-    case ParamType::kFloat: return "a number";
-    case ParamType::kString: return "a string";
-    case ParamType::kBool: return "a boolean";
-    case ParamType::kPath: return "a file path (string)";
-  }
-  return "?";
+std::vector<ParamSpec> params_from_spec(const AnalysisSpec& spec) {
+  std::vector<ParamSpec> out;
+  for (const ParamDecl& d : spec.params)
+    if (d.applies(kInBatch)) out.push_back(d);
+  return out;
+}
+
+std::function<std::string(const nlohmann::json&, const ModelConfig&, std::string*)> check_from_spec(const AnalysisSpec& spec) {
+  return [&spec](const nlohmann::json& p, const ModelConfig& c, std::string* param) {
+    nlohmann::json q = p;
+    return complete_params(spec, kInBatch, q, &c, param);
+  };
 }
 
 const std::vector<Analysis>& registry() {

@@ -13,20 +13,17 @@
 
 #include "app/batch/batch_job.h"
 #include "core/model/model.h"
+#include "runs/analysis_spec.h"
+#include "runs/run_session.h"
 #include "storage/records.h"
 
 namespace ms::app::batch {
 
-enum class ParamType { kInt, kFloat, kString, kBool, kPath };  // kPath: a file, relative to the job
-const char* param_type_name(ParamType t);
-
-struct ParamSpec {
-  std::string name;
-  ParamType type = ParamType::kFloat;
-  nlohmann::json def;  // null: required
-  bool grid = false;   // may be a list of values (each value a grid cell)
-  std::string help;
-};
+// Parameters are declared as the runs library declares them (runs/analysis_spec.h): an analysis
+// with an AnalysisSpec takes its batch parameters from it (params_from_spec).
+using ms::ParamType;
+using ParamSpec = ms::ParamDecl;
+using ms::param_type_name;
 
 // Sizes an item works on, for the estimates.
 struct ItemShape {
@@ -46,6 +43,7 @@ struct ItemOutput {
   RunResults results;
   nlohmann::json summary = nlohmann::json::object();
   nlohmann::json params = nlohmann::json::object();  // stored with the run's parameters (e.g. survivor counts)
+  bool stored = false;  // the adapter stored the run through ctx.session (a run function of runs/)
 };
 
 struct ItemContext {
@@ -54,6 +52,9 @@ struct ItemContext {
   const Model& model;
   std::function<void(int64_t done, int64_t total)> progress;
   const std::atomic<bool>* cancel = nullptr;
+  // A one-transaction session with the item's provenance (command, key, resume key, "batch"
+  // parameters): run functions of runs/ store the item through it.
+  RunSession* session = nullptr;
 };
 
 struct Analysis {
@@ -69,6 +70,11 @@ struct Analysis {
   // (the runner then stores nothing).
   std::function<ItemOutput(ItemContext& ctx)> run;
 };
+
+// The batch side of an AnalysisSpec: its kInBatch parameters, and a check that completes a cell's
+// parameters against the spec (ranges, choices, formats, cross-checks) like the run function will.
+std::vector<ParamSpec> params_from_spec(const AnalysisSpec& spec);
+std::function<std::string(const nlohmann::json&, const ModelConfig&, std::string*)> check_from_spec(const AnalysisSpec& spec);
 
 const std::vector<Analysis>& registry();
 const Analysis* find_analysis(const std::string& kind);

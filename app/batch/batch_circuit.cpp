@@ -1,76 +1,37 @@
 // Batch adapter for circuit discovery (`mechscope circuit`): one item = one model, one task and
-// one method cell (eap | eap-ig | acdc | path with its top_n / threshold / tau); runs circuit_run
-// (app/commands/circuit_runs.h) as the command does and stores the same circuit, edge and head scores.
+// one method cell (eap | eap-ig | acdc | path with its top_n / threshold / tau); run and stored by
+// run_circuit (runs/circuit_run.h) as the command and the workbench store it.
 #include <algorithm>
 #include <cmath>
 
 #include "app/batch/batch_analyses.h"
 #include "app/batch/batch_task.h"
-#include "app/commands/circuit_runs.h"
+#include "runs/circuit_run.h"
 
 namespace ms::app::batch {
 namespace {
 
-CircuitOptions circuit_options(const nlohmann::json& p) {
-  CircuitOptions o;
-  o.method = p["method"].get<std::string>();
-  o.top_n = p["top_n"].get<int64_t>();
-  const double th = p["threshold"].get<double>();
-  o.threshold = th > 0 ? th : NAN;  // 0: select by top_n
-  o.tau = p["tau"].get<double>();
-  o.loss = p["loss"].get<std::string>();
-  o.ig_steps = static_cast<int>(std::min<int64_t>(p["ig_steps"].get<int64_t>(), 1 << 20));
-  o.receivers = p["receivers"].get<std::string>();
-  o.evaluate = p["evaluate"].get<bool>();
-  o.name = p["circuit_name"].get<std::string>();
-  return o;
-}
-
-ItemOutput run_circuit(ItemContext& ctx) {
-  const nlohmann::json& p = ctx.item.params;
-  TaskPairs task = make_item_task(ctx.model, p);
-  CircuitGraph g(ctx.model.config());
-  const CircuitOptions co = circuit_options(p);
-  CircuitRun cr = circuit_run(ctx.model, g, task, co, p["task"].get<std::string>(), ctx.progress, ctx.cancel);
-  if (cr.cancelled) return ItemOutput{};
-  ItemOutput out = task_item_output(task, std::move(cr.results));
-  if (co.method == "acdc") out.params["acdc_tested"] = cr.acdc_tested;
+ItemOutput run_circuit_item(ItemContext& ctx) {
+  CircuitRunOutcome r = run_circuit(*ctx.session, ctx.model, ctx.item.params);
+  ItemOutput out;
+  if (r.cancelled) return out;
+  out.stored = true;
+  const CircuitRun& cr = r.run;
   out.summary = {{"edges", cr.circuit.edges.size()}, {"nodes", cr.circuit.nodes.size()},
                  {"metric_clean", cr.runs.metric_clean}, {"metric_corrupted", cr.runs.metric_corrupted}};
-  if (co.evaluate) out.summary["faithfulness"] = cr.faithfulness.faithfulness;
+  if (r.params["evaluate"].get<bool>()) out.summary["faithfulness"] = cr.faithfulness.faithfulness;
   return out;
 }
 
 }  // namespace
 
 Analysis circuit_analysis() {
-  Analysis a = task_analysis(
-      "circuit", "circuit discovery on a circuit task: EAP, EAP-IG, ACDC or path patching (as mechscope circuit)", {
-      {"method", ParamType::kString, "eap", true, "eap, eap-ig, acdc or path"},
-      {"top_n", ParamType::kInt, 0, true, "keep the N edges with the largest |score| (0: 20; path: N heads, 0: 10)"},
-      {"threshold", ParamType::kFloat, 0.0, true, "eap, eap-ig: keep every edge with |score| >= X (0: use top_n)"},
-      {"tau", ParamType::kFloat, 0.01, true, "acdc: remove an edge when the loss rises by less than this"},
-      {"loss", ParamType::kString, "kl", true, "acdc: kl or logit-diff"},
-      {"ig_steps", ParamType::kInt, 5, true, "eap-ig: interpolation steps"},
-      {"receivers", ParamType::kString, "logits", true, "path: logits, mL, L.H or L.H:q|k|v, comma separated"},
-      {"evaluate", ParamType::kBool, false, false, "faithfulness of the circuit"},
-      {"circuit_name", ParamType::kString, "", false, "the circuit's name (\"\": the task's)"},
-  });
-  a.check = [](const nlohmann::json& p, const ModelConfig& c, std::string* param) -> std::string {
-    std::string msg = check_task_params(p, c, param);
-    if (!msg.empty()) return msg;
-    if (p["threshold"].get<double>() < 0) return *param = "threshold", "threshold must not be negative";
-    if (p["tau"].get<double>() < 0) return *param = "tau", "tau must not be negative";
-    const CircuitOptions o = circuit_options(p);
-    msg = check_circuit_options(o, false, param);
-    if (!msg.empty()) return msg;
-    if (o.method == "path") {
-      std::vector<int> receivers;
-      msg = parse_receivers(CircuitGraph(c), o.receivers, &receivers);
-      if (!msg.empty()) return *param = "receivers", msg;
-    }
-    return "";
-  };
+  const AnalysisSpec& spec = circuit_spec();
+  Analysis a;
+  a.kind = spec.kind;
+  a.summary = spec.summary;
+  a.params = params_from_spec(spec);
+  a.check = check_from_spec(spec);
   a.estimate = [](const nlohmann::json& p, const ItemShape& s) {
     const ModelConfig& c = *s.config;
     const TaskSize t = task_size_bound(p, c);
@@ -91,7 +52,7 @@ Analysis circuit_analysis() {
     e.flops = passes * fwd;
     return e;
   };
-  a.run = run_circuit;
+  a.run = run_circuit_item;
   return a;
 }
 

@@ -184,6 +184,14 @@ nlohmann::json param_value(const Job& job, const ParamSpec& ps, const toml::node
     case ParamType::kString:
       if (!n.is_string()) wrong();
       return n.as_string()->get();
+    case ParamType::kChoice:
+    case ParamType::kHeads:
+    case ParamType::kThreshold: {  // canonical when well formed; the item check names a bad one
+      if (!n.is_string()) wrong();
+      nlohmann::json v = n.as_string()->get();
+      nlohmann::json canon = v;
+      return check_param(ps, canon).empty() ? canon : v;
+    }
     case ParamType::kPath: {
       if (!n.is_string()) wrong();
       std::string p = resolve(job, n.as_string()->get());

@@ -1,50 +1,37 @@
 // Batch adapter for activation patching (`mechscope patch`): one item = one model, one task and
-// one `what` (resid_pre | attn_out | mlp_out | z | q | k | v | pattern); runs patch_run
-// (app/commands/circuit_runs.h) as the command does and stores the same grid, DLA and task tensors.
+// one `what` (resid_pre | attn_out | mlp_out | z | q | k | v | pattern); run and stored by
+// run_patch (runs/patch_run.h) as the command and the workbench store it.
 #include <algorithm>
 
 #include "app/batch/batch_analyses.h"
 #include "app/batch/batch_task.h"
-#include "app/commands/circuit_runs.h"
+#include "runs/patch_run.h"
 
 namespace ms::app::batch {
 namespace {
 
-const std::vector<std::string> kWhat = {"resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v", "pattern"};
-
 bool by_position(const std::string& w) { return w == "resid_pre" || w == "attn_out" || w == "mlp_out"; }
 
-ItemOutput run_patch(ItemContext& ctx) {
-  const nlohmann::json& p = ctx.item.params;
-  TaskPairs task = make_item_task(ctx.model, p);
-  PatchOptions po;
-  po.what = p["what"].get<std::string>();
-  po.per_position = p["per_position"].get<bool>() && po.what == "z";
-  PatchRun pr = patch_run(ctx.model, task, po, ctx.progress, ctx.cancel);
-  if (pr.cancelled) return ItemOutput{};
-  ItemOutput out = task_item_output(task, std::move(pr.results));
-  out.summary = {{"metric_clean", pr.grid.metric_clean}, {"metric_corrupted", pr.grid.metric_corrupted},
-                 {"max_cell", pr.grid.values.nan_to_num(-1e300).max().item<double>()}};
+ItemOutput run_patch_item(ItemContext& ctx) {
+  PatchRunOutcome r = run_patch(*ctx.session, ctx.model, ctx.item.params);
+  ItemOutput out;
+  if (r.cancelled) return out;
+  out.stored = true;
+  const PatchGrid& g = r.run.grid;
+  out.summary = {{"metric_clean", g.metric_clean}, {"metric_corrupted", g.metric_corrupted},
+                 {"max_cell", g.values.nan_to_num(-1e300).max().item<double>()}};
   return out;
 }
 
 }  // namespace
 
 Analysis patch_analysis() {
-  Analysis a = task_analysis(
-      "patch", "activation patching grids on a circuit task (as mechscope patch)",
-      {{"what", ParamType::kString, "resid_pre", true,
-        "resid_pre, attn_out, mlp_out (layer x position); z, q, k, v, pattern (layer x head)"},
-       {"per_position", ParamType::kBool, false, true, "z: one cell per layer, head and position (other whats: ignored)"}});
-  a.check = [](const nlohmann::json& p, const ModelConfig& c, std::string* param) -> std::string {
-    std::string msg = check_task_params(p, c, param);
-    if (!msg.empty()) return msg;
-    const std::string w = p["what"].get<std::string>();
-    if (std::find(kWhat.begin(), kWhat.end(), w) == kWhat.end())
-      return *param = "what", "what '" + w + "': expected resid_pre, attn_out, mlp_out, z, q, k, v or pattern";
-    if (w == "mlp_out" && c.attn_only()) return *param = "what", "what mlp_out: the model has no MLPs";
-    return "";
-  };
+  const AnalysisSpec& spec = patch_spec();
+  Analysis a;
+  a.kind = spec.kind;
+  a.summary = spec.summary;
+  a.params = params_from_spec(spec);
+  a.check = check_from_spec(spec);
   a.estimate = [](const nlohmann::json& p, const ItemShape& s) {
     const ModelConfig& c = *s.config;
     const TaskSize t = task_size_bound(p, c);
@@ -59,7 +46,7 @@ Analysis patch_analysis() {
     e.flops = static_cast<double>(cells + 4) * task_forward_flops(t, s);  // + clean cache, clean, corrupted, DLA
     return e;
   };
-  a.run = run_patch;
+  a.run = run_patch_item;
   return a;
 }
 

@@ -1,6 +1,8 @@
 // Shared command-line helpers: model options, loading, token input and labels.
 #include "app/commands/cli.h"
 
+#include "runs/run_inputs.h"
+
 #include <ATen/Parallel.h>
 
 #include <sstream>
@@ -75,9 +77,6 @@ void set_command_line(int argc, char** argv) {
   if (!command_line_store().empty()) command_line_store()[0] = "mechscope";
 }
 
-std::string token_label(const Model& m, int32_t id) {
-  if (m.tokenizer() && id >= 0 && id < m.tokenizer()->vocab_size()) return m.tokenizer()->token_text(id);
-  return "<" + std::to_string(id) + ">";
-}
+std::string token_label(const Model& m, int32_t id) { return run_token_label(m, id); }
 
 }  // namespace ms::app

@@ -2,10 +2,8 @@
 // each item's result stored as one run in its own transaction with a resume key; --resume skips
 // what is stored; --shard I/N, Slurm job arrays and mpirun split the items across processes.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,15 +16,14 @@
 #include "app/batch/mpi_world.h"
 #include "storage/database.h"
 #include "report/report.h"
+#include "runs/run_control.h"
+#include "runs/run_session.h"
 
 namespace ms::app {
 namespace {
 
 using namespace ms::app::batch;
 namespace fs = std::filesystem;
-
-std::atomic<bool> g_cancel{false};
-void on_signal(int) { g_cancel = true; }
 
 constexpr double kNominalFlopsPerThread = 2e9;  // for the time estimate only (rough)
 
@@ -115,9 +112,21 @@ void write_reports(const Job& job, Database& db, const std::vector<WorkItem>& al
   }
 }
 
-// Runs the items; returns how many failed. Stops (cancelled) when g_cancel becomes true.
+// The provenance every item's run carries: the batch command, its key and resume key, and the
+// "batch" parameters (item, analysis, model, prompt set).
+RunProvenance item_provenance(const Job& job, const WorkItem& it) {
+  RunProvenance p;
+  p.command = shell_join(command_line());
+  p.label = it.key;
+  p.resume_key = it.resume_key;
+  p.params["batch"] = {{"item", it.key}, {"analysis", job.analyses[it.analysis].name}, {"model", job.models[it.model].name},
+                       {"prompts", it.prompts >= 0 ? job.prompts[static_cast<size_t>(it.prompts)].name : ""}};
+  return p;
+}
+
+// Runs the items; returns how many failed. Stops (cancelled) when control is interrupted.
 int64_t run_items(const Job& job, const std::vector<WorkItem>& mine, Database& db, bool resume, BatchProgress& ui,
-                  std::map<std::string, int64_t>& counts) {
+                  std::map<std::string, int64_t>& counts, RunControl& control) {
   // Load each model once: run the items model by model (key order within a model).
   std::vector<const WorkItem*> order;
   for (const auto& it : mine) order.push_back(&it);
@@ -128,7 +137,7 @@ int64_t run_items(const Job& job, const std::vector<WorkItem>& mine, Database& d
   std::string model_error;
   int64_t failed = 0;
   for (const WorkItem* it : order) {
-    if (g_cancel) break;
+    if (control.interrupted()) break;
     const AnalysisEntry& a = job.analyses[it->analysis];
     const Analysis* an = find_analysis(a.kind);
     ui.item_start(it->key);
@@ -162,29 +171,34 @@ int64_t run_items(const Job& job, const std::vector<WorkItem>& mine, Database& d
       ui.item_end("failed", {{"error", model_error}});
       continue;
     }
-    ItemContext ctx{job, *it, *model, [&](int64_t d, int64_t t) { ui.item_progress(d, t); }, &g_cancel};
+    control.set_listener([&](int64_t d, int64_t t) { ui.item_progress(d, t); });
+    RunProvenance prov = item_provenance(job, *it);
+    RunSession session(db, control, prov, RunSession::Mode::kOneTransaction);
+    ItemContext ctx{job, *it, *model, control.progress_fn(), control.cancel_flag(), &session};
     Result<ItemOutput> out = guard([&]() { return an->run(ctx); });
-    if (g_cancel) break;  // an interrupted item is not stored
+    control.set_listener({});
+    if (control.interrupted()) break;  // an interrupted item is not stored
     if (!out) {
       ++failed;
       ui.item_end("failed", {{"error", out.error().message}});
       continue;
     }
-    RunSpec spec;
-    spec.kind = a.kind;
-    spec.model_id = model_id;
-    nlohmann::json params = it->params;
-    params.update(out->params);
-    params["batch"] = {{"item", it->key}, {"analysis", a.name}, {"model", job.models[it->model].name},
-                       {"prompts", it->prompts >= 0 ? job.prompts[static_cast<size_t>(it->prompts)].name : ""}};
-    spec.params_json = params.dump();
-    spec.command = shell_join(command_line());
-    spec.resume_key = it->resume_key;
-    spec.label = it->key;
-    Result<int64_t> id = db.store_run(spec, out->results);  // one transaction per item
-    if (!id) throw InputError(id.error().message, id.error().code);
+    int64_t id = session.run_id();  // stored by a run function through the session
+    if (!out->stored) {  // adapters that return their results: stored here, one transaction per item
+      RunSpec spec(a.kind, model_id);
+      nlohmann::json params = it->params;
+      params.update(out->params);
+      params.update(prov.params);
+      spec.params_json = params.dump();
+      spec.command = prov.command;
+      spec.resume_key = prov.resume_key;
+      spec.label = prov.label;
+      Result<int64_t> stored = db.store_run(spec, out->results);
+      if (!stored) throw InputError(stored.error().message, stored.error().code);
+      id = *stored;
+    }
     ++counts["ran"];
-    ui.item_end("done", {{"run_id", *id}, {"summary", out->summary}});
+    ui.item_end("done", {{"run_id", id}, {"summary", out->summary}});
   }
   return failed;
 }
@@ -243,15 +257,15 @@ void register_batch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
         ui.message(std::to_string(stored) + " of these items are already in " + db_path +
                    "; they run again (pass --resume to skip them)");
     }
-    g_cancel = false;
-    auto old_int = std::signal(SIGINT, on_signal);
-    auto old_term = std::signal(SIGTERM, on_signal);
+    RunControl control;
     std::map<std::string, int64_t> counts;
-    int64_t failed = run_items(job, mine, *db, o->resume, ui, counts);
-    ui.finish();
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
-    if (g_cancel)
+    int64_t failed = 0;
+    {
+      SignalInterrupt sig(control);
+      failed = run_items(job, mine, *db, o->resume, ui, counts, control);
+      ui.finish();
+    }
+    if (control.interrupted())
       throw InputError("interrupted; the items finished so far are stored in " + db_path +
                            " (run again with --resume to continue)",
                        ErrorCode::kInternal);

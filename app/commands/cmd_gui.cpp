@@ -7,9 +7,14 @@
 #include <sstream>
 #include <thread>
 
+#include <ATen/Parallel.h>
+
 #include "app/commands/cli.h"
 #include "report/png.h"
 #include "core/base/atomic_file.h"
+#include "runs/circuit_run.h"
+#include "runs/patch_run.h"
+#include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/attention_view.h"
 #include "views/gui_window.h"
@@ -21,33 +26,38 @@ namespace ms::app {
 namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, size = "1280x800";
-  int frames = 3, layer = 0, head = 0;
+  int frames = 3, layer = 0, head = 0, threads = 0;
   int64_t run = 0;
 };
 
 constexpr const char* kDefaultModel = "resources/models/default";
 
-// "1.0,1.3" -> {(1,0), (1,3)}; usage error naming the bad item.
+// "1.0,1.3" -> {(1,0), (1,3)} (HeadRef::parse_list); usage error naming the bad item.
 std::vector<std::pair<int, int>> parse_heads(const std::string& text, const std::string& flag) {
   std::vector<std::pair<int, int>> out;
-  std::string a = text;
-  for (char& ch : a)
-    if (ch == ',') ch = ' ';
-  std::istringstream in(a);
-  for (std::string item; in >> item;) {
-    int l = -1, h = -1;
-    char dot = 0;
-    std::istringstream one(item);
-    if (!(one >> l >> dot >> h) || dot != '.' || l < 0 || h < 0)
-      fail_usage(flag + " '" + item + "': expected LAYER.HEAD, e.g. 1.0");
-    out.emplace_back(l, h);
-  }
+  if (text.empty()) return out;
+  std::vector<HeadRef> hs;
+  std::string e = HeadRef::parse_list(text, &hs);
+  if (!e.empty()) fail_usage(flag + ": " + e);
+  for (const HeadRef& h : hs) out.emplace_back(static_cast<int>(h.layer), static_cast<int>(h.head));
   return out;
+}
+
+// A --launch key=value of an analysis with an AnalysisSpec: true when key is one of its workbench
+// parameters and value reads as one (into params).
+bool spec_launch_param(const AnalysisSpec& spec, const std::string& key, const std::string& value, nlohmann::json& params) {
+  const ParamDecl* d = spec.find(key);
+  if (!d || !d->applies(kInGui)) return false;
+  nlohmann::json v;
+  if (!param_from_text(*d, value, &v).empty()) return false;
+  params[key] = v;
+  return true;
 }
 
 // --launch "KIND [key=value ...]": the Analyses window's parameters for a headless launch.
 struct Launch {
   std::string kind;
+  nlohmann::json patch = nlohmann::json::object(), circuit = nlohmann::json::object();
   views::SinksParams sinks;
   views::RetrievalParams retrieval;
   views::HeadsParams heads;
@@ -57,17 +67,18 @@ Launch parse_launch(const std::string& text) {
   std::istringstream in(text);
   Launch l;
   in >> l.kind;
-  if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads")
-    fail_usage("--launch '" + text + "': expected sinks, retrieval or heads, then key=value parameters");
+  if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads" && l.kind != "patch" && l.kind != "circuit")
+    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch or circuit, then key=value parameters");
   for (std::string kv; in >> kv;) {
     size_t eq = kv.find('=');
     std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
     bool ok = eq != std::string::npos;
     try {
       if (!ok) {
-      } else if (l.kind == "sinks" && k == "epsilon") l.sinks.epsilon = std::stod(v);
-      else if (l.kind == "sinks" && k == "hidden_threshold") l.sinks.hidden_threshold = std::stod(v);
-      else if (l.kind == "sinks" && k == "prompts") l.sinks.prompts_file = v;
+      } else if (l.kind == "sinks" && k == "prompts") l.sinks.prompts_file = v;
+      else if (l.kind == "sinks") ok = spec_launch_param(sinks_spec(), k, v, l.sinks.params);
+      else if (l.kind == "patch") ok = spec_launch_param(patch_spec(), k, v, l.patch);
+      else if (l.kind == "circuit") ok = spec_launch_param(circuit_spec(), k, v, l.circuit);
       else if (l.kind == "retrieval" && k == "needles") l.retrieval.needles = v;
       else if (l.kind == "retrieval" && k == "lengths") l.retrieval.lengths = v;
       else if (l.kind == "retrieval" && k == "depths") l.retrieval.depths = std::stoll(v);
@@ -93,6 +104,7 @@ Launch parse_launch(const std::string& text) {
 }
 
 int run_gui(const GuiOptions& o) {
+  if (o.threads > 0) at::set_num_threads(o.threads);
   int width = 1280, height = 800;
   if (std::sscanf(o.size.c_str(), "%dx%d", &width, &height) != 2 || width < 200 || height < 150)
     fail_usage("--size '" + o.size + "': expected WIDTHxHEIGHT, at least 200x150");
@@ -167,6 +179,8 @@ int run_gui(const GuiOptions& o) {
       if (launch.kind == "sinks") views::launch_sinks(wb, launch.sinks);
       if (launch.kind == "retrieval") views::launch_retrieval(wb, launch.retrieval);
       if (launch.kind == "heads") views::launch_heads(wb, launch.heads);
+      if (launch.kind == "patch") views::launch_patch(wb, launch.patch);
+      if (launch.kind == "circuit") views::launch_circuit(wb, launch.circuit);
       launched = true;
     }
     (*win)->render();
@@ -209,10 +223,11 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
-  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads [key=value ...]' "
+  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit [key=value ...]' "
                  "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads of the model's work (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });
 }
 

@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
-#include "app/commands/circuit_common.h"
+#include "app/commands/cli.h"
+#include "runs/run_session.h"
 #include "core/analysis/heads/head_detectors.h"
 #include "runs/analysis_runs.h"
 
@@ -83,8 +85,12 @@ void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
     nlohmann::json params = {{"detect", o->detect}, {"seq_len", o->seq_len}, {"n", o->n}, {"seed", o->seed},
                              {"error_measure", o->error_measure}, {"exclude_bos", o->exclude_bos},
                              {"exclude_current_token", o->exclude_current}};
-    Result<HeadsRunOutcome> done = run_heads_stored(*db, *m, tokens, patterns, dopt, params.dump(), shell_join(command_line()));
-    if (!done) throw InputError(done.error().message, done.error().code);
+    RunControl control;
+    SignalInterrupt sig(control);
+    RunSession session(*db, control, {shell_join(command_line())});
+    std::optional<HeadsRunOutcome> done = run_heads(session, *m, tokens, patterns, dopt, params.dump());
+    if (done->cancelled)
+      throw InputError("interrupted; run " + std::to_string(done->run_id) + " marked cancelled", ErrorCode::kInternal);
     const int64_t run = done->run_id;
     nlohmann::json j = {{"run", run}, {"detectors", nlohmann::json::object()}};
     std::ostringstream text;

@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -21,9 +20,6 @@
 
 namespace ms::app {
 namespace {
-
-std::atomic<bool> g_cancel{false};
-void on_sigint(int) { g_cancel = true; }
 
 struct Opts : ModelOptions {
   std::string haystack, needles, lengths, db;
@@ -105,14 +101,16 @@ void register_retrieval(CLI::App& app, std::vector<std::pair<CLI::App*, Command>
     cfg.command = shell_join(command_line());
     std::unique_ptr<Database> db = open_database(o->db, false);
 
-    g_cancel = false;
-    auto old = std::signal(SIGINT, on_sigint);
+    RunControl control;
     std::unique_ptr<ProgressBar> bar;  // made at the first cell, when the total is known
-    Result<RetrievalRunOutcome> done = run_retrieval_stored(*db, *m, cfg, [&](int64_t d, int64_t total) {
+    control.set_listener([&](int64_t d, int64_t total) {
       if (!bar) bar = std::make_unique<ProgressBar>("retrieval", total, o->json);
       bar->update(d);
-    }, &g_cancel);
-    std::signal(SIGINT, old);
+    });
+    Result<RetrievalRunOutcome> done = [&] {
+      SignalInterrupt sig(control);
+      return run_retrieval(*db, *m, cfg, control);
+    }();
     if (!done) {
       if (bar) bar->finish();
       throw InputError(done.error().message, done.error().code);

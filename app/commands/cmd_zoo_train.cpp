@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -13,29 +12,10 @@
 #include "core/base/atomic_file.h"
 #include "core/model/model.h"
 #include "core/zoo/zoo_trained.h"
+#include "runs/run_control.h"
 
 namespace ms::app {
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_sigint(int) {
-  g_interrupted.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
-
-// Installs the handler for the lifetime of the object.
-class SigintScope {
- public:
-  SigintScope() {
-    g_interrupted.store(false);
-    m_old = std::signal(SIGINT, on_sigint);
-  }
-  ~SigintScope() { std::signal(SIGINT, m_old); }
-
- private:
-  void (*m_old)(int) = SIG_DFL;
-};
 
 std::string bar(double frac, int width) {
   const int full = static_cast<int>(frac * width + 0.5);
@@ -121,7 +101,8 @@ void register_zoo_train(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     const int64_t steps = recipe.train.steps;
     s.callbacks.report_every = 1;
-    s.callbacks.cancel = &g_interrupted;
+    RunControl control;  // Ctrl-C interrupts it; a second Ctrl-C ends the process at once
+    s.callbacks.cancel = control.cancel_flag();
     if (!o->quiet) {
       s.on_phase = [tty](const std::string& p) {
         if (tty) std::cerr << "\r\033[K";
@@ -146,7 +127,7 @@ void register_zoo_train(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>
         else std::cerr << line << "\n";
       };
     }
-    SigintScope sigint;
+    SignalInterrupt sigint(control, true);
     Result<ZooTrainResult> res = train_zoo(recipe, o->out, s);
     if (!res) throw InputError(res.error().message, res.error().code);
     if (res->cancelled) {

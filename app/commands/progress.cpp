@@ -46,4 +46,33 @@ void ProgressBar::finish(const std::string& note) {
   m_finished = true;
 }
 
+
+
+ControlBar::ControlBar(RunControl& control, std::string label, bool quiet)
+    : m_control(control), m_state(std::make_shared<State>()) {
+  m_state->label = std::move(label);
+  m_state->quiet = quiet;
+  std::shared_ptr<State> s = m_state;
+  m_control.set_listener([s](int64_t done, int64_t total) {
+    if (total != s->total || !s->bar) {
+      if (s->bar) s->bar->finish();
+      s->total = total;
+      ++s->phase;
+      s->bar = std::make_unique<ProgressBar>(s->phase == 1 ? s->label : s->label + " (" + std::to_string(s->phase) + ")",
+                                             total, s->quiet);
+    }
+    s->bar->update(done);
+  });
+}
+
+void ControlBar::finish() {
+  if (m_state->bar) m_state->bar->finish();
+  m_state->bar.reset();
+}
+
+ControlBar::~ControlBar() {
+  m_control.set_listener({});
+  finish();
+}
+
 }  // namespace ms::app

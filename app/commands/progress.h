@@ -4,7 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "runs/run_control.h"
 
 namespace ms::app {
 
@@ -23,6 +26,27 @@ class ProgressBar {
   int64_t m_last_decile = -1;
   int64_t m_last_done = -1;
   std::chrono::steady_clock::time_point m_start, m_last_draw;
+};
+
+
+
+// Shows a RunControl's progress as bars on stderr: a new bar (label, then "label (2)", ...) each
+// time the work's total changes (e.g. the analysis, then ACT's search); finished when destroyed.
+class ControlBar {
+ public:
+  ControlBar(RunControl& control, std::string label, bool quiet);
+  ~ControlBar();
+  void finish();
+
+ private:
+  struct State {
+    std::string label;
+    bool quiet;
+    int64_t total = -1, phase = 0;
+    std::unique_ptr<ProgressBar> bar;
+  };
+  RunControl& m_control;
+  std::shared_ptr<State> m_state;
 };
 
 }  // namespace ms::app

@@ -123,7 +123,7 @@ TEST(BatchValidation, PatchAndCircuitParameters) {
                "acdc selects its own circuit with tau");
   expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\ntop_n = 5\nthreshold = 0.1\n", 10,
                "give top_n or threshold, not both");
-  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nloss = \"l2\"\n", 9, "loss must be kl or logit-diff");
+  expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nloss = \"l2\"\n", 9, "loss 'l2': expected kl or logit-diff");
   expect_error(fixture(), "[[analysis]]\nkind = \"circuit\"\nmethod = \"path\"\nreceivers = \"9.9\"\n", 10,
                "receivers: '9.9' is not logits");
   expect_error(fixture(), "[[analysis]]\nkind = \"patch\"\ntask = \"induction\"\nvocab_range = \"2-60\"\n", 10,

@@ -1,16 +1,16 @@
 // Activation patching and circuit discovery from a model and a task to the stored results, shared
-// by `mechscope patch` / `mechscope circuit` and the batch adapters.
-#include "app/commands/circuit_runs.h"
+// by the run functions behind `mechscope patch` / `mechscope circuit`, batch jobs and the workbench.
+#include "runs/circuit_runs.h"
 
 #include <ATen/ATen.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "app/commands/circuit_common.h"
+#include "runs/task_run.h"
 #include "storage/circuit_records.h"
 
-namespace ms::app {
+namespace ms {
 
 void add_dla_results(const DlaResult& dla, RunResults& res) {
   res.scores.push_back(head_scores_from_tensor("dla", dla.per_head));
@@ -174,6 +174,7 @@ CircuitRun circuit_run(const Model& m, const CircuitGraph& g, const TaskPairs& t
   }
   nlohmann::json meta = {{"method", method}, {"task", task_name}, {"metric_clean", out.runs.metric_clean},
                          {"metric_corrupted", out.runs.metric_corrupted}, {"n_edges_total", g.n_edges()}};
+  if (method == "acdc") meta["acdc_tested"] = out.acdc_tested;
   if (o.evaluate) {
     out.faithfulness = evaluate_circuit(m, g, task, out.runs, out.kept);
     meta["faithfulness"] = out.faithfulness.faithfulness;
@@ -199,4 +200,4 @@ CircuitRun circuit_run(const Model& m, const CircuitGraph& g, const TaskPairs& t
   return out;
 }
 
-}  // namespace ms::app
+}  // namespace ms

@@ -1,6 +1,6 @@
 // The analyses behind `mechscope patch` and `mechscope circuit` as functions from a model and a
-// task to the results stored as one run. The commands and the batch adapters (app/batch/batch_patch.cpp,
-// app/batch/batch_circuit.cpp) both call these, so that they store the same scores, tensors and circuits.
+// task to the results stored as one run. The run functions of runs/patch_run.h and
+// runs/circuit_run.h call these for the CLI, batch jobs and the workbench alike.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,7 +14,7 @@
 #include "core/analysis/circuits/patching.h"
 #include "storage/records.h"
 
-namespace ms::app {
+namespace ms {
 
 // Adds the DLA head scores ("dla") and the per-component tensor ("dla_components") to res.
 void add_dla_results(const DlaResult& dla, RunResults& res);
@@ -66,4 +66,4 @@ CircuitRun circuit_run(const Model& m, const CircuitGraph& g, const TaskPairs& t
                        const std::string& task_name, const CircuitProgress& progress,
                        const std::atomic<bool>* cancel);
 
-}  // namespace ms::app
+}  // namespace ms

@@ -1,0 +1,138 @@
+// Each analysis with a run function (sinks, patch, circuit) launched all three ways, `mechscope
+// KIND`, a batch job and the workbench's launch (`mechscope gui --launch`, under Xvfb), on tiny
+// models: the three databases hold the same run, byte for byte (parameters, inputs, head scores,
+// tensors, circuits), apart from ids, times, the reproducing command and batch provenance.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "storage/database.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+using ms::test::run_mechscope;
+
+// Everything stored of the one done run of kind, as text (tensor bytes verbatim); the batch
+// provenance ("batch" parameters) left out.
+std::string stored(const std::string& db_path, const std::string& kind) {
+  auto db = ms::Database::open(db_path);
+  EXPECT_TRUE(db.ok()) << db_path;
+  if (!db.ok()) return "";
+  ms::Database& d = **db;
+  ms::RunFilter f;
+  f.kind = kind;
+  auto runs = d.list_runs(f);
+  EXPECT_TRUE(runs.ok() && runs->size() == 1) << db_path << " " << kind;
+  if (!runs.ok() || runs->size() != 1) return "";
+  const ms::RunInfo& run = (*runs)[0].run;
+  EXPECT_EQ(run.status, ms::RunStatus::kDone) << db_path;
+  nlohmann::json p = nlohmann::json::parse(run.spec.params_json);
+  p.erase("batch");
+  std::string v = "kind " + run.spec.kind + "\nparams " + p.dump() + "\n";
+  auto inputs = d.get_inputs(run.id);
+  auto scores = d.get_head_scores(run.id);
+  auto tensors = d.list_tensors(run.id);
+  auto circuits = d.get_circuits(run.id);
+  EXPECT_TRUE(inputs && scores && tensors && circuits);
+  if (!inputs || !scores || !tensors || !circuits) return v;
+  for (const auto& in : *inputs) {
+    v += "input " + std::to_string(in.index) + " " + in.text + " [";
+    for (size_t i = 0; i < in.token_ids.size(); ++i) v += std::to_string(in.token_ids[i]) + " " + in.tokens[i] + ",";
+    v += "]\n";
+  }
+  char buf[64];
+  for (const auto& hs : *scores) {
+    v += "score " + hs.metric + ":";
+    for (double x : hs.values) std::snprintf(buf, sizeof(buf), " %.17g", x), v += buf;
+    v += "\n";
+  }
+  for (const auto& ti : *tensors) {
+    auto t = d.get_tensor(run.id, ti.name);
+    EXPECT_TRUE(t) << ti.name;
+    if (!t) continue;
+    at::Tensor c = t->contiguous();
+    v += "tensor " + ti.name + " " + ti.dtype + " " + ti.meta_json + " ";
+    v += std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.nbytes())) + "\n";
+  }
+  for (const auto& ci : *circuits) {
+    v += "circuit " + ci.name + " " + ci.meta_json + "\n";
+    for (const auto& n : ci.nodes) std::snprintf(buf, sizeof(buf), " %.17g", n.score), v += " node " + n.name + buf;
+    for (const auto& e : ci.edges)
+      std::snprintf(buf, sizeof(buf), " %.17g", e.score), v += " edge " + std::to_string(e.src) + ">" + std::to_string(e.dst) + buf;
+    v += "\n";
+  }
+  return v;
+}
+
+// Runs one analysis the three ways into dir/{cli,batch,gui}.db and expects the same stored run.
+void three_ways(const std::string& dir, const std::string& model, const std::string& kind,
+                const std::vector<std::string>& cli_args, const std::string& toml, const std::string& launch,
+                const std::string& toml_prompts = "") {
+  std::vector<std::string> cli = {kind, "--model", model, "--threads", "1", "--db", dir + "/cli.db"};
+  cli.insert(cli.end(), cli_args.begin(), cli_args.end());
+  auto c = run_mechscope(cli);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  ms::test::write_file(dir + "/job.toml", "threads = 1\n[[model]]\nname = \"m\"\npath = \"" + model + "\"\n" + toml_prompts +
+                                              "[[analysis]]\nkind = \"" + kind + "\"\n" + toml);
+  auto b = run_mechscope({"batch", dir + "/job.toml", "--db", dir + "/batch.db"});
+  ASSERT_EQ(b.exit_code, 0) << b.err << b.out;
+  auto g = run_mechscope({"gui", "--model", model, "--db", dir + "/gui.db", "--threads", "1", "--prompt", "0 5 9 13",
+                          "--view", "analyses", "--screenshot", dir + "/shot.png", "--launch", kind + " " + launch});
+  ASSERT_EQ(g.exit_code, 0) << g.err << g.out;
+  const std::string from_cli = stored(dir + "/cli.db", kind);
+  EXPECT_GT(from_cli.size(), 200u) << from_cli;
+  EXPECT_TRUE(stored(dir + "/batch.db", kind) == from_cli) << kind << ": the batch job stored another run than the CLI";
+  EXPECT_TRUE(stored(dir + "/gui.db", kind) == from_cli) << kind << ": the workbench stored another run than the CLI";
+}
+
+const std::string& random_model() {
+  static std::string dir = [] {
+    std::string d = ms::test::temp_dir("fronts-random") + "/m";
+    auto r = run_mechscope({"zoo", "random", "--out", d, "--init-std", "0.2", "--d-vocab", "64"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return d;
+  }();
+  return dir;
+}
+
+TEST(RunFronts, SinksStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-sinks");
+  auto r = run_mechscope({"zoo", "construct", "sink", "--out", dir + "/sink"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string prompts;
+  for (int i = 0; i < 3; ++i) {
+    prompts += "{\"tokens\": [0";
+    for (int t = 1; t < 24; ++t) prompts += ", " + std::to_string(2 + (i * 37 + t * 11) % 62);
+    prompts += "]}\n";
+  }
+  ms::test::write_file(dir + "/p.jsonl", prompts);
+  // The threshold written three ways ("rel:5.0", "rel:5", "rel:05") is stored as "rel:5".
+  three_ways(dir, dir + "/sink", "sinks", {"--prompts", dir + "/p.jsonl", "--epsilon", "0.25", "--hidden-threshold", "rel:5.0"},
+             "prompts = [\"p\"]\nepsilon = 0.25\nhidden_threshold = \"rel:5\"\n",
+             "prompts=" + dir + "/p.jsonl epsilon=0.25 hidden_threshold=rel:05",
+             "[[prompts]]\nname = \"p\"\npath = \"" + dir + "/p.jsonl\"\n");
+  EXPECT_NE(stored(dir + "/gui.db", "sinks").find("\"hidden_threshold\":\"rel:5\""), std::string::npos);
+}
+
+TEST(RunFronts, PatchingStoresTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-patch");
+  three_ways(dir, random_model(), "patch", {"--task", "induction", "--n", "6", "--seq-len", "5", "--seed", "3", "--what", "z"},
+             "task = \"induction\"\nn = 6\nseq_len = 5\nseed = 3\nwhat = \"z\"\n",
+             "task=induction n=6 seq_len=5 seed=3 what=z");
+}
+
+TEST(RunFronts, CircuitsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-circuit");
+  three_ways(dir, random_model(), "circuit",
+             {"--task", "induction", "--n", "6", "--seq-len", "5", "--seed", "3", "--method", "eap", "--top-n", "30", "--evaluate"},
+             "task = \"induction\"\nn = 6\nseq_len = 5\nseed = 3\nmethod = \"eap\"\ntop_n = 30\nevaluate = true\n",
+             "task=induction n=6 seq_len=5 seed=3 method=eap top_n=30 evaluate=true");
+}
+
+}  // namespace

@@ -1,0 +1,54 @@
+// launch_patch and launch_circuit: activation patching and circuit discovery as workbench tasks,
+// run and stored by run_patch / run_circuit (runs/patch_run.h, runs/circuit_run.h) exactly as
+// `mechscope patch` / `mechscope circuit` and batch jobs store them.
+#include "runs/circuit_run.h"
+#include "runs/patch_run.h"
+#include "views/analyses.h"
+#include "views/analyses_task.h"
+#include "views/workbench.h"
+
+namespace ms::views {
+namespace {
+
+// The parameters completed and checked against the spec and the open model; false (with the
+// error shown) when they do not pass.
+bool ready(Workbench& wb, const AnalysisSpec& spec, const char* title, nlohmann::json& params) {
+  auto model = wb.model();
+  if (!model) {
+    wb.show_error(title, "open a model first");
+    return false;
+  }
+  std::string param;
+  std::string e = complete_params(spec, kInGui, params, &model->config(), &param);
+  if (!e.empty()) wb.show_error(title, e);
+  return e.empty();
+}
+
+}  // namespace
+
+void launch_patch(Workbench& wb, const nlohmann::json& given) {
+  nlohmann::json params = given;
+  if (!ready(wb, patch_spec(), "Activation patching", params)) return;
+  auto model = wb.model();
+  const std::string command = reproduce_command(patch_spec(), params, {{"--model", wb.model_path()}});
+  start_run_task(wb, "activation patching (" + params["what"].get<std::string>() + ")", "cells", command,
+                 [model, params](RunSession& session) {
+    PatchRunOutcome r = run_patch(session, *model, params);
+    return r.cancelled ? std::string("cancelled") : "stored as run " + std::to_string(r.run_id);
+  });
+}
+
+void launch_circuit(Workbench& wb, const nlohmann::json& given) {
+  nlohmann::json params = given;
+  if (!ready(wb, circuit_spec(), "Circuit discovery", params)) return;
+  auto model = wb.model();
+  const std::string command = reproduce_command(circuit_spec(), params, {{"--model", wb.model_path()}});
+  start_run_task(wb, "circuit discovery (" + params["method"].get<std::string>() + ")", "steps", command,
+                 [model, params](RunSession& session) {
+    CircuitRunOutcome r = run_circuit(session, *model, params);
+    if (r.cancelled) return std::string("cancelled");
+    return "stored as run " + std::to_string(r.run_id) + ": " + std::to_string(r.run.circuit.edges.size()) + " edges";
+  });
+}
+
+}  // namespace ms::views
