@@ -6,6 +6,7 @@
 
 #include "core/io/prompts.h"
 #include "core/analysis/sinks/sinks.h"
+#include "core/tokenizer/token_label.h"
 #include "runs/analysis_runs.h"
 #include "views/workbench.h"
 
@@ -65,7 +66,7 @@ void launch_sinks(Workbench& wb, const SinksParams& params) {
         ctx.set_status("cancelled");
         return;
       }
-      RunResults res = sink_run_results(rep, texts, prompts, [&](int32_t id) { return token_display(*model, id); });
+      RunResults res = sink_run_results(rep, texts, prompts, [&](int32_t id) { return token_label(*model, id); });
       Status st = (*db)->finish_run(*run, res);
       if (!st) throw std::runtime_error(st.error().message);
     } catch (const std::exception& e) {
