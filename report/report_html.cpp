@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/tokenizer/token_label.h"
 #include "report/png.h"
 #include "report/report_common.h"
 
@@ -175,7 +176,7 @@ void inputs_section(std::string& s, const Bundle& b) {
     for (size_t i = 0; i < in.token_ids.size() && i < 512; ++i) {
       std::string label = i < in.tokens.size() ? in.tokens[i] : "";
       s += "<span class=\"tok\" title=\"id " + std::to_string(in.token_ids[i]) + "\">" +
-           esc(label.empty() ? "<" + std::to_string(in.token_ids[i]) + ">" : label) + "</span>";
+           esc(label.empty() ? token_id_label(in.token_ids[i]) : label) + "</span>";
     }
     if (in.token_ids.size() > 512) s += " ...";
     s += "</div></div>";

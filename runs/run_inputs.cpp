@@ -15,9 +15,4 @@ std::vector<int32_t> prompt_tokens(const Model& m, const PromptRecord& r) {
   return ids;
 }
 
-std::string run_token_label(const Model& m, int32_t id) {
-  if (m.tokenizer() && id >= 0 && id < m.tokenizer()->vocab_size()) return m.tokenizer()->token_text(id);
-  return "<" + std::to_string(id) + ">";
-}
-
 }  // namespace ms

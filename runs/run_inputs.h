@@ -9,13 +9,12 @@
 
 #include "core/io/prompts.h"
 #include "core/model/model.h"
+#include "core/tokenizer/token_label.h"  // token_label: the one label of a token id
 
 namespace ms {
 
 // The token ids of a prompt: its tokens when given, else its text encoded (with BOS etc.). Throws a
 // usage error when the text cannot be encoded (no tokenizer) or encodes to nothing.
 std::vector<int32_t> prompt_tokens(const Model& m, const PromptRecord& r);
-// A token as stored in a run's inputs and shown by the CLI: the tokenizer's text, else "<id>".
-std::string run_token_label(const Model& m, int32_t id);
 
 }  // namespace ms

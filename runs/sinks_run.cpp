@@ -52,7 +52,7 @@ RunResults sink_run_results(const SinkReport& rep, const std::vector<std::string
   RunResults res;
   for (size_t i = 0; i < prompts.size(); ++i) {
     InputRecord in{static_cast<int>(i), i < texts.size() ? texts[i] : std::string(), prompts[i], {}};
-    for (int32_t id : prompts[i]) in.tokens.push_back(run_token_label(m, id));
+    for (int32_t id : prompts[i]) in.tokens.push_back(token_label(m, id));
     res.inputs.push_back(std::move(in));
   }
   res.scores.push_back(head_scores_from_tensor("sink_rate", rep.head_sink_rate));

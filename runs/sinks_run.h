@@ -29,7 +29,7 @@ struct SinksRunOutcome {
 SinksRunOutcome run_sinks(RunSession& session, const Model& m, const std::vector<PromptRecord>& records,
                           nlohmann::json params);
 
-// The results run_sinks stores (the report on the prompts, labelled by run_token_label).
+// The results run_sinks stores (the report on the prompts, labelled by token_label).
 RunResults sink_run_results(const SinkReport& rep, const std::vector<std::string>& texts,
                             const std::vector<std::vector<int32_t>>& prompts, const Model& m);
 

@@ -85,7 +85,7 @@ nlohmann::json task_counts(const TaskPairs& t) {
 
 std::vector<std::string> first_prompt_labels(const Model& m, const TaskPairs& t) {
   std::vector<std::string> out;
-  for (int64_t j = 0; j < t.seq_len(); ++j) out.push_back(run_token_label(m, static_cast<int32_t>(t.clean[0][j].item<int64_t>())));
+  for (int64_t j = 0; j < t.seq_len(); ++j) out.push_back(token_label(m, static_cast<int32_t>(t.clean[0][j].item<int64_t>())));
   return out;
 }
 
@@ -97,7 +97,7 @@ void add_task_results(const Model& m, const TaskPairs& t, RunResults& res) {
     for (int64_t j = 0; j <= t.answer_pos[static_cast<size_t>(i)]; ++j) {
       int32_t id = static_cast<int32_t>(t.clean[i][j].item<int64_t>());
       in.token_ids.push_back(id);
-      in.tokens.push_back(run_token_label(m, id));
+      in.tokens.push_back(token_label(m, id));
     }
     res.inputs.push_back(std::move(in));
   }

@@ -1,5 +1,6 @@
-// compute_forward: one hooked forward pass that records patterns (attention observer), the
-// residual stream after every layer (logit lens) and the next-token distribution.
+// compute_forward: one forward pass that records the patterns shown (attention observer), the
+// streaming attention statistics (alpha_k), the logit lens and the next-token distribution, and an
+// optional second pass with heads ablated or calibrated. Every number comes from core.
 #include "views/forward_result.h"
 
 #include <ATen/ATen.h>
@@ -10,8 +11,13 @@
 #include <limits>
 #include <sstream>
 
-#include "core/attention/attention_observer.h"
+#include "core/analysis/heads/head_ablation.h"
+#include "core/analysis/lens/logit_lens.h"
+#include "core/analysis/sinks/hidden_sinks.h"
 #include "core/analysis/sinks/sinks.h"
+#include "core/attention/attention_stats.h"
+#include "core/attention/observer_chain.h"
+#include "core/tokenizer/token_label.h"
 
 namespace ms::views {
 
@@ -28,13 +34,13 @@ std::shared_ptr<const PreparedHeatmap> ForwardResult::prepared_heatmap(int64_t l
 }
 
 namespace {
-// Copies the blocks of the wanted heads into full [query, key] matrices and sums attention on
-// key 0 for every head.
+// Copies the blocks of the wanted heads into full [query, key] matrices for display (masked and
+// future keys stay NaN).
 class PatternRecorder : public AttentionObserver {
  public:
   PatternRecorder(int64_t n_layers, int64_t n_heads, int64_t n_pos, bool keep_all, int64_t keep_layer,
                   int64_t keep_head)
-      : m_L(n_layers), m_H(n_heads), m_T(n_pos), m_sum0(n_layers * n_heads, 0.0) {
+      : m_H(n_heads), m_T(n_pos) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     m_patterns.resize(static_cast<size_t>(n_layers * n_heads));
     for (int64_t l = 0; l < n_layers; ++l)
@@ -42,19 +48,17 @@ class PatternRecorder : public AttentionObserver {
         if (keep_all || (l == keep_layer && h == keep_head))
           m_patterns[l * n_heads + h] = std::make_shared<std::vector<float>>(n_pos * n_pos, nan);
   }
+  bool wants_layer(int64_t layer) const override {
+    for (int64_t h = 0; h < m_H; ++h)
+      if (m_patterns[layer * m_H + h]) return true;
+    return false;
+  }
   void on_block(AttentionBlock& b) override {
-    at::Tensor p = b.pattern.select(0, 0).to(at::kFloat).contiguous();  // (H, nq, nk)
-    at::Tensor vis = visible_keys(b);                                     // (nq, nk)
-    at::Tensor col0;
-    if (b.k_begin == 0) col0 = p.select(2, 0).to(at::kDouble).sum(1);    // (H)
+    at::Tensor p = b.pattern.select(0, 0).to(at::kCPU, at::kFloat).contiguous();  // (H, nq, nk)
+    at::Tensor vis = visible_keys(b).to(at::kCPU).contiguous();                   // (nq, nk)
     const float* pp = p.data_ptr<float>();
-    const bool* vv = vis.to(at::kBool).contiguous().data_ptr<bool>();
+    const bool* vv = vis.data_ptr<bool>();
     for (int64_t h = 0; h < m_H; ++h) {
-      if (col0.defined()) {
-        double s = col0[h].item<double>();
-        if (b.q_begin == 0) s -= pp[(h * b.n_queries) * b.n_keys];  // query 0 sees only itself
-        m_sum0[b.layer * m_H + h] += s;
-      }
       auto& dst = m_patterns[b.layer * m_H + h];
       if (!dst) continue;
       for (int64_t i = 0; i < b.n_queries; ++i) {
@@ -65,27 +69,78 @@ class PatternRecorder : public AttentionObserver {
       }
     }
   }
-  int64_t m_L, m_H, m_T;
-  std::vector<double> m_sum0;
+  int64_t m_H, m_T;
   std::vector<std::shared_ptr<std::vector<float>>> m_patterns;
 };
 
-at::Tensor final_norm(const Model& model, const at::Tensor& x) {
+std::vector<HeadRef> head_refs(const std::vector<std::pair<int, int>>& heads) {
+  std::vector<HeadRef> out;
+  for (auto [l, h] : heads) out.push_back({l, h});
+  return out;
+}
+
+std::vector<Prediction> top_predictions(const Model& model, const at::Tensor& probs, int k) {
+  std::vector<Prediction> out;
+  auto [pv, pi] = probs.topk(k);
+  for (int i = 0; i < k; ++i) {
+    Prediction p;
+    p.id = static_cast<int32_t>(pi[i].item<int64_t>());
+    p.prob = pv[i].item<double>();
+    p.token = token_label(model, p.id);
+    out.push_back(p);
+  }
+  return out;
+}
+
+void fill_lens(const Model& model, const LogitLens& lens, ForwardResult& r) {
+  r.lens_positions = r.n_pos;
+  for (int64_t l = 0; l < r.n_layers; ++l) {
+    if (!lens.residual(l).defined()) continue;
+    LogitLens::Top1 top = lens.top1(lens.residual(l));
+    const float* pv = top.probs.data_ptr<float>();
+    const int64_t* pi = top.ids.data_ptr<int64_t>();
+    for (int64_t t = 0; t < r.n_pos; ++t) {
+      LensCell cell;
+      cell.id = static_cast<int32_t>(pi[t]);
+      cell.prob = pv[t];
+      cell.token = token_label(model, cell.id);
+      r.lens.push_back(cell);
+    }
+  }
+}
+
+// The second pass: the chosen heads ablated (core/analysis/heads/head_ablation.h) and/or
+// calibrated on their hidden sinks (ACT, core/analysis/sinks/sinks.h) found from this prompt's
+// alpha_k (AttentionStats, the sinks analysis' own path).
+void intervene(const Model& model, const ForwardRequest& req, const at::Tensor& alpha, int k, ForwardResult& r) {
   const ModelConfig& c = model.config();
-  const ModelWeights& w = model.weights();
-  at::Tensor xf = x.to(at::kFloat);
-  if (c.norm == NormKind::kLayerNorm)
-    return at::layer_norm(xf, {c.d_model}, w.ln_f_w.defined() ? w.ln_f_w.to(at::kCPU).to(at::kFloat) : at::Tensor(),
-                          w.ln_f_b.defined() ? w.ln_f_b.to(at::kCPU).to(at::kFloat) : at::Tensor(), c.norm_eps);
-  at::Tensor y = xf * at::rsqrt(xf.pow(2).mean(-1, true) + c.norm_eps);
-  return w.ln_f_w.defined() ? y * w.ln_f_w.to(at::kCPU).to(at::kFloat) : y;
+  std::vector<HeadRef> ablate = head_refs(req.ablate), heads = head_refs(req.calibrate);
+  HookRegistry ab;
+  add_head_ablation(ab, c, ablate);
+  for (const HeadRef& h : ablate) r.intervention += (r.intervention.empty() ? "" : "; ") + std::string("ablated ") + h.name();
+  for (const HeadRef& h : heads) {
+    if (h.layer < 0 || h.head < 0 || h.layer >= c.n_layers || h.head >= c.n_heads)
+      fail_input("calibrate: no head " + h.name());
+    r.intervention += (r.intervention.empty() ? "" : "; ") + std::string("calibrated ") + h.name();
+  }
+  std::vector<int64_t> sinks = hidden_sink_positions(alpha, heads, req.calibrate_threshold);
+  if (!heads.empty()) {
+    std::string at_pos;
+    for (int64_t s : sinks) at_pos += (at_pos.empty() ? "" : ",") + std::to_string(s);
+    r.intervention += " (beta " + std::to_string(req.beta).substr(0, 4) + ", hidden sinks at " +
+                      (at_pos.empty() ? std::string("none") : at_pos) + ")";
+  }
+  SinkCalibration calib(heads, sinks, req.beta);
+  ForwardOptions ao;
+  ao.hooks = ablate.empty() ? nullptr : &ab;
+  ao.attention = heads.empty() ? nullptr : &calib;
+  ao.last_logits_only = true;
+  at::Tensor ap = at::softmax(model.forward(model.tokens_tensor(req.ids), ao).reshape({-1}).to(at::kFloat), 0);
+  r.ablated = req.ablate;
+  for (const Prediction& p : r.top) r.top_prob_ablated.push_back(ap[p.id].item<double>());
+  r.top_ablated = top_predictions(model, ap, k);
 }
 }  // namespace
-
-std::string token_display(const Model& model, int32_t id) {
-  if (model.tokenizer()) return model.tokenizer()->token_text(id);
-  return "#" + std::to_string(id);
-}
 
 std::vector<int32_t> prompt_ids(const Model& model, const std::string& text) {
   if (model.tokenizer()) return model.tokenizer()->encode(text, true);
@@ -115,118 +170,35 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   r.n_layers = c.n_layers;
   r.n_heads = c.n_heads;
   r.n_pos = static_cast<int64_t>(req.ids.size());
-  for (int32_t id : req.ids) r.tokens.push_back(token_display(model, id));
+  for (int32_t id : req.ids) r.tokens.push_back(token_label(model, id));
   bool keep_all = c.n_layers * c.n_heads * r.n_pos * r.n_pos <= req.max_full_floats;
   PatternRecorder rec(c.n_layers, c.n_heads, r.n_pos, keep_all, req.keep_layer, req.keep_head);
+  AttentionStats stats(c.n_layers, c.n_heads, 1, r.n_pos, AttentionStatsOptions{false});
+  ObserverChain observers({&rec, &stats});
 
-  bool lens = req.lens && r.n_pos <= req.max_lens_positions;
-  std::vector<at::Tensor> resid(static_cast<size_t>(c.n_layers));
+  const bool lens_on = req.lens && r.n_pos <= req.max_lens_positions;
+  LogitLens lens(model);
   HookRegistry hooks;
-  if (lens)
-    hooks.add_forward("blocks.*.hook_resid_post", [&](const at::Tensor& act, const HookContext& ctx) {
-      resid[static_cast<size_t>(ctx.layer)] = act.detach().select(0, 0).to(at::kCPU);  // (pos, d_model)
-      return at::Tensor();
-    });
+  if (lens_on) lens.attach(hooks);
   ForwardOptions opts;
-  opts.attention = &rec;
-  opts.hooks = lens ? &hooks : nullptr;
+  opts.attention = &observers;
+  opts.hooks = lens_on ? &hooks : nullptr;
   opts.last_logits_only = true;
   at::NoGradGuard no_grad;
   at::Tensor logits = model.forward(model.tokens_tensor(req.ids), opts);  // (1, 1, d_vocab)
   at::Tensor probs = at::softmax(logits.reshape({-1}).to(at::kFloat), 0);
-  int k = std::min<int>(req.top_k, static_cast<int>(probs.size(0)));
-  auto [pv, pi] = probs.topk(k);
-  for (int i = 0; i < k; ++i) {
-    Prediction p;
-    p.id = static_cast<int32_t>(pi[i].item<int64_t>());
-    p.prob = pv[i].item<double>();
-    p.token = token_display(model, p.id);
-    r.top.push_back(p);
-  }
+  const int k = std::min<int>(req.top_k, static_cast<int>(probs.size(0)));
+  r.top = top_predictions(model, probs, k);
   for (auto& p : rec.m_patterns) {
     r.patterns.push_back(p);
     bool big = p && r.n_pos > 256;
     r.prepared.push_back(big ? prepare_heatmap(p->data(), int(r.n_pos), int(r.n_pos)) : nullptr);
   }
-  r.first_mass.resize(rec.m_sum0.size());
-  for (size_t i = 0; i < rec.m_sum0.size(); ++i)
-    r.first_mass[i] = r.n_pos > 1 ? rec.m_sum0[i] / double(r.n_pos - 1) : 1.0;
-
-  if (lens) {
-    const ModelWeights& w = model.weights();
-    at::Tensor wu = w.w_u.to(at::kCPU).to(at::kFloat);
-    r.lens_positions = r.n_pos;
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      if (!resid[l].defined()) continue;
-      at::Tensor lg = at::matmul(final_norm(model, resid[l]), wu.t());  // (pos, d_vocab)
-      if (w.b_u.defined()) lg = lg + w.b_u.to(at::kCPU).to(at::kFloat);
-      auto [mv, mi] = at::softmax(lg, -1).max(-1);
-      at::Tensor mvc = mv.contiguous(), mic = mi.contiguous();
-      const float* pv = mvc.data_ptr<float>();
-      const int64_t* pi = mic.data_ptr<int64_t>();
-      for (int64_t t = 0; t < r.n_pos; ++t) {
-        LensCell cell;
-        cell.id = static_cast<int32_t>(pi[t]);
-        cell.prob = pv[t];
-        cell.token = token_display(model, cell.id);
-        r.lens.push_back(cell);
-      }
-    }
-  }
-  if (!req.ablate.empty() || !req.calibrate.empty()) {
-    HookRegistry ab;
-    auto head_name = [](int l, int h) { return std::to_string(l) + "." + std::to_string(h); };
-    for (auto [l, h] : req.ablate) {
-      if (l < 0 || h < 0 || l >= c.n_layers || h >= c.n_heads) fail_input("ablate: no head " + head_name(l, h));
-      int head = h;
-      ab.add_forward("blocks." + std::to_string(l) + ".attn.hook_z", [head](const at::Tensor& z, const HookContext&) {
-        at::Tensor out = z.clone();  // (batch, pos, n_heads, d_head)
-        out.select(2, head).zero_();
-        return out;
-      });
-      r.intervention += (r.intervention.empty() ? "" : "; ") + std::string("ablated ") + head_name(l, h);
-    }
-    // Hidden sinks of the calibrated heads, from their patterns in this pass: alpha_k, the mean
-    // attention key k gets from the queries that see it (Gu et al.), above the threshold.
-    std::vector<HeadRef> heads;
-    std::vector<int64_t> sinks;
-    for (auto [l, h] : req.calibrate) {
-      if (l < 0 || h < 0 || l >= c.n_layers || h >= c.n_heads) fail_input("calibrate: no head " + head_name(l, h));
-      auto pat = r.pattern(l, h);
-      if (!pat) fail_input("calibrate: head " + head_name(l, h) + "'s pattern is not kept for a prompt this long");
-      heads.push_back({l, h});
-      for (int64_t k = 1; k < r.n_pos; ++k) {
-        double sum = 0;
-        for (int64_t q = k; q < r.n_pos; ++q) sum += (*pat)[q * r.n_pos + k];
-        if (sum / double(r.n_pos - k) > req.calibrate_threshold && std::find(sinks.begin(), sinks.end(), k) == sinks.end())
-          sinks.push_back(k);
-      }
-      r.intervention += (r.intervention.empty() ? "" : "; ") + std::string("calibrated ") + head_name(l, h);
-    }
-    std::sort(sinks.begin(), sinks.end());
-    if (!req.calibrate.empty()) {
-      std::string at_pos;
-      for (int64_t k : sinks) at_pos += (at_pos.empty() ? "" : ",") + std::to_string(k);
-      r.intervention += " (beta " + std::to_string(req.beta).substr(0, 4) + ", hidden sinks at " +
-                        (at_pos.empty() ? std::string("none") : at_pos) + ")";
-    }
-    SinkCalibration calib(heads, sinks, req.beta);
-    ForwardOptions ao;
-    ao.hooks = req.ablate.empty() ? nullptr : &ab;
-    ao.attention = heads.empty() ? nullptr : &calib;
-    ao.last_logits_only = true;
-    at::Tensor ap = at::softmax(model.forward(model.tokens_tensor(req.ids), ao).reshape({-1}).to(at::kFloat), 0);
-    r.ablated = req.ablate;
-    for (const Prediction& p : r.top) r.top_prob_ablated.push_back(ap[p.id].item<double>());
-    auto [av, ai] = ap.topk(k);
-    for (int i = 0; i < k; ++i) {
-      Prediction p;
-      p.id = static_cast<int32_t>(ai[i].item<int64_t>());
-      p.prob = av[i].item<double>();
-      p.token = token_display(model, p.id);
-      r.top_ablated.push_back(p);
-    }
-  }
+  at::Tensor alpha = stats.alpha().select(1, 0);  // (layer, head, key)
+  at::Tensor a0 = alpha.select(-1, 0).to(at::kDouble).contiguous().view(-1);
+  r.alpha0.assign(a0.data_ptr<double>(), a0.data_ptr<double>() + a0.numel());
+  if (lens_on) fill_lens(model, lens, r);
+  if (!req.ablate.empty() || !req.calibrate.empty()) intervene(model, req, alpha, k, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

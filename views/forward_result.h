@@ -37,7 +37,9 @@ struct ForwardResult {
   // tokens; null otherwise: the widget builds small ones itself).
   std::vector<std::shared_ptr<const PreparedHeatmap>> prepared;
   std::shared_ptr<const PreparedHeatmap> prepared_heatmap(int64_t layer, int64_t head) const;
-  std::vector<double> first_mass;    // per head: mean attention of queries 1.. on key 0
+  // Per head (layer * n_heads + head): alpha_0, the mean attention on the first token over the
+  // queries that see it, query 0 included (Gu et al.; the sinks analysis' alpha0, AttentionStats).
+  std::vector<double> alpha0;
   std::vector<LensCell> lens;        // logit lens, n_layers x n_pos (empty for long prompts)
   int64_t lens_positions = 0;
   // With an intervention (ablated and/or calibrated heads): the same predictions' probabilities
@@ -70,7 +72,6 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req);
 // Token ids of a prompt: through the tokenizer when the model has one (BOS as configured), else
 // the text is a list of ids ("0 5 9" or "0,5,9"); throws InputError naming the bad item.
 std::vector<int32_t> prompt_ids(const Model& model, const std::string& text);
-// A token as shown on chips and axes.
-std::string token_display(const Model& model, int32_t id);
+// Tokens are shown with ms::token_label (core/tokenizer/token_label.h), as the CLI stores them.
 
 }  // namespace ms::views

@@ -1,5 +1,5 @@
 // Head grid window: layer x head heatmap of a per-head metric, either from the current prompt
-// (attention on the first token) or any metric of a stored run; click a head to open its attention.
+// (alpha0, attention on the first token, from core) or any metric of a stored run; click a head to open its attention.
 #include <imgui.h>
 
 #include <algorithm>
@@ -52,11 +52,11 @@ class HeadGridView : public View {
     std::vector<const MetricSource*> sources;
     MetricSource current;
     if (const auto& f = m_wb.forward()) {
-      current.label = "this prompt: attention on the first token";
-      current.scores.metric = "first_token_mass";
+      current.label = "this prompt: alpha0 (attention on the first token)";
+      current.scores.metric = "alpha0";
       current.scores.n_layers = static_cast<int>(f->n_layers);
       current.scores.n_heads = static_cast<int>(f->n_heads);
-      current.scores.values = f->first_mass;
+      current.scores.values = f->alpha0;
       sources.push_back(&current);
     }
     for (const auto& s : m_stored) sources.push_back(&s);

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include "core/tokenizer/token_label.h"
+
 namespace ms::app {
 
 void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required) {
@@ -77,6 +79,7 @@ void set_command_line(int argc, char** argv) {
   if (!command_line_store().empty()) command_line_store()[0] = "mechscope";
 }
 
-std::string token_label(const Model& m, int32_t id) { return run_token_label(m, id); }
+// The one token label lives in core (core/tokenizer/token_label.h); this name keeps the commands' calls.
+std::string token_label(const Model& m, int32_t id) { return ms::token_label(m, id); }
 
 }  // namespace ms::app

@@ -3,15 +3,13 @@
 
 #include <ATen/ATen.h>
 
+#include "core/attention/visibility.h"
+
 namespace ms {
 
 at::Tensor visible_keys(const AttentionBlock& b) {
-  auto lopts = at::TensorOptions().dtype(at::kLong).device(b.pattern.defined() ? b.pattern.device() : at::kCPU);
-  at::Tensor q = at::arange(b.q_begin, b.q_begin + b.n_queries, lopts).unsqueeze(1);
-  at::Tensor k = at::arange(b.k_begin, b.k_begin + b.n_keys, lopts).unsqueeze(0);
-  at::Tensor d = q - k;
-  at::Tensor vis = d >= 0;
-  return b.sliding_window > 0 ? vis.logical_and(d < b.sliding_window) : vis;
+  return visibility_mask(b.q_begin, b.n_queries, b.k_begin, b.n_keys, b.sliding_window,
+                         b.pattern.defined() ? b.pattern.device() : c10::Device(c10::kCPU));
 }
 
 AttentionStats::AttentionStats(int64_t n_layers, int64_t n_heads, int64_t batch, int64_t positions,

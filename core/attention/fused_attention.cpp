@@ -1,6 +1,7 @@
 // Fused attention on the CPU: tiling, the online softmax and the threading; the inner loops are
 // the tile kernels of core/attention/tile_kernels.h.
 #include "core/attention/fused_attention.h"
+#include "core/attention/visibility.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -98,14 +99,14 @@ void tile_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh,
   std::fill(s.ent.begin(), s.ent.begin() + rows, 0.0f);
   std::fill(s.best.begin(), s.best.begin() + rows, kNegInf);
   std::fill(s.best_k.begin(), s.best_k.begin() + rows, int64_t(-1));
-  const int64_t k_lo = p.W > 0 ? std::max<int64_t>(0, qa0 - p.W + 1) : 0, k_hi = qa1 + 1;
+  const int64_t k_lo = first_visible_key(qa0, p.W), k_hi = qa1 + 1;
   for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
     load_kv(p, b, kvh, k0, nk, nkp, s);
     kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, s.s.data(), nkp, rows, p.dh, nkp, false);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t qa = qa0 + r % nq, h = kvh * p.G + r / nq;
-      const int64_t jhi = std::min(nk, qa - k0 + 1), jlo = p.W > 0 ? std::max<int64_t>(0, qa - p.W + 1 - k0) : 0;
+      const int64_t jhi = std::min(nk, qa - k0 + 1), jlo = std::max<int64_t>(0, first_visible_key(qa, p.W) - k0);
       if (jhi <= jlo) continue;
       const float* row = s.s.data() + r * nkp;
       const float m = s.m[r], inv_l = 1.0f / s.l[r], log_l = std::log(s.l[r]);
@@ -145,7 +146,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
   std::fill(s.m.begin(), s.m.begin() + rows, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
   std::fill(s.acc.begin(), s.acc.begin() + rows * p.dhp, 0.0f);
-  const int64_t k_lo = p.W > 0 ? std::max<int64_t>(0, qa0 - p.W + 1) : 0, k_hi = qa1 + 1;
+  const int64_t k_lo = first_visible_key(qa0, p.W), k_hi = qa1 + 1;
   for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
     load_kv(p, b, kvh, k0, nk, nkp, s);
@@ -154,7 +155,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
       // Row r's visible keys in this tile form one interval: causal, and the window behind it.
       const int64_t qa = qa0 + r % nq;
       const int64_t jhi = std::min(nk, qa - k0 + 1);
-      const int64_t jlo = p.W > 0 ? std::max<int64_t>(0, qa - p.W + 1 - k0) : 0;
+      const int64_t jlo = std::max<int64_t>(0, first_visible_key(qa, p.W) - k0);
       softmax_step(kn, s.s.data() + r * nkp, nk, jlo, jhi, s.m[r], s.l[r], s.acc.data() + r * p.dhp, p.dhp);
     }
     kn.gemm(s.s.data(), nkp, s.v.data(), p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "core/attention/fused_attention.h"
+#include "core/attention/visibility.h"
 #include "core/model/model.h"
+#include "core/model/norm.h"
 #include "core/model/rope.h"
 
 namespace ms {
@@ -45,27 +47,10 @@ class ForwardPass {
 
 at::Tensor ForwardPass::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                              int scale_id, int normalized_id) const {
-  const bool hooked = m_hooks.live(scale_id) || m_hooks.live(normalized_id);
-  if (m_cfg.norm == NormKind::kLayerNorm) {
-    if (!hooked) return at::layer_norm(x, {m_cfg.d_model}, w, b, m_cfg.norm_eps);
-    at::Tensor xf = x.to(at::kFloat);
-    at::Tensor xc = xf - xf.mean(-1, true);
-    at::Tensor scale = hp(m_hooks, scale_id, (xc.pow(2).mean(-1, true) + m_cfg.norm_eps).sqrt());
-    at::Tensor out = xc / scale * w.to(at::kFloat);
-    if (b.defined()) out = out + b.to(at::kFloat);
-    return hp(m_hooks, normalized_id, out).to(x.scalar_type());
-  }
-  // RMSNorm in float32 (Hugging Face LlamaRMSNorm), the weight applied in the compute dtype.
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor var = xf.pow(2).mean(-1, true);
-  at::Tensor normalized;
-  if (!hooked) {
-    normalized = xf * at::rsqrt(var + m_cfg.norm_eps);
-  } else {
-    at::Tensor scale = hp(m_hooks, scale_id, (var + m_cfg.norm_eps).sqrt());
-    normalized = hp(m_hooks, normalized_id, xf / scale);
-  }
-  return w * normalized.to(x.scalar_type());
+  if (!m_hooks.live(scale_id) && !m_hooks.live(normalized_id)) return apply_norm(m_cfg, x, w, b);
+  NormTaps taps{[&](const at::Tensor& t) { return hp(m_hooks, scale_id, t); },
+                [&](const at::Tensor& t) { return hp(m_hooks, normalized_id, t); }};
+  return apply_norm(m_cfg, x, w, b, &taps);
 }
 
 at::Tensor ForwardPass::activation(const at::Tensor& x) const {
@@ -139,20 +124,14 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     const int64_t tb = std::min(blk, T - t0);
     // Keys this block can see: causal up to its last query, and the sliding window.
     const int64_t k_end = P + t0 + tb;
-    int64_t k_begin = 0;
-    if (m_cfg.sliding_window > 0 && !full)
-      k_begin = std::max<int64_t>(0, P + t0 - m_cfg.sliding_window + 1);
+    const int64_t k_begin = full ? 0 : first_visible_key(P + t0, m_cfg.sliding_window);
     const int64_t nk = k_end - k_begin;
     at::Tensor qb = qg.narrow(3, t0, tb).reshape({B, KV, G * tb, dh});
     at::Tensor kb = kh.narrow(2, k_begin, nk), vb = vh.narrow(2, k_begin, nk);
     at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).to(at::kFloat);  // (B, KV, G*tb, nk)
     // Additive mask: -inf where query P+t0+i may not see key k_begin+j (future, or outside the
     // sliding window), else 0; one pass over the scores.
-    at::Tensor qpos = at::arange(P + t0, P + t0 + tb, at::TensorOptions().dtype(at::kLong).device(q.device()));
-    at::Tensor kpos = at::arange(k_begin, k_end, at::TensorOptions().dtype(at::kLong).device(q.device()));
-    at::Tensor diff = qpos.unsqueeze(1) - kpos.unsqueeze(0);  // (tb, nk)
-    at::Tensor masked = diff < 0;
-    if (m_cfg.sliding_window > 0) masked = masked.logical_or(diff >= m_cfg.sliding_window);
+    at::Tensor masked = visibility_mask(P + t0, tb, k_begin, nk, m_cfg.sliding_window, q.device()).logical_not_();
     at::Tensor bias = at::zeros({tb, nk}, scores.options()).masked_fill_(masked, -std::numeric_limits<float>::infinity());
     scores = scores.view({B, KV, G, tb, nk}).add_(bias);
     at::Tensor pattern;

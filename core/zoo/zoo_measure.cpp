@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/analysis/heads/head_ablation.h"
 #include "core/analysis/heads/head_detectors.h"
 #include "hooks/activation_cache.h"
 
@@ -26,12 +27,7 @@ at::Tensor run_episodes(const Model& model, const at::Tensor& tokens, const std:
                         std::vector<at::Tensor>* top_key) {
   at::NoGradGuard no_grad;
   HookRegistry hooks;
-  for (int64_t l = 0; l < model.config().n_layers; ++l) {
-    Selection sel;
-    for (const HeadRef& h : ablated)
-      if (h.layer == l) sel.heads.push_back(h.head);
-    if (!sel.heads.empty()) hooks.add_forward("blocks." + std::to_string(l) + ".attn.hook_z", zero_ablate_hook(sel));
-  }
+  add_head_ablation(hooks, model.config(), ablated);
   if (top_key) {
     top_key->assign(static_cast<size_t>(model.config().n_layers), at::Tensor());
     hooks.add_forward("blocks.*.attn.hook_pattern", [top_key](const at::Tensor& a, const HookContext& ctx) {

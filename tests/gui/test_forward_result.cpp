@@ -1,13 +1,21 @@
-// The workbench's forward pass (views/forward_result.h) on the constructed sink model: first-token
-// mass per head against the heads planted by construction, the logit lens's last layer against
-// the model's own prediction, and head ablation (hook_z zeroed) against the same head removed
-// from the weights (w_o columns zeroed) in a separate model.
+// The workbench's forward pass (views/forward_result.h) on the constructed sink model: alpha0 per
+// head against the heads planted by construction, the logit lens's last layer against the model's
+// own prediction, head ablation (hook_z zeroed) against the same head removed from the weights
+// (w_o columns zeroed) in a separate model; and, on a sliding-window Mistral, alpha0 and the
+// hidden sinks against a brute-force reference from the full patterns and the sinks analysis.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
 #include "core/analysis/sinks/sinks.h"
 #include "core/zoo/zoo_construct.h"
+#include "core/attention/visibility.h"
+#include "hooks/activation_cache.h"
+#include "tests/support/tiny_models.h"
 #include "views/forward_result.h"
 
 namespace {
@@ -25,16 +33,16 @@ std::unique_ptr<Model> sink_model(ConstructedModel* keep = nullptr) {
   return std::move(m.value());
 }
 
-TEST(ForwardResult, FirstTokenMassFindsThePlantedSinkHeads) {
+TEST(ForwardResult, Alpha0FindsThePlantedSinkHeads) {
   auto m = sink_model();
   ForwardRequest req;
   req.ids = kIds;
   ForwardResult r = compute_forward(*m, req);
-  ASSERT_EQ(r.first_mass.size(), 8u);
+  ASSERT_EQ(r.alpha0.size(), 8u);
   for (int l = 0; l < 2; ++l)
     for (int h = 0; h < 4; ++h) {
       bool sink = (l == 0 && h == 1) || (l == 1 && h == 0) || (l == 1 && h == 3);
-      double v = r.first_mass[l * 4 + h];
+      double v = r.alpha0[l * 4 + h];
       if (sink) EXPECT_GT(v, 0.9) << l << "." << h;
       else EXPECT_LT(v, 0.3) << l << "." << h;
     }
@@ -121,6 +129,90 @@ TEST(ForwardResult, CalibrationFindsThePlantedHiddenSinksAndMatchesACT) {
   req.beta = 1.0;
   ForwardResult same = compute_forward(*m, req);
   for (size_t i = 0; i < same.top.size(); ++i) EXPECT_NEAR(same.top_prob_ablated[i], same.top[i].prob, 1e-6);
+}
+
+// alpha_k of every (layer, head, key) from the materialised patterns: the mean of A[i, k] over the
+// queries i that see key k (visibility.h's scalar rule), in float64.
+std::vector<double> brute_force_alpha(const Model& m, const std::vector<int32_t>& ids) {
+  const ModelConfig& c = m.config();
+  HookRegistry reg;
+  ActivationCache cache;
+  reg.add_forward("blocks.*.attn.hook_pattern", cache_hook(cache));
+  ForwardOptions fo;
+  fo.hooks = &reg;
+  m.forward(m.tokens_tensor(ids), fo);
+  const int64_t T = static_cast<int64_t>(ids.size());
+  std::vector<double> out;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    at::Tensor a = cache["blocks." + std::to_string(l) + ".attn.hook_pattern"][0].to(at::kDouble);  // (H, T, T)
+    for (int64_t h = 0; h < c.n_heads; ++h)
+      for (int64_t k = 0; k < T; ++k) {
+        double sum = 0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < T; ++i)
+          if (key_visible(i, k, c.sliding_window)) {
+            sum += a[h][i][k].item<double>();
+            ++n;
+          }
+        out.push_back(sum / static_cast<double>(n));
+      }
+  }
+  return out;
+}
+
+TEST(ForwardResult, SlidingWindowAlphaEqualsTheSinksAnalysis) {
+  auto m = test::tiny_model("mistral", 3);  // window 3, 3 layers x 4 heads
+  const ModelConfig& c = m->config();
+  ASSERT_GT(c.sliding_window, 0);
+  std::vector<int32_t> ids = {3, 17, 4, 9, 22, 31, 8, 4, 40, 12, 5, 27};
+  const int64_t T = static_cast<int64_t>(ids.size());
+  ASSERT_GT(T, 3 * c.sliding_window);
+  std::vector<double> ref = brute_force_alpha(*m, ids);
+  // Hidden sinks of two heads at a threshold half-way between two neighbouring reference values,
+  // so that rounding cannot move a key across it.
+  std::vector<double> vals;
+  for (int64_t hh : {int64_t(0), int64_t(c.n_heads + 1)})  // heads 0.0 and 1.1
+    for (int64_t k = 1; k < T; ++k) vals.push_back(ref[hh * T + k]);
+  std::sort(vals.begin(), vals.end());
+  double thr = -1;
+  for (size_t i = vals.size() / 2; i + 1 < vals.size() && thr < 0; ++i)
+    if (vals[i + 1] - vals[i] > 1e-4) thr = 0.5 * (vals[i] + vals[i + 1]);
+  ASSERT_GT(thr, 0);
+  std::string expect;
+  for (int64_t k = 1; k < T; ++k)
+    if (ref[k] > thr || ref[(c.n_heads + 1) * T + k] > thr) expect += (expect.empty() ? "" : ",") + std::to_string(k);
+
+  ForwardRequest req;
+  req.ids = ids;
+  req.calibrate = {{0, 0}, {1, 1}};
+  req.calibrate_threshold = thr;
+  ForwardResult r = compute_forward(*m, req);
+  SinkOptions so;
+  so.hidden_threshold = thr;
+  SinkReport sinks = analyze_sinks(*m, {ids}, so);
+  ASSERT_EQ(r.alpha0.size(), static_cast<size_t>(c.n_layers * c.n_heads));
+  double worst_ref = 0, worst_sinks = 0;
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      double a0 = r.alpha0[static_cast<size_t>(l * c.n_heads + h)];
+      worst_ref = std::max(worst_ref, std::abs(a0 - ref[(l * c.n_heads + h) * T]));
+      worst_sinks = std::max(worst_sinks, std::abs(a0 - sinks.head_alpha0[l][h].item<double>()));
+    }
+  std::printf("alpha0: max |gui - brute force| = %.3g, max |gui - sinks| = %.3g\n", worst_ref, worst_sinks);
+  EXPECT_LT(worst_ref, 1e-6);  // float32 sums of at most 3 terms
+  EXPECT_EQ(worst_sinks, 0.0);  // the same streaming statistics on the same blocks
+  // Query 0 gives key 0 all its attention and only the window's 3 queries see key 0, so alpha0 is
+  // at least 1/3; the old workbench mean over queries 1..T-1 was at most 2/11 here.
+  for (double a0 : r.alpha0) EXPECT_GE(a0, 1.0 / 3.0 - 1e-6);
+  EXPECT_NE(r.intervention.find("hidden sinks at " + (expect.empty() ? std::string("none") : expect) + ")"),
+            std::string::npos)
+      << r.intervention << " (expected " << expect << ")";
+  std::string from_sinks;
+  std::set<int64_t> seen;
+  for (const HiddenSink& hs : sinks.hidden)
+    if ((hs.layer == 0 && hs.head == 0) || (hs.layer == 1 && hs.head == 1)) seen.insert(hs.position);
+  for (int64_t k : seen) from_sinks += (from_sinks.empty() ? "" : ",") + std::to_string(k);
+  EXPECT_EQ(from_sinks, expect);
 }
 
 }  // namespace

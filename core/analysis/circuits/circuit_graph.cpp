@@ -8,6 +8,7 @@
 
 #include <stdexcept>
 
+#include "core/model/norm.h"
 #include "hooks/activation_cache.h"
 #include "hooks/hook_names.h"
 
@@ -124,22 +125,6 @@ at::Tensor collect_source_outputs(const Model& model, const CircuitGraph& g, con
 
 namespace {
 
-// The norm as the forward pass applies it, on [..., d_model] in float32 (weight included).
-at::Tensor apply_norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  at::Tensor xf = x.to(at::kFloat);
-  if (c.norm == NormKind::kLayerNorm)
-    return at::layer_norm(xf, {c.d_model}, w.to(at::kFloat), b.defined() ? b.to(at::kFloat) : at::Tensor(), c.norm_eps);
-  return xf * at::rsqrt(xf.pow(2).mean(-1, true) + c.norm_eps) * w.to(at::kFloat);
-}
-
-// What ln2.hook_normalized holds for input x: LayerNorm after weight and bias; RMSNorm before
-// the weight (the forward pass multiplies it afterwards).
-at::Tensor hook_normalized(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (c.norm == NormKind::kLayerNorm) return apply_norm(c, x, w, b);
-  at::Tensor xf = x.to(at::kFloat);
-  return xf * at::rsqrt(xf.pow(2).mean(-1, true) + c.norm_eps);
-}
-
 // One projection (q, k or v) of per-head inputs x [B, T, n, d] -> [B, T, n, d_head].
 // The rows of w_qkv (and b_qkv) that one projection's heads use: [row0, row0 + n * d_head).
 struct QkvRows {
@@ -159,7 +144,7 @@ at::Tensor project_heads(const Model& m, int layer, TargetKind kind, const at::T
   const ModelConfig& c = m.config();
   const LayerWeights& lw = m.weights().layers[static_cast<size_t>(layer)];
   const QkvRows r = qkv_rows(c, kind);
-  at::Tensor xn = apply_norm(c, x, lw.ln1_w, lw.ln1_b);  // (B, T, n, d)
+  at::Tensor xn = apply_norm_f32(c, x, lw.ln1_w, lw.ln1_b);  // (B, T, n, d)
   at::Tensor out = at::einsum("btnd,nkd->btnk", {xn, head_weights(c, lw, r)});
   if (lw.b_qkv.defined()) out = out + lw.b_qkv.narrow(0, r.row0, r.n * c.d_head).to(at::kFloat).view({r.n, c.d_head});
   return out.to(m.dtype());
@@ -192,10 +177,9 @@ at::Tensor linearized_heads(const Model& m, int layer, TargetKind kind, const at
   const ModelConfig& c = m.config();
   const LayerWeights& lw = m.weights().layers[static_cast<size_t>(layer)];
   at::Tensor W = head_weights(c, lw, qkv_rows(c, kind));
-  at::Tensor x = resid.detach().to(at::kFloat);
+  at::Tensor x = norm_centre(c, resid.detach().to(at::kFloat));
   const bool ln = c.norm == NormKind::kLayerNorm;
-  if (ln) x = x - x.mean(-1, true);
-  at::Tensor inv_scale = at::rsqrt(x.pow(2).mean(-1, true) + c.norm_eps);
+  at::Tensor inv_scale = norm_inv_scale(c, x);
   at::Tensor xhat = (x * inv_scale).unsqueeze(2);
   return LinearizedHeadInput::apply(eps, xhat, inv_scale.unsqueeze(2), lw.ln1_w.to(at::kFloat), W, ln);
 }
@@ -252,7 +236,7 @@ at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at:
       if (!off.defined()) return at::Tensor();
       const LayerWeights& lw = model.weights().layers[static_cast<size_t>(l)];
       at::Tensor in = c.parallel_attn_mlp ? resid_pre[static_cast<size_t>(l)] : resid_mid[static_cast<size_t>(l)];
-      return hook_normalized(c, in.to(at::kFloat) + off, lw.ln2_w, lw.ln2_b);
+      return norm_normalized_f32(c, in.to(at::kFloat) + off, lw.ln2_w, lw.ln2_b);
     });
     reg.add_forward(get_act_name("mlp_out", l), [&, l](const at::Tensor& a, const HookContext&) {
       outputs[static_cast<size_t>(g.mlp_source(l))] = a.to(at::kFloat);

@@ -1,6 +1,6 @@
 // Head detectors: detection patterns built from the tokens, the mul/abs similarity of attention
-// patterns to them, and per-layer scoring from hook_pattern so no layer's pattern is kept longer
-// than its own hook call.
+// patterns to them, and per-layer scoring of the patterns the attention observer shows, so no
+// layer's pattern is kept longer than its own block.
 #include "core/analysis/heads/head_detectors.h"
 
 #include <ATen/ATen.h>
@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 
+#include "core/attention/attention_observer.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace ms {
@@ -23,20 +24,44 @@ at::Tensor as_batch(const at::Tensor& tokens) {
 
 }  // namespace
 
+namespace {
+
+// Hands each wanted layer's whole pattern (B, H, T, T), float32 on the CPU, to a callback. The pass
+// runs with one query block (attn_block = T), so the pattern is the same tensor, bit for bit, as
+// the materialised blocks.*.attn.hook_pattern, and only one layer's pattern exists at a time.
+class WholeLayerPattern : public AttentionObserver {
+ public:
+  WholeLayerPattern(int64_t only_layer, std::function<void(int64_t, const at::Tensor&)> use)
+      : m_layer(only_layer), m_use(std::move(use)) {}
+  bool wants_layer(int64_t layer) const override { return m_layer < 0 || layer == m_layer; }
+  void on_block(AttentionBlock& b) override {
+    MS_ASSERT(b.q_begin == 0 && b.k_begin == 0 && b.n_keys == b.n_queries);
+    m_use(b.layer, b.pattern.to(at::kCPU, at::kFloat));
+  }
+
+ private:
+  int64_t m_layer;
+  std::function<void(int64_t, const at::Tensor&)> m_use;
+};
+
+// One forward pass over tokens [B, T] with obs watching; stops after stop_layers layers.
+void observe_whole_layers(const Model& model, const at::Tensor& tokens, WholeLayerPattern& obs, int64_t stop_layers) {
+  at::NoGradGuard no_grad;
+  ForwardOptions fo;
+  fo.attention = &obs;
+  fo.attn_block = tokens.size(-1);
+  fo.stop_at_layer = stop_layers;  // the unembedding is not needed
+  model.forward(tokens, fo);
+}
+
+}  // namespace
+
 at::Tensor score_layers(const Model& model, const at::Tensor& tokens,
                         const std::function<at::Tensor(int64_t, const at::Tensor&)>& per_layer) {
   const ModelConfig& c = model.config();
   at::Tensor out = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
-  at::NoGradGuard no_grad;
-  HookRegistry hooks;
-  hooks.add_forward("blocks.*.attn.hook_pattern", [&](const at::Tensor& a, const HookContext& ctx) {
-    out[ctx.layer].copy_(per_layer(ctx.layer, a.to(at::kCPU, at::kFloat)));
-    return at::Tensor();
-  });
-  ForwardOptions fo;
-  fo.hooks = &hooks;
-  fo.last_logits_only = true;
-  model.forward(tokens, fo);
+  WholeLayerPattern obs(-1, [&](int64_t layer, const at::Tensor& a) { out[layer].copy_(per_layer(layer, a)); });
+  observe_whole_layers(model, as_batch(tokens), obs, c.n_layers);
   return out;
 }
 
@@ -127,9 +152,12 @@ Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& t
     at::Tensor tok = as_batch(tokens);
     const int64_t T = tok.size(1);
     if (k < 0 || k >= T) fail_usage("key position " + std::to_string(k) + " is outside the sequence");
+    // The queries that see key k are k .. k + n - 1 (core/attention/visibility.h): all later ones
+    // without a sliding window, the window's first n with one.
+    const int64_t w = model.config().sliding_window, n = w > 0 ? std::min(T - k, w) : T - k;
     return score_layers(model, tok, [&](int64_t, const at::Tensor& a) {
-      // Column k, from the queries that can see it: [B, H, T - k] -> mean over queries and batch.
-      return a.select(3, k).narrow(2, k, T - k).to(at::kDouble).mean(at::IntArrayRef{0, 2});
+      // Column k, from the queries that can see it: [B, H, n] -> mean over queries and batch.
+      return a.select(3, k).narrow(2, k, n).to(at::kDouble).mean(at::IntArrayRef{0, 2});
     });
   });
 }
@@ -169,18 +197,8 @@ Result<at::Tensor> layer_attention(const Model& model, const at::Tensor& tokens,
     if (layer < 0 || layer >= model.config().n_layers)
       fail_usage("layer " + std::to_string(layer) + " is out of range");
     at::Tensor out;
-    at::NoGradGuard no_grad;
-    HookRegistry hooks;
-    hooks.add_forward("blocks." + std::to_string(layer) + ".attn.hook_pattern",
-                      [&](const at::Tensor& a, const HookContext&) {
-                        out = a.to(at::kCPU, at::kFloat).clone();
-                        return at::Tensor();
-                      });
-    ForwardOptions fo;
-    fo.hooks = &hooks;
-    fo.last_logits_only = true;
-    fo.stop_at_layer = layer + 1;
-    model.forward(as_batch(tokens), fo);
+    WholeLayerPattern obs(layer, [&](int64_t, const at::Tensor& a) { out = a.clone(); });
+    observe_whole_layers(model, as_batch(tokens), obs, layer + 1);
     return out;
   });
 }

@@ -1,8 +1,9 @@
 // Attention-head detectors with TransformerLens' head_detector semantics (previous-token,
 // duplicate-token and induction detection patterns; "mul" and "abs" error measures; exclude_bos
 // and exclude_current_token), and Gu et al.'s first-token sink metric alpha_k. Every score is read
-// from blocks.*.attn.hook_pattern through the hooks, one layer at a time, and is a [layer, head]
-// float64 tensor averaged over a batch of sequences.
+// from the attention observer (core/attention/), one layer's whole pattern at a time (the same
+// numbers as blocks.*.attn.hook_pattern), and is a [layer, head] float64 tensor averaged over a
+// batch of sequences.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -54,7 +55,8 @@ Result<at::Tensor> detect_heads(const Model& model, const at::Tensor& tokens,
                                 const at::Tensor& detection, const DetectOptions& opts = {});
 
 // Gu et al.'s alpha_k per head, [n_layers, n_heads] float64: the attention paid to key position k
-// averaged over the queries that can see it (t >= k) and over the batch. A head is a first-token
+// averaged over the queries that can see it (t >= k, and within the sliding window when there is
+// one: AttentionStats::alpha's definition) and over the batch. A head is a first-token
 // attention sink when alpha_0 exceeds epsilon (0.3 in their paper).
 Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& tokens, int64_t k = 0);
 
@@ -66,13 +68,14 @@ Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& t
 Result<at::Tensor> repeated_sequences(const Model& model, int64_t seq_len, int64_t n, uint64_t seed,
                                       int64_t lo = 0, int64_t hi = -1, bool no_bos = false);
 
-// Runs the model once with a hook on every layer's hook_pattern; per_layer(layer, A [B, H, T, T]
-// float32 on the CPU) returns that layer's [H] scores, so no layer's pattern outlives its own hook
-// call. Returns [n_layers, n_heads] float64. Every per-head pattern score here is built on it.
+// Runs the model once with an attention observer that sees each layer's pattern as one block;
+// per_layer(layer, A [B, H, T, T] float32 on the CPU, equal to hook_pattern) returns that layer's
+// [H] scores, so no layer's pattern outlives its own block. Returns [n_layers, n_heads] float64.
+// Every per-head pattern score here is built on it.
 at::Tensor score_layers(const Model& model, const at::Tensor& tokens,
                         const std::function<at::Tensor(int64_t, const at::Tensor&)>& per_layer);
 
-// The attention patterns of one layer, [B, H, T, T] float32 (a forward pass with one hook).
+// The attention patterns of one layer, [B, H, T, T] float32 (a forward pass up to that layer).
 Result<at::Tensor> layer_attention(const Model& model, const at::Tensor& tokens, int64_t layer);
 
 }  // namespace ms

@@ -10,6 +10,8 @@
 #include <map>
 #include <random>
 
+#include "core/attention/observer_chain.h"
+
 namespace ms {
 
 std::vector<double> retrieval_step_scores(const std::vector<int64_t>& argmax_keys, int64_t needle_begin,
@@ -99,28 +101,6 @@ void HeadMask::on_block(AttentionBlock& b) {
   }
 }
 
-namespace {
-
-// Mask first, then observe: the argmax sees the pattern the model actually uses.
-class Both : public AttentionObserver {
- public:
-  Both(HeadMask* mask, ArgmaxObserver* argmax) : m_mask(mask), m_argmax(argmax) {}
-  // Layers neither wants (every layer of the unscored prefill without masking) take the fused path.
-  bool wants_layer(int64_t l) const override {
-    return (m_mask && m_mask->wants_layer(l)) || (m_argmax && m_argmax->wants_layer(l));
-  }
-  void on_block(AttentionBlock& b) override {
-    if (m_mask && m_mask->wants_layer(b.layer)) m_mask->on_block(b);
-    if (m_argmax) m_argmax->on_block(b);
-  }
-
- private:
-  HeadMask* m_mask;
-  ArgmaxObserver* m_argmax;
-};
-
-}  // namespace
-
 EpisodeResult run_needle_episode(const Model& model, const NeedleEpisode& ep, const RetrievalOptions& opts,
                                  const std::vector<HeadRef>& masked, bool score,
                                  const std::function<std::string(const std::vector<int32_t>&)>& decode) {
@@ -134,7 +114,8 @@ EpisodeResult run_needle_episode(const Model& model, const NeedleEpisode& ep, co
   const int64_t capacity = std::min(n_prompt + max_new - 1, std::max(c.n_ctx, n_prompt));
   HeadMask mask(masked);
   ArgmaxObserver argmax(c.n_layers, c.n_heads);
-  Both both(masked.empty() ? nullptr : &mask, score ? &argmax : nullptr);
+  // Mask first, then observe: the argmax sees the pattern the model actually uses.
+  ObserverChain both({masked.empty() ? nullptr : &mask, score ? &argmax : nullptr});
   KVCache cache = model.make_cache(1, capacity);
   ForwardOptions fo;
   fo.cache = &cache;

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 
+#include "core/analysis/sinks/hidden_sinks.h"
 #include "core/attention/attention_stats.h"
+#include "core/attention/visibility.h"
+#include "core/tokenizer/token_label.h"
 #include "hooks/hook_registry.h"
 
 namespace ms {
@@ -16,21 +19,31 @@ namespace {
 // Mean over the queries that see key k of the weight a uniform head gives it: 1 / (keys visible
 // to query i), the baseline of the relative hidden-sink threshold.
 at::Tensor uniform_alpha(int64_t T, int64_t window) {
-  at::Tensor i = at::arange(T, at::kDouble);
-  at::Tensor per_query = 1.0 / (window > 0 ? at::clamp_max(i + 1, static_cast<double>(window)) : i + 1);
-  at::Tensor q = at::arange(T, at::kLong).unsqueeze(1), k = at::arange(T, at::kLong).unsqueeze(0);
-  at::Tensor d = q - k;
-  at::Tensor vis = d >= 0;
-  if (window > 0) vis = vis.logical_and(d < window);
-  at::Tensor visf = vis.to(at::kDouble);
+  at::Tensor visf = visibility_mask(0, T, 0, T, window).to(at::kDouble);  // (query, key)
+  at::Tensor per_query = 1.0 / visf.sum(1);  // keys each query sees (exact small integers)
   return ((visf * per_query.unsqueeze(1)).sum(0) / visf.sum(0).clamp_min(1)).to(at::kFloat);
 }
 
-std::string token_of(const Model& m, int32_t id) {
-  return m.tokenizer() ? m.tokenizer()->token_text(id) : std::string();
+}  // namespace
+
+at::Tensor hidden_sink_mask(const at::Tensor& alpha, const at::Tensor& threshold) {
+  at::Tensor hidden = alpha > threshold;
+  hidden.select(-1, 0).fill_(false);
+  return hidden;
 }
 
-}  // namespace
+std::vector<int64_t> hidden_sink_positions(const at::Tensor& alpha, const std::vector<HeadRef>& heads,
+                                           double threshold) {
+  at::Tensor mask = hidden_sink_mask(alpha, at::full({alpha.size(-1)}, threshold, alpha.options()));
+  std::vector<int64_t> out;
+  for (const HeadRef& h : heads) {
+    at::Tensor keys = mask[h.layer][h.head].nonzero().view(-1).to(at::kCPU);
+    for (int64_t i = 0; i < keys.numel(); ++i) out.push_back(keys[i].item<int64_t>());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 SinkReport analyze_sinks(const Model& model, const std::vector<std::vector<int32_t>>& prompts,
                          const SinkOptions& o, const Progress& progress, const std::atomic<bool>* cancel) {
@@ -69,7 +82,7 @@ SinkReport analyze_sinks(const Model& model, const std::vector<std::vector<int32
           int64_t pos = where[n][0].item<int64_t>(), dim = where[n][1].item<int64_t>();
           double v = act[0][pos][dim].item<double>();
           r.massive.push_back({p, ctx.layer, pos, dim, ids[static_cast<size_t>(pos)],
-                               token_of(model, ids[static_cast<size_t>(pos)]), v,
+                               token_label(model, ids[static_cast<size_t>(pos)]), v,
                                median > 0 ? std::abs(v) / median : std::numeric_limits<double>::infinity()});
         }
       }
@@ -94,14 +107,13 @@ SinkReport analyze_sinks(const Model& model, const std::vector<std::vector<int32
     // Hidden sinks: later keys above the absolute or the uniform-relative threshold.
     at::Tensor threshold = o.hidden_relative ? uniform_alpha(T, c.sliding_window) * o.hidden_threshold
                                              : at::full({T}, o.hidden_threshold, f);
-    at::Tensor hidden = alpha > threshold;  // (L, H, T)
-    hidden.select(-1, 0).fill_(false);
+    at::Tensor hidden = hidden_sink_mask(alpha, threshold);  // (L, H, T)
     r.head_hidden_count += hidden.sum(-1);
     at::Tensor found = hidden.nonzero();
     for (int64_t n = 0; n < found.size(0); ++n) {
       int64_t l = found[n][0].item<int64_t>(), h = found[n][1].item<int64_t>(), k = found[n][2].item<int64_t>();
       int32_t id = ids[static_cast<size_t>(k)];
-      r.hidden.push_back({p, l, h, k, id, token_of(model, id), alpha[l][h][k].item<double>()});
+      r.hidden.push_back({p, l, h, k, id, token_label(model, id), alpha[l][h][k].item<double>()});
     }
     // Sink mass: attention on the first token and the head's hidden sinks, averaged over queries.
     at::Tensor sinks = hidden.clone();

@@ -31,7 +31,7 @@ struct SinkOptions {
 struct HiddenSink {
   int64_t prompt = 0, layer = 0, head = 0, position = 0;
   int32_t token_id = 0;
-  std::string token;  // as the tokenizer shows it ("" without a tokenizer)
+  std::string token;  // token_label (core/tokenizer/token_label.h): "<id>" without a tokenizer
   double alpha = 0;
 };
 

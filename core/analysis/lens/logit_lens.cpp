@@ -1,0 +1,40 @@
+// The logit lens over the kept residual streams (see logit_lens.h).
+#include "core/analysis/lens/logit_lens.h"
+
+#include <ATen/ATen.h>
+
+#include "core/model/norm.h"
+
+namespace ms {
+namespace {
+at::Tensor cpu_f32(const at::Tensor& t) { return t.defined() ? t.to(at::kCPU).to(at::kFloat) : at::Tensor(); }
+}  // namespace
+
+LogitLens::LogitLens(const Model& model)
+    : m_model(model), m_resid(static_cast<size_t>(model.config().n_layers)) {
+  const ModelWeights& w = model.weights();
+  m_wu = cpu_f32(w.w_u);
+  m_bu = cpu_f32(w.b_u);
+  m_ln_w = cpu_f32(w.ln_f_w);
+  m_ln_b = cpu_f32(w.ln_f_b);
+}
+
+void LogitLens::attach(HookRegistry& hooks) {
+  hooks.add_forward("blocks.*.hook_resid_post", [this](const at::Tensor& act, const HookContext& ctx) {
+    m_resid[static_cast<size_t>(ctx.layer)] = act.detach().select(0, 0).to(at::kCPU);  // (pos, d_model)
+    return at::Tensor();
+  });
+}
+
+at::Tensor LogitLens::logits(const at::Tensor& resid) const {
+  at::Tensor x = apply_norm_f32(m_model.config(), resid.to(at::kCPU), m_ln_w, m_ln_b);
+  at::Tensor lg = at::matmul(x, m_wu.t());  // (..., d_vocab)
+  return m_bu.defined() ? lg + m_bu : lg;
+}
+
+LogitLens::Top1 LogitLens::top1(const at::Tensor& resid) const {
+  auto [probs, ids] = at::softmax(logits(resid), -1).max(-1);
+  return {ids.contiguous(), probs.contiguous()};
+}
+
+}  // namespace ms
