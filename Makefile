@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MECHSCOPE = $(BUILD)/app/mechscope
 
-.PHONY: all deps configure build run run-gui run-headless test bench clean
+.PHONY: all deps configure build run run-gui run-headless test bench fuzz fuzz-smoke clean
 
 all: build
 
@@ -43,5 +43,18 @@ test: build
 bench: build
 	@scripts/bench.sh $(BUILD)
 
+# libFuzzer targets (fuzz/, docs/fuzzing.md) in their own clang + ASan/UBSan build; fuzz-smoke runs
+# each for FUZZ_SECONDS. CI replays their corpora through test_fuzz_regressions instead (make test).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+fuzz:
+	@scripts/install-deps.sh clang-14 libclang-rt-14-dev
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_FLAGS_FUZZ="-O1 -gline-tables-only" -DCMAKE_CXX_COMPILER=clang++ \
+	  -DMECHSCOPE_FUZZ=ON -DMECHSCOPE_BUILD_GUI=OFF -DMECHSCOPE_BUILD_TESTS=OFF -DMECHSCOPE_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mechscope_fuzz_targets
+
+fuzz-smoke: fuzz
+	@scripts/fuzz.sh smoke $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -1,6 +1,7 @@
 // Database: where the file lives, opening it (checks, migrations, recovery of runs left
 // 'running' by dead processes) and the models table.
 #include "storage/database.h"
+#include "core/base/json_input.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ void require_run(sql::Connection& c, int64_t run_id) {
 
 void config_dims(const std::string& config_json, int& n_layers, int& n_heads) {
   n_layers = n_heads = 0;
-  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(config_json);
   if (!j.is_object()) return;
   if (j.contains("n_layers") && j["n_layers"].is_number_integer()) n_layers = j["n_layers"].get<int>();
   if (j.contains("n_heads") && j["n_heads"].is_number_integer()) n_heads = j["n_heads"].get<int>();

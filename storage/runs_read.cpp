@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "storage/database_impl.h"
+#include "core/base/json_input.h"
 #include "storage/tensor_blob.h"
 
 namespace ms {
@@ -41,7 +42,7 @@ RunInfo read_run(const sql::Stmt& s) {
 }
 
 std::vector<std::string> json_strings(const std::string& text, const std::string& where) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(text);
   std::vector<std::string> out;
   if (!j.is_array()) throw InputError(where + ": '" + text.substr(0, 40) + "' is not a JSON list");
   for (const auto& v : j) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
@@ -123,7 +124,7 @@ Result<std::vector<InputRecord>> Database::get_inputs(int64_t run_id) {
       in.index = static_cast<int>(s.i64(0));
       in.text = s.text(1);
       std::string where = path() + ": run " + std::to_string(run_id) + " input " + std::to_string(in.index);
-      nlohmann::json ids = nlohmann::json::parse(s.text(2), nullptr, false);
+      nlohmann::json ids = ms::parse_json_or_discarded(s.text(2));
       if (!ids.is_array()) throw InputError(where + ": token_ids is not a JSON list");
       for (const auto& v : ids) {
         if (!v.is_number_integer()) throw InputError(where + ": token_ids holds a non-integer");

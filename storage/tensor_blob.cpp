@@ -1,6 +1,7 @@
 // Tensor blobs: dtype names shared with .npy ("float32", "bfloat16", ...), zlib compression,
 // and the checks that make a damaged blob an error instead of a wrong tensor.
 #include "storage/tensor_blob.h"
+#include "core/base/json_input.h"
 
 #include <ATen/ATen.h>
 #include <zlib.h>
@@ -30,7 +31,7 @@ constexpr DtypeName kDtypes[] = {
 std::string shape_json(const std::vector<int64_t>& shape) { return nlohmann::json(shape).dump(); }
 
 std::vector<int64_t> parse_shape(const std::string& json, const std::string& where) {
-  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(json);
   std::vector<int64_t> shape;
   bool ok = j.is_array();
   if (ok)

@@ -3,11 +3,13 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/io/safetensors.h"
+#include "core/model/model_config.h"
 
 namespace fs = std::filesystem;
 
@@ -18,14 +20,24 @@ struct Maker {
   at::Generator gen;
   double std;
   std::vector<std::pair<std::string, at::Tensor>> tensors;
+  bool dry = false;  // only the config: nothing allocated (checked before the weights are made)
 
   void normal(const std::string& name, std::vector<int64_t> shape) {
-    tensors.emplace_back(name, at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)));
+    if (!dry) tensors.emplace_back(name, at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)));
   }
   void fill(const std::string& name, std::vector<int64_t> shape, double v) {
-    tensors.emplace_back(name, at::full(shape, v, at::TensorOptions().dtype(at::kFloat)));
+    if (!dry) tensors.emplace_back(name, at::full(shape, v, at::TensorOptions().dtype(at::kFloat)));
   }
 };
+
+// GPT-NeoX's usual quarter of each head rotated, made even and at least 2 so that the loader's
+// int(d_head * rotary_pct) is a valid rotary dimension for any head size (+ 0.5: exact under the
+// truncation whatever the rounding of the division).
+double neox_rotary_pct(int64_t d_head) {
+  if (d_head % 8 == 0) return 0.25;
+  const int64_t rotary = std::max<int64_t>(2, d_head / 4 / 2 * 2);
+  return rotary >= d_head ? 1.0 : (static_cast<double>(rotary) + 0.5) / static_cast<double>(d_head);
+}
 
 nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
   using json = nlohmann::json;
@@ -62,7 +74,7 @@ nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
     cfg = {{"model_type", "gpt_neox"}, {"architectures", {"GPTNeoXForCausalLM"}},
            {"hidden_size", d}, {"num_hidden_layers", s.n_layers}, {"num_attention_heads", h},
            {"intermediate_size", ff}, {"vocab_size", s.d_vocab},
-           {"max_position_embeddings", s.n_ctx}, {"rotary_pct", 0.25},
+           {"max_position_embeddings", s.n_ctx}, {"rotary_pct", neox_rotary_pct(dh)},
            {"rotary_emb_base", 10000}, {"use_parallel_residual", true}, {"layer_norm_eps", 1e-5},
            {"hidden_act", "gelu"}, {"tie_word_embeddings", false}};
     mk.normal("gpt_neox.embed_in.weight", {s.d_vocab, d});
@@ -164,6 +176,12 @@ Status write_random_model(const RandomModelSpec& s, const std::string& out_dir, 
     std::error_code ec;
     if (fs::exists(out, ec) && !fs::is_empty(out, ec) && !force)
       fail_usage(out_dir + ": folder exists and is not empty (use --force to replace it)");
+    // The config first, through the loader's own parser: a size the loader would refuse (an odd
+    // head dimension for rotary positions, key/value heads that do not divide the heads, sizes
+    // over its limits) is a usage error here, before any weight is allocated or file written.
+    Maker dry{at::detail::createCPUGenerator(s.seed), s.init_std, {}, true};
+    Result<ModelConfig> check = parse_hf_config_text(make_tensors(s, dry).dump(), "random model config");
+    if (!check) fail_usage("random model: " + check.error().message);
     Maker mk{at::detail::createCPUGenerator(s.seed), s.init_std, {}};
     nlohmann::json cfg = make_tensors(s, mk);
     fs::path tmp = out.string() + ".tmp";
