@@ -47,10 +47,9 @@ bench: build
 # each for FUZZ_SECONDS. CI replays their corpora through test_fuzz_regressions instead (make test).
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
-fuzz:
+fuzz: build
 	@scripts/install-deps.sh clang-14 libclang-rt-14-dev
-	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_FLAGS_FUZZ="-O1 -gline-tables-only" -DCMAKE_CXX_COMPILER=clang++ \
-	  -DMECHSCOPE_FUZZ=ON -DMECHSCOPE_BUILD_GUI=OFF -DMECHSCOPE_BUILD_TESTS=OFF -DMECHSCOPE_BUILD_BENCH=OFF >/dev/null
+	@cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DMECHSCOPE_MAIN_BUILD=$(abspath $(BUILD)) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mechscope_fuzz_targets
 
 fuzz-smoke: fuzz

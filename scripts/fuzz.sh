@@ -2,6 +2,7 @@
 # Runs the libFuzzer targets built by `make fuzz` (docs/fuzzing.md).
 #   scripts/fuzz.sh smoke BUILD [SECONDS]   each target for SECONDS (default 20), one after another
 #   scripts/fuzz.sh run BUILD TARGET [ARGS] one target on its corpus (e.g. -runs=1000000)
+#   scripts/fuzz.sh long BUILD RUNS [TARGET...] each target for RUNS executions; prints runs and exec/s
 # Each target starts from tests/fixtures/fuzz/<target>/ (seeds and past crashes) and grows a working
 # corpus in BUILD/fuzz-corpus/<target>/; crashing inputs land in BUILD/fuzz-artifacts/<target>/.
 # Limits: 2 GiB of memory and 10 s per input (a hang), as in the regression runner.
@@ -15,7 +16,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 run_one() {  # target, extra args...
   local t=$1; shift
-  local bin=$build/fuzz/fuzz_$t
+  local bin=$build/fuzz_$t
   [ -x "$bin" ] || { echo "fuzz.sh: $bin is not built (make fuzz)" >&2; return 1; }
   mkdir -p "$build/fuzz-corpus/$t" "$build/fuzz-artifacts/$t"
   "$bin" "${limits[@]}" -artifact_prefix="$build/fuzz-artifacts/$t/" "$@" \
@@ -41,5 +42,16 @@ case $mode in
   run)
     t=${3:?target}; shift 3
     run_one "$t" "$@" ;;
+  long)
+    runs=${3:?runs}; shift 3
+    targets=("$@")
+    [ ${#targets[@]} -gt 0 ] || for d in "$root"/tests/fixtures/fuzz/*/; do targets+=("$(basename "$d")"); done
+    for t in "${targets[@]}"; do
+      start=$SECONDS
+      if run_one "$t" -runs="$runs" > "$build/fuzz-long-$t.log" 2>&1; then status=ok; else status=FAILED; fi
+      execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$build/fuzz-long-$t.log" | awk '{print $2}')
+      rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$build/fuzz-long-$t.log" | awk '{print $2}')
+      echo "$t $status execs=${execs:-?} exec/s=${rate:-?} seconds=$((SECONDS - start))"
+    done ;;
   *) echo "fuzz.sh: unknown mode $mode" >&2; exit 2 ;;
 esac

@@ -155,8 +155,13 @@ std::vector<HeadScores> read_scores(sql::Connection& c, int64_t run_id, const st
     double value;
   };
   std::map<std::string, std::vector<Cell>> cells;
-  while (s.step())
-    cells[s.text(0)].push_back({static_cast<int>(s.i64(1)), static_cast<int>(s.i64(2)), s.f64(3)});
+  while (s.step()) {
+    const int64_t layer = s.i64(1), head = s.i64(2);
+    if (layer < 0 || layer >= kMaxScoreLayers || head < 0 || head >= kMaxScoreHeads)
+      throw InputError("run " + std::to_string(run_id) + ": a score of '" + s.text(0) + "' is stored for layer " +
+                       std::to_string(layer) + " head " + std::to_string(head) + ", outside 0..999 / 0..4095; the database is damaged");
+    cells[s.text(0)].push_back({static_cast<int>(layer), static_cast<int>(head), s.f64(3)});
+  }
   std::vector<HeadScores> out;
   for (auto& [name, list] : cells) {
     HeadScores h;
@@ -169,7 +174,7 @@ std::vector<HeadScores> read_scores(sql::Connection& c, int64_t run_id, const st
     }
     h.values.assign(static_cast<size_t>(h.n_layers) * h.n_heads, NAN);
     for (const Cell& x : list)
-      if (x.layer >= 0 && x.head >= 0) h.values[static_cast<size_t>(x.layer) * h.n_heads + x.head] = x.value;
+      h.values[static_cast<size_t>(x.layer) * h.n_heads + x.head] = x.value;
     out.push_back(std::move(h));
   }
   return out;
