@@ -2,8 +2,10 @@
 """Writes the fuzz targets' seed corpora (tests/fixtures/fuzz/<target>/seed-*) from real files in
 the checkout (resources/, tests/fixtures/parity/) and ../shared/reference, plus small files in
 formats the repository holds no small real example of (GGUF, tokenizer.model), built here from
-the real stories260K vocabulary. Standard library only; run from the checkout root. The database
-seed is written by `make fuzz-seeds` with the mechscope binary (it needs the real schema)."""
+the real stories260K vocabulary. Standard library only. The database seeds are kept as they are
+(this script leaves them): seed-sinks-heads.db was written by `mechscope sinks --text ...` and
+`mechscope heads --n 2 --seq-len 4` on the default model, then VACUUMed with 512-byte pages so
+that it fits libFuzzer's input size; seed-empty.db is an empty file (a new database)."""
 import json, os, shutil, struct, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +105,8 @@ def spm_model(pieces):
 def main():
     if os.path.isdir(OUT):
         for t in os.listdir(OUT):
+            if t == "database":
+                continue
             for f in os.listdir(os.path.join(OUT, t)):
                 if f.startswith("seed-"):
                     os.remove(os.path.join(OUT, t, f))

@@ -17,7 +17,7 @@
 #include "core/io/safetensors.h"
 #include "core/model/model_config.h"
 #include "core/tokenizer/tokenizer.h"
-#include "support/test_support.h"
+#include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace ms;
