@@ -133,6 +133,38 @@ static_assert(kLatest == kSchemaVersion, "kSchemaVersion must name the last migr
 
 }  // namespace
 
+namespace {
+
+// The CREATE statements (sqlite_master) of every table and index, as the migrations leave them.
+std::string schema_text(sql::Connection& c) {
+  sql::Stmt st(c.handle(), "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
+               "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name", &c.path(), false);
+  std::string out;
+  while (st.step()) out += st.text(0) + " " + st.text(1) + ": " + st.text(2) + "\n";
+  return out;
+}
+
+// A file whose schema text differs from what this build's migrations create (a damaged or edited
+// sqlite_master: a renamed column, a dropped table) is refused at open, before any query fails
+// on it half-way through a command.
+void check_schema(sql::Connection& c) {
+  static const std::string expected = [] {
+    sql::Connection mem(":memory:", false, true);
+    for (const char* step : kSteps) mem.exec(step);
+    return schema_text(mem);
+  }();
+  const std::string got = schema_text(c);
+  if (got == expected) return;
+  size_t i = 0;
+  while (i < got.size() && i < expected.size() && got[i] == expected[i]) ++i;
+  const size_t line = got.rfind('\n', i == 0 ? 0 : i - 1);
+  const std::string where = got.substr(line == std::string::npos ? 0 : line + 1, 120);
+  throw InputError(c.path() + ": the database schema is not the one mechscope writes (differs at: " +
+                   where.substr(0, where.find('\n')) + "); the file is damaged or was edited. Pass another file with --db");
+}
+
+}  // namespace
+
 int prepare(sql::Connection& c, int target) {
   static_assert(kLatest >= 1, "at least one migration");
   if (target < 0 || target > kLatest) throw std::invalid_argument("schema version out of range");
@@ -159,12 +191,17 @@ int prepare(sql::Connection& c, int target) {
   c.exec("PRAGMA journal_mode = WAL");
   c.exec("PRAGMA synchronous = NORMAL");
   c.exec("PRAGMA cache_size = -32768");  // 32 MB: big result writes stay in memory until commit
-  if (version >= target) return static_cast<int>(version);
+  if (version >= target) {
+    if (version == kLatest) check_schema(c);
+    return static_cast<int>(version);
+  }
   sql::WriteTransaction tx(c);
   version = c.scalar_i64("PRAGMA user_version");  // another process may have migrated meanwhile
   for (int step = static_cast<int>(version) + 1; step <= target; ++step) c.exec(kSteps[step - 1]);
   tx.commit();
-  return static_cast<int>(std::max<int64_t>(version, target));
+  const int now = static_cast<int>(std::max<int64_t>(version, target));
+  if (now == kLatest) check_schema(c);
+  return now;
 }
 
 }  // namespace ms::schema
