@@ -12,6 +12,7 @@
 
 #include "core/analysis/circuits/circuit_task.h"
 #include "core/base/json_input.h"
+#include "core/io/gguf.h"
 #include "core/io/prompts.h"
 #include "core/io/safetensors.h"
 #include "core/model/model_config.h"
@@ -123,6 +124,25 @@ TEST(HostileInputs, SizeProductsThatOverflowAreRefused) {
   auto f = SafetensorsFile::open(dir + "/model.safetensors");
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.error().message.find("more than 2^63"), std::string::npos) << f.error().message;
+}
+
+// A GGUF metadata array is bounded before anything is reserved for it (each element costs a
+// GgufValue in memory, far more than its byte in the file).
+TEST(HostileInputs, GgufArrayLengthIsBounded) {
+  auto le = [](uint64_t v, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+    return out;
+  };
+  const std::string bytes = "GGUF" + le(3, 4) + le(0, 8) + le(1, 8) + le(1, 8) + "a" + le(9, 4) + le(0, 4) +
+                            le((uint64_t{1} << 24) + 1, 8) + std::string(64, '\0');
+  const std::string dir = temp_dir("gguf-array");
+  write_file(dir + "/m.gguf", bytes);
+  auto g = GgufFile::open(dir + "/m.gguf");
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.error().code, ErrorCode::kBadInput);
+  EXPECT_NE(g.error().message.find("16777217 array elements, more than the limit of 16777216"), std::string::npos)
+      << g.error().message;
 }
 
 TEST(HostileInputs, DuplicateTensorNamesAreRefused) {
