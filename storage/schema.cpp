@@ -153,7 +153,14 @@ void check_schema(sql::Connection& c) {
     for (const char* step : kSteps) mem.exec(step);
     return schema_text(mem);
   }();
-  const std::string got = schema_text(c);
+  std::string got;
+  try {
+    got = schema_text(c);
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw InputError(c.path() + ": not a valid mechscope database (" + e.what() + "); pass another file with --db");
+  }
   if (got == expected) return;
   size_t i = 0;
   while (i < got.size() && i < expected.size() && got[i] == expected[i]) ++i;
@@ -168,10 +175,20 @@ void check_schema(sql::Connection& c) {
 int prepare(sql::Connection& c, int target) {
   static_assert(kLatest >= 1, "at least one migration");
   if (target < 0 || target > kLatest) throw std::invalid_argument("schema version out of range");
-  // Reading these is the first access to the file: a non-SQLite file fails here, untouched.
-  int64_t app_id = c.scalar_i64("PRAGMA application_id");
-  int64_t version = c.scalar_i64("PRAGMA user_version");
-  int64_t n_tables = c.scalar_i64("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+  // Reading these is the first access to the file: a non-SQLite file fails here, untouched. These
+  // queries cannot be wrong, so any SQLite error here ("unsupported file format": a damaged
+  // header or schema format number) is the file's fault: bad input, not an internal error.
+  int64_t app_id = 0, version = 0, n_tables = 0;
+  try {
+    app_id = c.scalar_i64("PRAGMA application_id");
+    version = c.scalar_i64("PRAGMA user_version");
+    n_tables = c.scalar_i64("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw InputError(c.path() + ": not a valid mechscope database (" + e.what() +
+                     "); pass another file with --db, or restore this one from a backup");
+  }
   if (app_id != 0 && app_id != kApplicationId)
     throw InputError(c.path() + ": this SQLite file belongs to another program (application_id " +
                      std::to_string(app_id) + "), not mechscope; pass another file with --db");
