@@ -11,6 +11,7 @@
 #include "core/model/model.h"
 #include "core/io/npy.h"
 #include "hooks/activation_cache.h"
+#include "tests/support/numerics.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -76,13 +77,13 @@ TEST_P(Parity, LogitsAndEveryHookMatchTheReference) {
     std::string why;
     double err = relative_error(ours, *ref, &why);
     std::printf("  %-22s %-40s max rel err %.2e %s\n", GetParam().c_str(), name.c_str(), err, why.c_str());
-    EXPECT_LT(err, 1e-4) << GetParam() << " " << name << " " << why;
+    EXPECT_LT(err, test::kF32VsF64Tol) << GetParam() << " " << name << " " << why;
     worst = std::max(worst, err);
     ++compared;
   }
   EXPECT_GT(compared, 5);
-  std::string why;
-  EXPECT_LT(relative_error(plain, logits, &why), 1e-5);  // fused vs. hooked arithmetic
+  // Fused vs. hooked arithmetic (materialised attention, per-head results): float32 reordering.
+  EXPECT_TRUE(test::close_rel(GetParam() + " plain vs hooked logits", plain, logits, test::kReorderTol));
   std::printf("%s: %d tensors compared, worst max rel err %.2e (tolerance 1e-4)\n", GetParam().c_str(),
               compared, worst);
 }

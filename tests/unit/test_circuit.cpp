@@ -9,6 +9,7 @@
 #include "core/analysis/circuits/circuit_discovery.h"
 #include "core/analysis/circuits/patching.h"
 #include "core/zoo/zoo_random.h"
+#include "tests/support/numerics.h"
 #include "tests/support/tiny_models.h"
 
 namespace ms {
@@ -60,11 +61,16 @@ TEST(CircuitGraph, EdgeForwardWithZeroOffsetsIsTheForwardPass) {
       return grp.kind == TargetKind::kMlp || grp.kind == TargetKind::kLogits ? at::zeros({B, T, d})
                                                                               : at::zeros({B, T, grp.count, d});
     };
-    EXPECT_LT(max_diff(run_edge_forward(*m, g, t.clean, o), ref), 1e-4) << fam;
+    // The residual stream as a sum of source outputs: the same float32 terms in another order.
+    EXPECT_TRUE(test::close_rel(std::string(fam) + " edge forward", run_edge_forward(*m, g, t.clean, o), ref, test::kReorderTol));
     // Source outputs add up to the residual stream: all edges removed gives the corrupted run.
+    // The metric is a difference of logits, so its rounding is relative to the logits' scale.
     TaskRuns runs = run_task(*m, g, t);
-    EXPECT_NEAR(patched_metric(*m, g, t, runs, all_edges(g).to(at::kFloat)), runs.metric_corrupted, 1e-4) << fam;
-    EXPECT_NEAR(patched_metric(*m, g, t, runs, at::zeros({g.n_targets(), g.n_sources()})), runs.metric_clean, 1e-4) << fam;
+    const double logits = ref.abs().max().item<double>();
+    EXPECT_TRUE(test::close_rel(std::string(fam) + " all edges patched", patched_metric(*m, g, t, runs, all_edges(g).to(at::kFloat)),
+                                runs.metric_corrupted, test::kReorderTol, logits));
+    EXPECT_TRUE(test::close_rel(std::string(fam) + " no edge patched", patched_metric(*m, g, t, runs, at::zeros({g.n_targets(), g.n_sources()})),
+                                runs.metric_clean, test::kReorderTol, logits));
   }
 }
 
@@ -108,10 +114,11 @@ TEST(CircuitEap, RankCorrelationWithExactPatching) {
   // Without the clean outputs EAP takes them from its own gradient pass: the same scores.
   TaskRuns corrupted_only;
   corrupted_only.corrupted_out = runs.corrupted_out;
-  EXPECT_LT(max_diff(edge_attribution(*m, g, t, corrupted_only).scores.nan_to_num(0), eap.scores.nan_to_num(0)), 1e-6);
+  EXPECT_TRUE(test::close_rel("EAP, clean outputs from its own pass", edge_attribution(*m, g, t, corrupted_only).scores.nan_to_num(0),
+                              eap.scores.nan_to_num(0), test::kReorderTol));
   // EAP-IG with one step evaluates the gradient at the clean input: EAP itself.
   EdgeScores ig1 = edge_attribution(*m, g, t, runs, 1);
-  EXPECT_LT(max_diff(ig1.scores.nan_to_num(0), eap.scores.nan_to_num(0)), 1e-6);
+  EXPECT_TRUE(test::close_rel("EAP-IG with one step", ig1.scores.nan_to_num(0), eap.scores.nan_to_num(0), test::kReorderTol));
   EdgeScores ig5 = edge_attribution(*m, g, t, runs, 5);
   std::vector<double> c5;
   for (auto [tt, s] : g.edges()) c5.push_back(ig5.scores[tt][s].item<double>());
@@ -128,9 +135,14 @@ TEST(CircuitSelection, TopNAndFaithfulnessLimits) {
   at::Tensor top = select_top_n(g, eap.scores, 10);
   EXPECT_LE(top.sum().item<int64_t>(), 10);
   Faithfulness full = evaluate_circuit(*m, g, t, runs, all_edges(g));
-  EXPECT_NEAR(full.faithfulness, 1.0, 1e-4);
+  // Ratios of metrics: their rounding is the logits' (kReorderTol of their scale) over the
+  // denominator (metric_clean, or clean - corrupted).
+  const double logits = runs.clean_logits.abs().max().item<double>();
+  EXPECT_TRUE(test::close_rel("full circuit faithfulness", full.faithfulness, 1.0, test::kReorderTol,
+                              logits / std::abs(runs.metric_clean)));
   Faithfulness empty = evaluate_circuit(*m, g, t, runs, at::zeros({g.n_targets(), g.n_sources()}, at::kBool));
-  EXPECT_NEAR(empty.normalized, 0.0, 1e-4);
+  EXPECT_TRUE(test::close_rel("empty circuit normalized", empty.normalized, 0.0, test::kReorderTol,
+                              logits / std::abs(runs.metric_clean - runs.metric_corrupted)));
   EXPECT_EQ(empty.n_nodes, 0);
 }
 
@@ -152,7 +164,9 @@ TEST(CircuitAcdc, TauLimitsAndConsistentLoss) {
   eo.offsets = patch_edges_offsets(g, removed, runs.corrupted_out);
   at::NoGradGuard ng;
   double kl = kl_to_reference(t, answer_log_probs(t, runs.clean_logits), run_edge_forward(*m, g, t.clean, eo)).item<double>();
-  EXPECT_NEAR(kl, r.final_loss, 1e-5);
+  // The same KL recomputed: float32 rounding of the log-probabilities, relative to the logits.
+  EXPECT_TRUE(test::close_rel("ACDC final loss", kl, r.final_loss, test::kReorderTol,
+                              runs.clean_logits.abs().max().item<double>()));
   EXPECT_LT(r.final_loss, 0.02 * static_cast<double>(r.n_tested) + 1e-6);
 }
 
@@ -160,13 +174,16 @@ TEST(ActivationPatching, SelfPatchScoresOneAndUnchangedPositionsZero) {
   for (const char* fam : {"gpt2", "llama"}) {
     auto m = test::tiny_model(fam);
     TaskPairs t = induction_task();
+    const double logits = m->forward(t.clean).abs().max().item<double>();
     for (const char* what : {"resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v", "pattern"}) {
       PatchOptions o;
       o.what = what;
       o.self_patch = true;
       Result<PatchGrid> g = activation_patching(*m, t, o);
       ASSERT_TRUE(g.ok()) << g.error().message;
-      EXPECT_LT((g->values - 1.0).abs().max().item<double>(), 1e-4) << fam << " " << what;
+      // Normalised scores: the logits' rounding over the metric range (clean - corrupted).
+      EXPECT_TRUE(test::close_rel(std::string(fam) + " self-patch " + what, g->values, at::ones_like(g->values),
+                                  test::kReorderTol, logits / std::abs(g->metric_clean - g->metric_corrupted)));
       const int64_t heads = std::string(what) == "k" || std::string(what) == "v" ? m->config().n_kv_heads : m->config().n_heads;
       if (g->axes[1] == "head") {
         EXPECT_EQ(g->values.size(1), heads) << fam << " " << what;
@@ -180,7 +197,8 @@ TEST(ActivationPatching, SelfPatchScoresOneAndUnchangedPositionsZero) {
     at::Tensor same = (t.clean == t.corrupted).all(0);
     for (int64_t p = 0; p < t.seq_len(); ++p)
       if (same[p].item<bool>()) {
-        EXPECT_NEAR(g->values[0][p].item<double>(), 0.0, 1e-4) << p;
+        EXPECT_TRUE(test::close_rel(std::string(fam) + " no-op patch at " + std::to_string(p), g->values[0][p].item<double>(), 0.0,
+                                    test::kReorderTol, logits / std::abs(g->metric_clean - g->metric_corrupted)));
       }
   }
 }
@@ -198,7 +216,10 @@ TEST(PathPatching, AgreesWithExactEdgePatchingIntoLogits) {
   for (int l = 0; l < 3; ++l)
     for (int h = 0; h < 4; ++h) {
       double m_patch = runs.metric_clean + ex.scores[g.n_targets() - 1][g.head_source(l, h)].item<double>();
-      EXPECT_NEAR(pp[l][h].item<double>(), (m_patch - runs.metric_corrupted) / (runs.metric_clean - runs.metric_corrupted), 1e-4);
+      const double range = runs.metric_clean - runs.metric_corrupted;
+      EXPECT_TRUE(test::close_rel("path patching " + std::to_string(l) + "." + std::to_string(h), pp[l][h].item<double>(),
+                                  (m_patch - runs.metric_corrupted) / range, test::kReorderTol,
+                                  runs.clean_logits.abs().max().item<double>() / std::abs(range)));
     }
 }
 
@@ -214,7 +235,8 @@ TEST(Dla, ComponentsSumToTheLogitDifference) {
       for (int64_t l = 0; l < m->config().n_layers; ++l) {
         size_t ci = 0;
         while (r.components[ci] != "attn" + std::to_string(l)) ++ci;
-        EXPECT_NEAR(r.per_head[l].sum().item<double>(), r.per_component[ci], 1e-6) << fam << " layer " << l;
+        EXPECT_TRUE(test::close_rel(std::string(fam) + " heads of layer " + std::to_string(l), r.per_head[l].sum().item<double>(),
+                                    r.per_component[ci], test::kReorderTol, r.per_head[l].abs().sum().item<double>()));
       }
     }
   }

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/model/model_save.h"
+#include "tests/support/numerics.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_models.h"
 
@@ -24,7 +25,8 @@ TEST(ModelSave, RoundTripGivesTheSameLogits) {
     ASSERT_TRUE(back.ok()) << fam << ": " << back.error().message;
     at::Tensor toks = at::randint(0, 50, {2, 9}, at::kLong);
     at::Tensor a = m->forward(toks), b = (*back)->forward(toks);
-    EXPECT_LT((a - b).abs().max().item<double>(), 1e-5) << fam;
+    // The same float32 weights; a loaded layout may take another GEMM path (transposed views).
+    EXPECT_TRUE(test::close_rel(std::string(fam) + " logits after a round trip", b, a, test::kReorderTol));
     // Saving over an existing folder is refused unless asked for.
     EXPECT_FALSE(save_model_hf(m->config(), m->weights(), dir).ok());
     EXPECT_TRUE(save_model_hf(m->config(), m->weights(), dir, {}, true).ok());

@@ -6,6 +6,7 @@
 
 #include "core/analysis/sinks/sinks.h"
 #include "hooks/activation_cache.h"
+#include "tests/support/numerics.h"
 #include "tests/support/tiny_models.h"
 
 namespace ms {
@@ -27,7 +28,9 @@ TEST(Sinks, ReportMatchesMaterialisedMetrics) {
     SinkReport r = analyze_sinks(*m, prompts, o);
     ASSERT_EQ(r.n_prompts, 2);
     at::Tensor alpha0 = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
-    int64_t hidden = 0;
+    // A key whose alpha lies within rounding of the threshold may fall either side of it: count
+    // those clearly above and those not clearly below.
+    int64_t hidden_lo = 0, hidden_hi = 0;
     for (const auto& ids : prompts) {
       HookRegistry reg;
       ActivationCache cache;
@@ -42,12 +45,17 @@ TEST(Sinks, ReportMatchesMaterialisedMetrics) {
         if (c.sliding_window > 0) vis = vis.triu(-(c.sliding_window - 1));
         at::Tensor alpha = a.sum(1) / vis.sum(0);  // (H, T)
         alpha0[l] += alpha.select(-1, 0);
-        hidden += (alpha.narrow(-1, 1, T - 1) > 0.12).sum().item<int64_t>();
+        at::Tensor rest = alpha.narrow(-1, 1, T - 1);
+        hidden_lo += (rest > 0.12 + test::kReorderTol).sum().item<int64_t>();
+        hidden_hi += (rest > 0.12 - test::kReorderTol).sum().item<int64_t>();
       }
     }
-    EXPECT_LT(max_diff(r.head_alpha0, alpha0 / 2), 1e-5) << fam;
-    EXPECT_EQ(static_cast<int64_t>(r.hidden.size()), hidden) << fam;
-    EXPECT_EQ(r.head_hidden_count.sum().item<int64_t>(), hidden) << fam;
+    // Streamed in blocks of 3 queries against whole rows: float32 sums in another order.
+    EXPECT_TRUE(test::close_rel(std::string(fam) + " alpha_0", r.head_alpha0, alpha0 / 2, test::kReorderTol));
+    const int64_t found = static_cast<int64_t>(r.hidden.size());
+    EXPECT_GE(found, hidden_lo) << fam;
+    EXPECT_LE(found, hidden_hi) << fam;
+    EXPECT_EQ(r.head_hidden_count.sum().item<int64_t>(), found) << fam;
     EXPECT_NEAR(r.sink_rate_first, 100.0 * (r.head_sink_rate.mean().item<double>()), 1e-9);
   }
 }
@@ -76,7 +84,8 @@ AttentionBlock random_block(int64_t tb, int64_t nk, int64_t q_begin) {
   b.k_begin = 0;
   b.n_keys = nk;
   at::Tensor q = at::arange(q_begin, q_begin + tb).unsqueeze(1), k = at::arange(nk).unsqueeze(0);
-  at::Tensor scores = at::randn({1, 2, tb, nk}).masked_fill(q - k < 0, -INFINITY);
+  at::Generator g = at::detail::createCPUGenerator(static_cast<uint64_t>(17 + q_begin));
+  at::Tensor scores = at::randn({1, 2, tb, nk}, g).masked_fill(q - k < 0, -INFINITY);
   b.pattern = at::softmax(scores, -1);
   return b;
 }
@@ -87,15 +96,23 @@ TEST(Sinks, CalibrationRedistributesTheSinksMass) {
   SinkCalibration cal({{0, 1}}, {0, 3}, 0.4);
   cal.on_block(b);
   at::Tensor after = b.pattern;
-  EXPECT_LT(max_diff(after.sum(-1), at::ones({1, 2, 6})), 1e-6);           // rows still sum to 1
+  // Rows still sum to 1 (10 probabilities rescaled and summed in float32: a few eps).
+  EXPECT_TRUE(test::close_rel("calibrated row sums", after.sum(-1), at::ones({1, 2, 6}), 64 * test::kF32Eps));
   EXPECT_EQ(max_diff(after.select(1, 0), before.select(1, 0)), 0.0);       // other head untouched
   EXPECT_LT(max_diff(after.select(1, 1).select(-1, 0), before.select(1, 1).select(-1, 0)), 1e-7);  // first token
   EXPECT_LT(max_diff(after.select(1, 1).select(-1, 3), 0.4 * before.select(1, 1).select(-1, 3)), 1e-7);
-  // The other keys grow in proportion to their attention.
-  at::Tensor ratio = after.select(1, 1).narrow(-1, 4, 5) / before.select(1, 1).narrow(-1, 4, 5);
-  at::Tensor valid = before.select(1, 1).narrow(-1, 4, 5) > 0;
-  at::Tensor r = ratio.masked_select(valid);
-  EXPECT_LT((r - r.mean()).abs().max().item<double>() / r.mean().item<double>(), 0.5);  // one gain per row
+  // The other visible keys (all but 0 and 3) grow in proportion to their attention: one gain per
+  // row, above 1, the same for every such key of the row to float32 rounding (a product and a
+  // quotient: a few eps). Rows differ in gain, so each row is checked on its own.
+  at::Tensor others = at::tensor({1, 2, 4, 5, 6, 7, 8, 9}, at::kLong);
+  at::Tensor b_rest = before.select(1, 1)[0].index_select(-1, others), a_rest = after.select(1, 1)[0].index_select(-1, others);
+  for (int64_t q = 0; q < 6; ++q) {
+    at::Tensor valid = b_rest[q] > 0;
+    at::Tensor ratio = a_rest[q].masked_select(valid) / b_rest[q].masked_select(valid);
+    const double gain = ratio[0].item<double>();
+    EXPECT_GT(gain, 1.0) << "row " << q;
+    EXPECT_TRUE(test::close_rel("gain of row " + std::to_string(q), ratio, at::full_like(ratio, gain), 16 * test::kF32Eps));
+  }
 }
 
 TEST(Sinks, CalibrationWithBetaOneIsANoOp) {
