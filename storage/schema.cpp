@@ -196,6 +196,9 @@ int prepare(sql::Connection& c, int target) {
     throw InputError(c.path() + ": this SQLite file is not a mechscope database (it has " +
                      std::to_string(n_tables) + " tables of another program); pass another file "
                      "with --db, or a new path to create one");
+  if (version < 0)  // found by fuzz_database: a negative user_version indexed kSteps[-n]
+    throw InputError(c.path() + ": database schema version " + std::to_string(version) +
+                     " is not valid; the file is damaged. Pass another file with --db");
   if (version > kLatest)
     throw InputError(c.path() + ": database schema version " + std::to_string(version) +
                      " is newer than this mechscope supports (" + std::to_string(kLatest) +
