@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MECHSCOPE = $(BUILD)/app/mechscope
 
-.PHONY: all deps configure build run run-gui run-headless test bench clean
+.PHONY: all deps configure build run run-gui run-headless test bench fuzz fuzz-smoke clean
 
 all: build
 
@@ -43,5 +43,17 @@ test: build
 bench: build
 	@scripts/bench.sh $(BUILD)
 
+# libFuzzer targets (fuzz/, docs/fuzzing.md) in their own clang + ASan/UBSan build; fuzz-smoke runs
+# each for FUZZ_SECONDS. CI replays their corpora through test_fuzz_regressions instead (make test).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+fuzz: build
+	@scripts/install-deps.sh clang-14 libclang-rt-14-dev
+	@cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DMECHSCOPE_MAIN_BUILD=$(abspath $(BUILD)) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mechscope_fuzz_targets
+
+fuzz-smoke: fuzz
+	@scripts/fuzz.sh smoke $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -1,6 +1,7 @@
 // write_report: loads the runs, renders the chosen format, refuses to overwrite unless forced,
 // and writes every file atomically (temporary file + rename).
 #include "report/report.h"
+#include "core/base/json_input.h"
 
 #include <ATen/ATen.h>
 
@@ -68,7 +69,7 @@ std::vector<std::string> write_npy_folder(Database& db, const std::vector<Bundle
       if (!t) throw InputError(t.error().message, t.error().code);
       std::string file = unique("run" + id + "_" + report::file_safe(ti.name));
       put(file, *t);
-      nlohmann::json meta = nlohmann::json::parse(ti.meta_json, nullptr, false);
+      nlohmann::json meta = ms::parse_json_or_discarded(ti.meta_json);
       manifest.push_back({{"file", file}, {"run", b.run.id}, {"kind", "tensor"}, {"name", ti.name},
                           {"dtype", ti.dtype == "bfloat16" ? "float32" : ti.dtype}, {"stored_dtype", ti.dtype},
                           {"shape", ti.shape}, {"meta", meta.is_discarded() ? nlohmann::json() : meta}});

@@ -1,6 +1,7 @@
 // Shared report pieces: loading a run's contents, number and file-name formatting, top-k heads,
 // and the heatmap images every format embeds or writes.
 #include "report/report_common.h"
+#include "core/base/json_input.h"
 
 #include <ATen/ATen.h>
 
@@ -141,13 +142,13 @@ std::optional<Matrix> load_matrix(Database& db, int64_t run_id, const TensorInfo
 }
 
 std::string meta_string(const std::string& meta_json, const char* key) {
-  nlohmann::json j = nlohmann::json::parse(meta_json, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(meta_json);
   if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
   return "";
 }
 
 int meta_int(const std::string& meta_json, const char* key, int fallback) {
-  nlohmann::json j = nlohmann::json::parse(meta_json, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(meta_json);
   if (j.is_object() && j.contains(key) && j[key].is_number_integer()) return j[key].get<int>();
   return fallback;
 }

@@ -8,6 +8,7 @@
 
 #include "core/tokenizer/token_label.h"
 #include "report/png.h"
+#include "core/base/json_input.h"
 #include "report/report_common.h"
 
 namespace ms::report {
@@ -135,7 +136,7 @@ void provenance(std::string& s, const Bundle& b) {
   }
   s += "</table>";
   if (b.model) {
-    nlohmann::json cfg = nlohmann::json::parse(b.model->config_json, nullptr, false);
+    nlohmann::json cfg = ms::parse_json_or_discarded(b.model->config_json);
     std::string pretty = cfg.is_discarded() ? b.model->config_json
                                             : cfg.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
     s += "<details><summary>model config</summary><pre>" + esc(pretty) + "</pre></details>";

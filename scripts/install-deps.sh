@@ -17,6 +17,7 @@ fi
 if [ "${MECHSCOPE_MPI_DEPS:-1}" = 1 ]; then
   pkgs+=(openmpi-bin libopenmpi-dev)
 fi
+# Extra packages for one make target (make fuzz: clang-14 libclang-rt-14-dev).
 if [ "$#" -gt 0 ]; then pkgs+=("$@"); fi
 
 missing=()

@@ -1,5 +1,6 @@
 // Circuit records from the edge graph, and circuit-to-circuit comparison by names.
 #include "storage/circuit_records.h"
+#include "core/base/json_input.h"
 
 #include <ATen/ATen.h>
 
@@ -71,7 +72,7 @@ double iou(int64_t common, int64_t a, int64_t b) {
 std::set<std::string> edge_keys(const Circuit& c) {
   std::vector<std::string> targets;
   try {
-    nlohmann::json m = nlohmann::json::parse(c.meta_json);
+    nlohmann::json m = parse_json_or_discarded(c.meta_json);
     if (m.contains("edge_targets"))
       for (const auto& t : m["edge_targets"]) targets.push_back(t.get<std::string>());
   } catch (const std::exception&) {

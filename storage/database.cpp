@@ -1,6 +1,7 @@
 // Database: where the file lives, opening it (checks, migrations, recovery of runs left
 // 'running' by dead processes) and the models table.
 #include "storage/database.h"
+#include "core/base/json_input.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -40,10 +41,13 @@ void require_run(sql::Connection& c, int64_t run_id) {
 
 void config_dims(const std::string& config_json, int& n_layers, int& n_heads) {
   n_layers = n_heads = 0;
-  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(config_json);
   if (!j.is_object()) return;
-  if (j.contains("n_layers") && j["n_layers"].is_number_integer()) n_layers = j["n_layers"].get<int>();
-  if (j.contains("n_heads") && j["n_heads"].is_number_integer()) n_heads = j["n_heads"].get<int>();
+  // Within the model config's limits (1000 layers, 4096 heads), else unknown: a damaged row must
+  // not size the score table.
+  int64_t v = 0;
+  if (j.contains("n_layers") && json_int_in(j["n_layers"], 0, kMaxScoreLayers, &v)) n_layers = static_cast<int>(v);
+  if (j.contains("n_heads") && json_int_in(j["n_heads"], 0, kMaxScoreHeads, &v)) n_heads = static_cast<int>(v);
 }
 
 }  // namespace storage_detail

@@ -24,6 +24,10 @@ void require_run(sql::Connection& c, int64_t run_id);
 int64_t insert_results(sql::Connection& c, int64_t run_id, const RunResults& r,
                        const WriteProgress& progress, int64_t rows_before);
 // n_layers / n_heads from a model's config JSON (0 when absent).
+// The largest layer / head index a stored score may have (the model config's limits): a damaged
+// database must not size a table of scores beyond them.
+constexpr int64_t kMaxScoreLayers = 1000;
+constexpr int64_t kMaxScoreHeads = 4096;
 void config_dims(const std::string& config_json, int& n_layers, int& n_heads);
 
 }  // namespace storage_detail

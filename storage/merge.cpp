@@ -110,7 +110,7 @@ void copy_results(sql::Connection& src, sql::Connection& dst, int64_t from, int6
 }  // namespace
 
 Result<MergeStats> Database::merge_from(const std::string& source_path) {
-  return guard([&]() {
+  Result<MergeStats> r = guard([&]() {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(source_path, ec)) fail_input(source_path + ": no such database file");
     sql::Connection src(source_path, true, false);
@@ -189,6 +189,12 @@ Result<MergeStats> Database::merge_from(const std::string& source_path) {
     tx.commit();
     return st;
   });
+  // A source whose rows break the destination's constraints (found by fuzz_database: duplicate
+  // scores that a damaged index let through) is bad input; the transaction rolled back.
+  if (!r && r.error().code == ErrorCode::kInternal && r.error().message.find("constraint failed") != std::string::npos)
+    return Error{ErrorCode::kBadInput, source_path + ": its rows break the database's constraints (" + r.error().message +
+                                           "); the file is damaged. Nothing was merged."};
+  return r;
 }
 
 }  // namespace ms

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "storage/database_impl.h"
+#include "core/base/json_input.h"
 #include "storage/tensor_blob.h"
 
 namespace ms {
@@ -41,7 +42,7 @@ RunInfo read_run(const sql::Stmt& s) {
 }
 
 std::vector<std::string> json_strings(const std::string& text, const std::string& where) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(text);
   std::vector<std::string> out;
   if (!j.is_array()) throw InputError(where + ": '" + text.substr(0, 40) + "' is not a JSON list");
   for (const auto& v : j) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
@@ -123,7 +124,7 @@ Result<std::vector<InputRecord>> Database::get_inputs(int64_t run_id) {
       in.index = static_cast<int>(s.i64(0));
       in.text = s.text(1);
       std::string where = path() + ": run " + std::to_string(run_id) + " input " + std::to_string(in.index);
-      nlohmann::json ids = nlohmann::json::parse(s.text(2), nullptr, false);
+      nlohmann::json ids = ms::parse_json_or_discarded(s.text(2));
       if (!ids.is_array()) throw InputError(where + ": token_ids is not a JSON list");
       for (const auto& v : ids) {
         if (!v.is_number_integer()) throw InputError(where + ": token_ids holds a non-integer");
@@ -154,8 +155,13 @@ std::vector<HeadScores> read_scores(sql::Connection& c, int64_t run_id, const st
     double value;
   };
   std::map<std::string, std::vector<Cell>> cells;
-  while (s.step())
-    cells[s.text(0)].push_back({static_cast<int>(s.i64(1)), static_cast<int>(s.i64(2)), s.f64(3)});
+  while (s.step()) {
+    const int64_t layer = s.i64(1), head = s.i64(2);
+    if (layer < 0 || layer >= kMaxScoreLayers || head < 0 || head >= kMaxScoreHeads)
+      throw InputError("run " + std::to_string(run_id) + ": a score of '" + s.text(0) + "' is stored for layer " +
+                       std::to_string(layer) + " head " + std::to_string(head) + ", outside 0..999 / 0..4095; the database is damaged");
+    cells[s.text(0)].push_back({static_cast<int>(layer), static_cast<int>(head), s.f64(3)});
+  }
   std::vector<HeadScores> out;
   for (auto& [name, list] : cells) {
     HeadScores h;
@@ -168,7 +174,7 @@ std::vector<HeadScores> read_scores(sql::Connection& c, int64_t run_id, const st
     }
     h.values.assign(static_cast<size_t>(h.n_layers) * h.n_heads, NAN);
     for (const Cell& x : list)
-      if (x.layer >= 0 && x.head >= 0) h.values[static_cast<size_t>(x.layer) * h.n_heads + x.head] = x.value;
+      h.values[static_cast<size_t>(x.layer) * h.n_heads + x.head] = x.value;
     out.push_back(std::move(h));
   }
   return out;

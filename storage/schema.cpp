@@ -133,13 +133,62 @@ static_assert(kLatest == kSchemaVersion, "kSchemaVersion must name the last migr
 
 }  // namespace
 
+namespace {
+
+// The CREATE statements (sqlite_master) of every table and index, as the migrations leave them.
+std::string schema_text(sql::Connection& c) {
+  sql::Stmt st(c.handle(), "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
+               "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name", &c.path(), false);
+  std::string out;
+  while (st.step()) out += st.text(0) + " " + st.text(1) + ": " + st.text(2) + "\n";
+  return out;
+}
+
+// A file whose schema text differs from what this build's migrations create (a damaged or edited
+// sqlite_master: a renamed column, a dropped table) is refused at open, before any query fails
+// on it half-way through a command.
+void check_schema(sql::Connection& c) {
+  static const std::string expected = [] {
+    sql::Connection mem(":memory:", false, true);
+    for (const char* step : kSteps) mem.exec(step);
+    return schema_text(mem);
+  }();
+  std::string got;
+  try {
+    got = schema_text(c);
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw InputError(c.path() + ": not a valid mechscope database (" + e.what() + "); pass another file with --db");
+  }
+  if (got == expected) return;
+  size_t i = 0;
+  while (i < got.size() && i < expected.size() && got[i] == expected[i]) ++i;
+  const size_t line = got.rfind('\n', i == 0 ? 0 : i - 1);
+  const std::string where = got.substr(line == std::string::npos ? 0 : line + 1, 120);
+  throw InputError(c.path() + ": the database schema is not the one mechscope writes (differs at: " +
+                   where.substr(0, where.find('\n')) + "); the file is damaged or was edited. Pass another file with --db");
+}
+
+}  // namespace
+
 int prepare(sql::Connection& c, int target) {
   static_assert(kLatest >= 1, "at least one migration");
   if (target < 0 || target > kLatest) throw std::invalid_argument("schema version out of range");
-  // Reading these is the first access to the file: a non-SQLite file fails here, untouched.
-  int64_t app_id = c.scalar_i64("PRAGMA application_id");
-  int64_t version = c.scalar_i64("PRAGMA user_version");
-  int64_t n_tables = c.scalar_i64("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+  // Reading these is the first access to the file: a non-SQLite file fails here, untouched. These
+  // queries cannot be wrong, so any SQLite error here ("unsupported file format": a damaged
+  // header or schema format number) is the file's fault: bad input, not an internal error.
+  int64_t app_id = 0, version = 0, n_tables = 0;
+  try {
+    app_id = c.scalar_i64("PRAGMA application_id");
+    version = c.scalar_i64("PRAGMA user_version");
+    n_tables = c.scalar_i64("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw InputError(c.path() + ": not a valid mechscope database (" + e.what() +
+                     "); pass another file with --db, or restore this one from a backup");
+  }
   if (app_id != 0 && app_id != kApplicationId)
     throw InputError(c.path() + ": this SQLite file belongs to another program (application_id " +
                      std::to_string(app_id) + "), not mechscope; pass another file with --db");
@@ -147,6 +196,9 @@ int prepare(sql::Connection& c, int target) {
     throw InputError(c.path() + ": this SQLite file is not a mechscope database (it has " +
                      std::to_string(n_tables) + " tables of another program); pass another file "
                      "with --db, or a new path to create one");
+  if (version < 0)  // found by fuzz_database: a negative user_version indexed kSteps[-n]
+    throw InputError(c.path() + ": database schema version " + std::to_string(version) +
+                     " is not valid; the file is damaged. Pass another file with --db");
   if (version > kLatest)
     throw InputError(c.path() + ": database schema version " + std::to_string(version) +
                      " is newer than this mechscope supports (" + std::to_string(kLatest) +
@@ -159,12 +211,17 @@ int prepare(sql::Connection& c, int target) {
   c.exec("PRAGMA journal_mode = WAL");
   c.exec("PRAGMA synchronous = NORMAL");
   c.exec("PRAGMA cache_size = -32768");  // 32 MB: big result writes stay in memory until commit
-  if (version >= target) return static_cast<int>(version);
+  if (version >= target) {
+    if (version == kLatest) check_schema(c);
+    return static_cast<int>(version);
+  }
   sql::WriteTransaction tx(c);
   version = c.scalar_i64("PRAGMA user_version");  // another process may have migrated meanwhile
   for (int step = static_cast<int>(version) + 1; step <= target; ++step) c.exec(kSteps[step - 1]);
   tx.commit();
-  return static_cast<int>(std::max<int64_t>(version, target));
+  const int now = static_cast<int>(std::max<int64_t>(version, target));
+  if (now == kLatest) check_schema(c);
+  return now;
 }
 
 }  // namespace ms::schema

@@ -1,6 +1,7 @@
 // Tensor blobs: dtype names shared with .npy ("float32", "bfloat16", ...), zlib compression,
 // and the checks that make a damaged blob an error instead of a wrong tensor.
 #include "storage/tensor_blob.h"
+#include "core/base/json_input.h"
 
 #include <ATen/ATen.h>
 #include <zlib.h>
@@ -30,7 +31,7 @@ constexpr DtypeName kDtypes[] = {
 std::string shape_json(const std::vector<int64_t>& shape) { return nlohmann::json(shape).dump(); }
 
 std::vector<int64_t> parse_shape(const std::string& json, const std::string& where) {
-  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  nlohmann::json j = ms::parse_json_or_discarded(json);
   std::vector<int64_t> shape;
   bool ok = j.is_array();
   if (ok)
@@ -81,11 +82,22 @@ at::Tensor decode(const EncodedTensor& e, const std::string& where) {
       known = true;
     }
   if (!known) throw InputError(where + ": unknown dtype '" + e.dtype + "'");
-  at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(type));
-  if (static_cast<int64_t>(t.nbytes()) != e.raw_bytes)
+  // The size the shape implies, checked against the stored size and the limit before anything is
+  // allocated (a damaged row must not make us allocate what its shape claims).
+  int64_t expected = static_cast<int64_t>(c10::elementSize(type));
+  for (int64_t d : e.shape) {
+    if (d < 0 || (d > 0 && expected > kMaxTensorBytes / d)) {
+      expected = -1;
+      break;
+    }
+    expected *= d;
+  }
+  if (expected < 0 || expected != e.raw_bytes || e.raw_bytes > kMaxTensorBytes)
     throw InputError(where + ": " + std::to_string(e.raw_bytes) + " bytes stored for a " + e.dtype +
-                     " tensor of shape " + shape_json(e.shape) + " (" + std::to_string(t.nbytes()) +
+                     " tensor of shape " + shape_json(e.shape) + " (" +
+                     (expected < 0 ? "over the limit of " + std::to_string(kMaxTensorBytes) : std::to_string(expected)) +
                      " bytes expected); the row is damaged");
+  at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(type));
   if (e.compression == "none") {
     if (static_cast<int64_t>(e.data.size()) != e.raw_bytes)
       throw InputError(where + ": stored blob has " + std::to_string(e.data.size()) + " bytes, " +

@@ -32,13 +32,14 @@ const Analysis* find_analysis(const std::string& kind) {
   return nullptr;
 }
 
-int64_t forward_activation_bytes(const ModelConfig& c, int64_t t) {
-  const int64_t resid = 8 * t * c.d_model;                      // residual stream, norms, attention in/out
-  const int64_t qkv = t * (c.q_dim() + 2 * c.kv_dim());
-  const int64_t mlp = 3 * t * std::max<int64_t>(c.d_mlp, 1);
-  const int64_t scores = 2 * c.n_heads * t * t;                 // one layer's scores and pattern
-  const int64_t kv = 2 * c.n_layers * t * c.kv_dim();           // the KV cache
-  const int64_t logits = t * c.d_vocab;
+double forward_activation_bytes(const ModelConfig& c, int64_t tokens) {
+  const double t = static_cast<double>(tokens);
+  const double resid = 8 * t * static_cast<double>(c.d_model);  // residual stream, norms, attention in/out
+  const double qkv = t * static_cast<double>(c.q_dim() + 2 * c.kv_dim());
+  const double mlp = 3 * t * static_cast<double>(std::max<int64_t>(c.d_mlp, 1));
+  const double scores = 2 * static_cast<double>(c.n_heads) * t * t;  // one layer's scores and pattern
+  const double kv = 2 * static_cast<double>(c.n_layers) * t * static_cast<double>(c.kv_dim());  // the KV cache
+  const double logits = t * static_cast<double>(c.d_vocab);
   return 4 * (resid + qkv + mlp + scores + kv + logits);
 }
 

@@ -33,7 +33,7 @@ struct ItemShape {
 };
 
 struct Estimate {
-  int64_t activation_bytes = 0;  // on top of the weights
+  double activation_bytes = 0;  // on top of the weights (double: sizes from a job file never overflow)
   double flops = 0;
 };
 
@@ -88,7 +88,7 @@ Analysis circuit_analysis();
 
 // Shared by the estimates: bytes of a forward pass over t tokens (batch 1, f32): residual
 // stream and MLP activations, one layer's attention scores, the KV cache of every layer.
-int64_t forward_activation_bytes(const ModelConfig& c, int64_t t);
+double forward_activation_bytes(const ModelConfig& c, int64_t t);
 // Multiply-adds x 2 of one forward pass over t tokens.
 double forward_flops(const ModelConfig& c, int64_t n_params, int64_t t);
 

@@ -48,7 +48,8 @@ Analysis circuit_analysis() {
     Estimate e;
     // Every node's output on both runs, the offsets / gradients of every target, and a few
     // forward passes' activations kept for the backward pass.
-    e.activation_bytes = 4 * (2 * n_sources + n_targets) * t.pairs * t.tokens * c.d_model + 3 * task_forward_bytes(t, c);
+    e.activation_bytes = 4.0 * static_cast<double>(2 * n_sources + n_targets) * static_cast<double>(t.pairs) *
+                             static_cast<double>(t.tokens) * static_cast<double>(c.d_model) + 3 * task_forward_bytes(t, c);
     e.flops = passes * fwd;
     return e;
   };

@@ -80,7 +80,8 @@ Analysis heads_analysis() {
     if (mt > 0) t = std::min(t, mt);
     Estimate e;
     // One layer's full pattern is materialised at a time (layer_attention), plus the forward pass.
-    e.activation_bytes = forward_activation_bytes(*s.config, t) + 4 * 2 * s.config->n_heads * t * t;
+    e.activation_bytes = forward_activation_bytes(*s.config, t) + 8.0 * static_cast<double>(s.config->n_heads) *
+                                                                   static_cast<double>(t) * static_cast<double>(t);
     e.flops = static_cast<double>(s.n_prompts) * static_cast<double>(s.config->n_layers) *
               forward_flops(*s.config, s.n_params, t);
     return e;

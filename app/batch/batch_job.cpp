@@ -272,6 +272,12 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
+std::string format_bytes_count(double n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f", n);
+  return buf;
+}
+
 std::string value_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 }  // namespace
@@ -337,7 +343,30 @@ Job load_job(const std::string& path) {
   return job;
 }
 
+// The work items a job expands to, counted before anything is expanded (in double: a grid of many
+// axes must not overflow the count); a job over kMaxJobItems is refused.
+static void check_item_count(const Job& job) {
+  double total = 0;
+  for (const AnalysisEntry& a : job.analyses) {
+    const Analysis* an = find_analysis(a.kind);
+    double cells = 1;
+    for (const auto& axis : a.axes) cells *= static_cast<double>(axis.second.size());
+    double psets = 1;
+    if (an && an->uses_prompts) {
+      psets = 0;
+      for (const auto& pn : a.prompts)
+        for (const PromptSet& p : job.prompts) psets += p.name == pn ? 1 : 0;
+    }
+    const double n = cells * static_cast<double>(a.models.size()) * psets;
+    total += n;
+    if (total > static_cast<double>(kMaxJobItems))
+      fail_at(a.at, "the job expands to more than " + std::to_string(kMaxJobItems) + " work items (the limit; [[analysis]] '" +
+                        a.name + "' alone has " + format_bytes_count(n) + "); split it into several jobs or shorten its parameter lists");
+  }
+}
+
 std::vector<WorkItem> expand_items(const Job& job) {
+  check_item_count(job);
   std::vector<WorkItem> items;
   for (size_t ai = 0; ai < job.analyses.size(); ++ai) {
     const AnalysisEntry& a = job.analyses[ai];
@@ -392,7 +421,9 @@ std::vector<WorkItem> expand_items(const Job& job) {
             s.max_tokens = std::min(m.config.n_ctx, job.prompts[static_cast<size_t>(pi)].max_tokens_bound);
           }
           Estimate e = an->estimate ? an->estimate(it.params, s) : Estimate{};
-          it.mem_bytes = 4 * m.n_params + e.activation_bytes + (int64_t{256} << 20);  // + the runtime itself
+          // + the runtime itself; in double, saturated: a job's sizes must not overflow the estimate
+          const double mem = 4.0 * static_cast<double>(m.n_params) + e.activation_bytes + static_cast<double>(int64_t{256} << 20);
+          it.mem_bytes = mem < 9e18 ? static_cast<int64_t>(mem) : INT64_MAX;
           it.flops = e.flops;
           items.push_back(std::move(it));
         }

@@ -73,7 +73,12 @@ struct WorkItem {
 // TOML syntax errors, unknown keys, wrong types, missing files, bad values and items whose
 // memory estimate exceeds this machine's memory.
 Job load_job(const std::string& path);
-// All items of the job, sorted by key (keys are unique).
+// The most work items one job may expand to (models x prompt sets x parameter grid, over all
+// analyses): a few lines of TOML must not turn into hours of validation and gigabytes of items.
+constexpr int64_t kMaxJobItems = 20000;
+
+// All items of the job, sorted by key (keys are unique); throws InputError (naming the limit)
+// when the job expands to more than kMaxJobItems.
 std::vector<WorkItem> expand_items(const Job& job);
 // The items of shard `index` of `count` (0-based): the i-th item in key order goes to shard
 // i % count, so shards are disjoint, cover everything, and differ in size by at most one.

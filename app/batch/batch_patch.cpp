@@ -42,7 +42,8 @@ Analysis patch_analysis() {
     else cells = c.n_layers * c.n_heads, width = w == "pattern" ? c.n_heads * t.tokens : c.q_dim();
     if (w == "z" && p["per_position"].get<bool>()) cells *= t.tokens;
     Estimate e;
-    e.activation_bytes = task_forward_bytes(t, c) + 4 * c.n_layers * t.pairs * t.tokens * width;
+    e.activation_bytes = task_forward_bytes(t, c) + 4.0 * static_cast<double>(c.n_layers) * static_cast<double>(t.pairs) *
+                                                     static_cast<double>(t.tokens) * static_cast<double>(width);
     e.flops = static_cast<double>(cells + 4) * task_forward_flops(t, s);  // + clean cache, clean, corrupted, DLA
     return e;
   };

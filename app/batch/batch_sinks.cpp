@@ -39,7 +39,8 @@ Analysis sinks_analysis() {
     if (mt > 0) t = std::min(t, mt);
     Estimate e;
     // Streamed over query blocks: one forward pass at a time, plus the per-prompt alpha rows.
-    e.activation_bytes = forward_activation_bytes(*s.config, t) + 8 * s.n_prompts * s.config->n_layers * s.config->n_heads * 64;
+    e.activation_bytes = forward_activation_bytes(*s.config, t) + 8.0 * 64 * static_cast<double>(s.n_prompts) *
+                                                                   static_cast<double>(s.config->n_layers * s.config->n_heads);
     e.flops = static_cast<double>(s.n_prompts) * forward_flops(*s.config, s.n_params, t);
     return e;
   };

@@ -28,8 +28,8 @@ TaskSize task_size_bound(const nlohmann::json& p, const ModelConfig& c) {
   return t;
 }
 
-int64_t task_forward_bytes(const TaskSize& t, const ModelConfig& c) {
-  return t.pairs * forward_activation_bytes(c, t.tokens);
+double task_forward_bytes(const TaskSize& t, const ModelConfig& c) {
+  return static_cast<double>(t.pairs) * forward_activation_bytes(c, t.tokens);
 }
 
 double task_forward_flops(const TaskSize& t, const ItemShape& s) {

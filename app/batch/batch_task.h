@@ -17,7 +17,7 @@ struct TaskSize {
 };
 TaskSize task_size_bound(const nlohmann::json& p, const ModelConfig& c);
 // A forward pass over the task's pairs (batch = pairs) and its multiply-adds.
-int64_t task_forward_bytes(const TaskSize& t, const ModelConfig& c);
+double task_forward_bytes(const TaskSize& t, const ModelConfig& c);
 double task_forward_flops(const TaskSize& t, const ItemShape& s);
 
 }  // namespace ms::app::batch

@@ -54,14 +54,14 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 }
 
 std::vector<int32_t> input_ids(const Model& m, const std::string& text, const std::string& tokens,
-                               bool add_special) {
+                               bool add_special, bool allow_empty) {
   if (!tokens.empty() && !text.empty()) fail_usage("give --text or --tokens, not both");
   if (!tokens.empty()) return parse_ids(tokens);
   if (!m.tokenizer())
     fail_usage(m.source() + " has no tokenizer files (tokenizer.json, vocab.json + merges.txt, "
                "tokenizer.model); give token ids with --tokens 1,2,3");
   std::vector<int32_t> ids = m.tokenizer()->encode(text, add_special);
-  if (ids.empty()) fail_usage("--text encodes to no tokens");
+  if (ids.empty() && !allow_empty) fail_usage("--text encodes to no tokens");
   return ids;
 }
 

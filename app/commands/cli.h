@@ -27,8 +27,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required = tru
 // Loads the model named by o (applies --threads first); throws InputError on failure.
 std::unique_ptr<Model> load_model(const ModelOptions& o);
 // Token ids from --text (through the model's tokenizer) or --tokens "1,2,3".
+// No tokens at all is a usage error unless allow_empty (tokenize: an empty text is valid input).
 std::vector<int32_t> input_ids(const Model& m, const std::string& text, const std::string& tokens,
-                               bool add_special = true);
+                               bool add_special = true, bool allow_empty = false);
 // "1,2,3" -> ids; throws a usage error naming the bad item.
 std::vector<int32_t> parse_ids(const std::string& s);
 // A token for display: the tokenizer's text, else "<id>".

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands/cli.h"
+#include "core/base/json_input.h"
 #include "storage/database.h"
 
 namespace ms::app {
@@ -16,7 +17,7 @@ using nlohmann::json;
 
 json run_json(const RunInfo& r) {
   return {{"id", r.id}, {"kind", r.spec.kind}, {"status", run_status_name(r.status)},
-          {"model_id", r.spec.model_id}, {"params", json::parse(r.spec.params_json, nullptr, false)},
+          {"model_id", r.spec.model_id}, {"params", ms::parse_json_or_discarded(r.spec.params_json)},
           {"command", r.spec.command}, {"label", r.spec.label}, {"resume_key", r.spec.resume_key},
           {"mechscope_version", r.mechscope_version}, {"progress", r.progress}, {"created_at", r.created_at},
           {"started_at", r.started_at}, {"finished_at", r.finished_at}, {"error", r.error},
@@ -112,14 +113,14 @@ int show(Database& db, int64_t id, bool as_json) {
     if (model)
       j["model"] = {{"id", model->id}, {"path", model->path}, {"architecture", model->architecture},
                     {"content_hash", model->content_hash}, {"n_params", model->n_params},
-                    {"config", json::parse(model->config_json, nullptr, false)}};
+                    {"config", ms::parse_json_or_discarded(model->config_json)}};
     j["inputs"] = json::array();
     for (const InputRecord& in : inputs)
       j["inputs"].push_back({{"index", in.index}, {"text", in.text}, {"token_ids", in.token_ids}, {"tokens", in.tokens}});
     j["tensors"] = json::array();
     for (const TensorInfo& t : tensors)
       j["tensors"].push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"raw_bytes", t.raw_bytes},
-                              {"stored_bytes", t.stored_bytes}, {"meta", json::parse(t.meta_json, nullptr, false)}});
+                              {"stored_bytes", t.stored_bytes}, {"meta", ms::parse_json_or_discarded(t.meta_json)}});
     j["circuits"] = json::array();
     for (const Circuit& c : circuits)
       j["circuits"].push_back({{"name", c.name}, {"nodes", c.nodes.size()}, {"edges", c.edges.size()}});

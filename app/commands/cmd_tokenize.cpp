@@ -18,7 +18,8 @@ void register_tokenize(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>
   cmd->add_flag("--no-special", o->no_special, "do not add BOS/EOS");
   cmds.emplace_back(cmd, [o]() {
     std::unique_ptr<Model> m = load_model(*o);
-    std::vector<int32_t> ids = input_ids(*m, o->text, "", !o->no_special);
+    // An empty text is valid input: no tokens, or BOS alone when the tokenizer adds it.
+    std::vector<int32_t> ids = input_ids(*m, o->text, "", !o->no_special, /*allow_empty=*/true);
     if (o->json) {
       nlohmann::json j;
       j["ids"] = ids;

@@ -13,6 +13,9 @@ namespace {
 constexpr uint32_t kDefaultAlignment = 32;
 constexpr int kMaxDims = 4;
 constexpr int kMaxArrayDepth = 4;
+// Elements of one metadata array (vocabularies are at most 2^24 tokens): each costs a GgufValue
+// in memory, far more than its bytes in the file.
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 24;
 
 enum ValueType : uint32_t {
   kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
@@ -133,6 +136,11 @@ class Reader {
                      std::to_string(elem) + "; the file is corrupt or from a newer GGUF");
         }
         uint64_t n = read<uint64_t>();
+        if (n > kMaxArrayElements) {
+          fail_input(m_path + ": " + m_context + " claims " + std::to_string(n) +
+                     " array elements, more than the limit of " + std::to_string(kMaxArrayElements) +
+                     "; the file is corrupt");
+        }
         if (n > remaining() / min_bytes) {
           fail_input(m_path + ": truncated or corrupt file: " + m_context + " claims " +
                      std::to_string(n) + " array elements but only " +

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/base/json_input.h"
+
 namespace ms {
 
 Result<std::vector<PromptRecord>> read_prompts(const std::string& path) {
@@ -23,12 +25,7 @@ Result<std::vector<PromptRecord>> read_prompts(const std::string& path) {
         continue;
       }
       const std::string where = path + ":" + std::to_string(n);
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        fail_input(where + ": malformed JSON: " + e.what());
-      }
+      const nlohmann::json j = parse_json_input(line, where);
       if (!j.is_object()) fail_input(where + ": expected a JSON object");
       auto text_field = [&](const char* key) -> std::string {
         if (!j.contains(key)) return "";
@@ -40,9 +37,10 @@ Result<std::vector<PromptRecord>> read_prompts(const std::string& path) {
         if (!j["tokens"].is_array() || j["tokens"].empty())
           fail_input(where + ": 'tokens' must be a non-empty list of token ids");
         for (const auto& t : j["tokens"]) {
-          if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+          int64_t id = 0;
+          if (!json_int_in(t, 0, INT32_MAX, &id))
             fail_input(where + ": 'tokens' must be a non-empty list of token ids");
-          r.tokens.push_back(t.get<int32_t>());
+          r.tokens.push_back(static_cast<int32_t>(id));
         }
       }
       if (r.text.empty() && r.tokens.empty())
@@ -57,9 +55,10 @@ Result<std::vector<PromptRecord>> read_prompts(const std::string& path) {
         }
         if (!j.contains("answer") || !j["answer"].is_number_integer())
           fail_input(where + ": 'choices' needs an integer 'answer' index");
-        r.answer = j["answer"].get<int>();
-        if (r.answer < 0 || r.answer >= static_cast<int>(r.choices.size()))
-          fail_input(where + ": 'answer' " + std::to_string(r.answer) + " is not an index into 'choices'");
+        int64_t answer = -1;
+        if (!json_int_in(j["answer"], 0, static_cast<int64_t>(r.choices.size()) - 1, &answer))
+          fail_input(where + ": 'answer' " + json_brief(j["answer"]) + " is not an index into 'choices'");
+        r.answer = static_cast<int>(answer);
       }
       out.push_back(std::move(r));
     }

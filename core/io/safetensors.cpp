@@ -3,6 +3,7 @@
 #include "core/io/safetensors.h"
 
 #include "core/base/atomic_file.h"
+#include "core/base/json_input.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <limits>
 
 namespace ms {
@@ -90,12 +92,10 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
                  " bytes); the file is truncated or not safetensors");
     }
     const char* header_begin = reinterpret_cast<const char*>(file->data() + 8);
-    json header;
-    try {
-      header = json::parse(header_begin, header_begin + header_len);
-    } catch (const json::exception& e) {
-      fail_input(p + ": header is not valid JSON (" + e.what() + ")");
-    }
+    // A tensor named twice would silently keep one of the two: refused.
+    JsonParseOptions opts;
+    opts.reject_duplicate_keys = true;
+    const json header = parse_json_input(std::string_view(header_begin, header_len), p + ": header", opts);
     if (!header.is_object()) fail_input(p + ": header JSON is not an object");
 
     const uint8_t* data = file->data() + 8 + header_len;
@@ -139,7 +139,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
       for (const json& d : jshape) {
         int64_t dim = 0;
         if (!json_count(d, &dim)) {
-          fail_input(where + " has shape " + jshape.dump() +
+          fail_input(where + " has shape " + json_brief(jshape) +
                      " with a negative or non-integer dimension");
         }
         view.shape.push_back(dim);
@@ -150,7 +150,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
       int64_t begin = 0, end = 0;
       if (!joff.is_array() || joff.size() != 2 || !json_count(joff[0], &begin) ||
           !json_count(joff[1], &end)) {
-        fail_input(where + " has data_offsets " + joff.dump() +
+        fail_input(where + " has data_offsets " + json_brief(joff) +
                    "; expected [begin, end] with non-negative integers");
       }
       const std::string offsets = "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
@@ -226,13 +226,13 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::open_dir(
     const std::string ip = index_path.string();
     json index;
     {
-      std::ifstream in(index_path);
+      std::ifstream in(index_path, std::ios::binary);
       if (!in) fail_input(ip + ": cannot read: " + std::strerror(errno));
-      try {
-        index = json::parse(in);
-      } catch (const json::exception& e) {
-        fail_input(ip + ": not valid JSON (" + e.what() + ")");
-      }
+      std::ostringstream text;
+      text << in.rdbuf();
+      JsonParseOptions opts;
+      opts.reject_duplicate_keys = true;
+      index = parse_json_input(text.str(), ip, opts);
     }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       fail_input(ip + ": has no \"weight_map\" object");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/base/json_input.h"
 #include "core/io/gguf.h"
 #include "core/model/arch/arch_spec.h"
 
@@ -14,6 +15,16 @@ namespace ms {
 namespace {
 
 using json = nlohmann::json;
+
+// Size limits of validate_config, far above any real model, so that size products (parameter
+// counts, heads x head dims, memory estimates) never overflow 64 bits.
+constexpr int64_t kMaxLayers = 1000;
+constexpr int64_t kMaxDModel = int64_t{1} << 17;
+constexpr int64_t kMaxHeads = int64_t{1} << 12;
+constexpr int64_t kMaxDHead = int64_t{1} << 12;
+constexpr int64_t kMaxDMlp = int64_t{1} << 20;
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxPositions = int64_t{1} << 24;
 
 class Fields {
  public:
@@ -31,36 +42,37 @@ class Fields {
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
     const json& v = m_j.at(key);
-    if (!v.is_number()) fail_input(m_path + ": field '" + key + "' must be a number, got " + v.dump());
+    if (!v.is_number()) fail_input(m_path + ": field '" + key + "' must be a number, got " + json_brief(v));
     return v.get<double>();
   }
   bool boolean(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
     const json& v = m_j.at(key);
-    if (!v.is_boolean()) fail_input(m_path + ": field '" + key + "' must be true or false, got " + v.dump());
+    if (!v.is_boolean()) fail_input(m_path + ": field '" + key + "' must be true or false, got " + json_brief(v));
     return v.get<bool>();
   }
   std::string string(const char* key, const std::string& fallback) const {
     if (!has(key)) return fallback;
     const json& v = m_j.at(key);
-    if (!v.is_string()) fail_input(m_path + ": field '" + key + "' must be a string, got " + v.dump());
+    if (!v.is_string()) fail_input(m_path + ": field '" + key + "' must be a string, got " + json_brief(v));
     return v.get<std::string>();
   }
-  // First integer of an int-or-list field (eos_token_id may be a list), or -1.
+  // First integer of an int-or-list field (eos_token_id may be a list), or -1. An id outside
+  // 0..2^31-1 is an error, never truncated (4294967297 must not become 1).
   int32_t token_id(const char* key) const {
     if (!has(key)) return -1;
     const json& v = m_j.at(key);
-    if (v.is_array()) return v.empty() || !v[0].is_number_integer() ? -1 : v[0].get<int32_t>();
-    return v.is_number_integer() ? v.get<int32_t>() : -1;
+    const json* id = v.is_array() ? (v.empty() ? nullptr : &v[0]) : &v;
+    if (!id || !id->is_number()) return -1;
+    return static_cast<int32_t>(json_int(*id, 0, INT32_MAX, m_path + ": field '" + key + "'"));
   }
   const json& raw(const char* key) const { return m_j.at(key); }
 
  private:
+  // Integers are bounded to 32 bits here (every size is far smaller; validate_config has the
+  // real limits), so derived products such as 4 * n_embd cannot overflow.
   int64_t integer_value(const char* key) const {
-    const json& v = m_j.at(key);
-    if (!v.is_number_integer())
-      fail_input(m_path + ": field '" + key + "' must be an integer, got " + v.dump());
-    return v.get<int64_t>();
+    return json_int(m_j.at(key), INT32_MIN, INT32_MAX, m_path + ": field '" + key + "'");
   }
   const json& m_j;
   std::string m_path;
@@ -248,27 +260,38 @@ Status validate_config(const ModelConfig& c, const std::string& where) {
     positive(c.d_vocab, "vocabulary size");
     positive(c.n_ctx, "maximum positions");
     if (c.d_mlp < 0) fail_input(where + ": MLP size must not be negative");
-    if (c.n_heads % c.n_kv_heads != 0)
+    if (c.n_kv_heads > c.n_heads || c.n_heads % c.n_kv_heads != 0)
       fail_input(where + ": " + std::to_string(c.n_heads) + " attention heads are not a multiple of " +
                  std::to_string(c.n_kv_heads) + " key/value heads");
     if (c.pos == PosKind::kRotary && (c.rotary_dim <= 0 || c.rotary_dim > c.d_head || c.rotary_dim % 2))
       fail_input(where + ": rotary dimension " + std::to_string(c.rotary_dim) +
                  " must be even and in (0, d_head = " + std::to_string(c.d_head) + "]");
-    if (!(c.norm_eps > 0)) fail_input(where + ": normalization epsilon must be positive");
-    if (c.n_layers > 1000 || c.d_model > 1 << 17 || c.d_vocab > 1 << 24)
-      fail_input(where + ": sizes are implausible (layers " + std::to_string(c.n_layers) +
-                 ", hidden " + std::to_string(c.d_model) + ", vocab " + std::to_string(c.d_vocab) + ")");
+    if (!(c.norm_eps > 0) || !std::isfinite(c.norm_eps))
+      fail_input(where + ": normalization epsilon must be positive");
+    if (c.pos == PosKind::kRotary && (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)))
+      fail_input(where + ": rotary base (rope_theta) must be a positive number");
+    if (c.sliding_window < 0) fail_input(where + ": sliding window must not be negative");
+    // Limits well above any real model; they keep every size product (parameter counts, head
+    // counts x head dims, memory estimates) far from 64-bit overflow.
+    auto at_most = [&](int64_t v, int64_t limit, const char* name) {
+      if (v > limit)
+        fail_input(where + ": " + name + " " + std::to_string(v) + " is implausible (the limit is " +
+                   std::to_string(limit) + ")");
+    };
+    at_most(c.n_layers, kMaxLayers, "number of layers");
+    at_most(c.d_model, kMaxDModel, "hidden size");
+    at_most(c.n_heads, kMaxHeads, "number of attention heads");
+    at_most(c.d_head, kMaxDHead, "head dimension");
+    at_most(c.d_mlp, kMaxDMlp, "MLP size");
+    at_most(c.d_vocab, kMaxVocab, "vocabulary size");
+    at_most(c.n_ctx, kMaxPositions, "maximum positions");
+    at_most(c.q_dim(), kMaxDModel * 8, "number of heads x head dimension");
   });
 }
 
 Result<ModelConfig> parse_hf_config_text(const std::string& text, const std::string& path) {
   return guard([&]() -> ModelConfig {
-    json j;
-    try {
-      j = json::parse(text);
-    } catch (const json::parse_error& e) {
-      fail_input(path + ": malformed JSON: " + e.what());
-    }
+    const json j = parse_json_input(text, path);
     if (!j.is_object()) fail_input(path + ": expected a JSON object");
     Fields f(j, path);
     std::string type = f.string("model_type", "");
@@ -335,8 +358,14 @@ Result<ModelConfig> config_from_gguf(const GgufFile& g) {
     if (!emb) fail_input(where + ": tensor '" + emb_name + "' is missing");
     c.d_vocab = g.get_int(p + "vocab_size", emb->shape.empty() ? 0 : emb->shape[0]);
     c.tie_embeddings = g.find(gguf_name_of(*a, Slot::kUnembed)) == nullptr;
-    c.bos_token_id = static_cast<int32_t>(g.get_int("tokenizer.ggml.bos_token_id", -1));
-    c.eos_token_id = static_cast<int32_t>(g.get_int("tokenizer.ggml.eos_token_id", -1));
+    for (auto [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &c.bos_token_id},
+                           std::pair{"tokenizer.ggml.eos_token_id", &c.eos_token_id}}) {
+      const int64_t v = g.get_int(key, -1);
+      if (v < -1 || v > INT32_MAX)
+        fail_input(where + ": metadata key '" + key + "' holds " + std::to_string(v) +
+                   ", not a token id (0 to 2^31-1)");
+      *id = static_cast<int32_t>(v);
+    }
     Status st = validate_config(c, where);
     if (!st) throw InputError(st.error().message);
     return c;

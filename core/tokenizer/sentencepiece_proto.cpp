@@ -1,6 +1,7 @@
 // SentencePiece ModelProto reader (protobuf wire format, the fields mechscope uses).
 #include "core/tokenizer/sentencepiece_proto.h"
 
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -90,7 +91,9 @@ void read_piece(const std::string& b, std::pair<size_t, size_t> span, const std:
     } else if (n == 2 && w == 5) {
       score = r.fixed32_float();
     } else if (n == 3 && w == 0) {
-      type = static_cast<int32_t>(r.varint());
+      const uint64_t t = r.varint();
+      if (t < 1 || t > 6) r.bad("piece type " + std::to_string(t) + " is not 1..6");
+      type = static_cast<int32_t>(t);
     } else {
       r.skip(w);
     }
@@ -111,6 +114,9 @@ void read_trainer(const std::string& b, std::pair<size_t, size_t> span, const st
       continue;
     }
     int64_t v = static_cast<int64_t>(r.varint());  // negative int32 values are 10-byte varints
+    // Never truncated: an id of 2^32 + 1 must not become 1.
+    if ((n == 3 || n == 40 || n == 41 || n == 42 || n == 43) && (v < INT32_MIN || v > INT32_MAX))
+      r.bad("trainer field " + std::to_string(n) + " holds " + std::to_string(v) + ", outside 32 bits");
     switch (n) {
       case 3: m.model_type = static_cast<int32_t>(v); break;
       case 35: m.byte_fallback = v != 0; break;
@@ -163,7 +169,7 @@ Result<SentencePieceModel> parse_spm_proto(const std::string& b, const std::stri
     }
     if (m.pieces.empty()) fail_input(where + ": not a valid SentencePiece model: it has no pieces");
     auto check_id = [&](int32_t id, const char* what) {
-      if (id >= static_cast<int32_t>(m.pieces.size()))
+      if (id < -1 || id >= static_cast<int32_t>(m.pieces.size()))
         fail_input(where + ": " + what + " id " + std::to_string(id) + " is beyond the " +
                    std::to_string(m.pieces.size()) + " pieces");
     };

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 #include <queue>
+#include <set>
+#include <unordered_map>
 
 #include "core/tokenizer/unicode.h"
 
@@ -85,13 +87,33 @@ void bpe_merge(std::vector<int32_t>& symbols, const MergeTable& merges,
 // ---- added tokens ----
 
 void BaseTokenizer::add_tokens(const std::vector<AddedToken>& tokens) {
+  // A token with the id or the content of an earlier one replaces the first such one. Indexed by
+  // id and by content (sets of positions), so a file of many added tokens costs n log n, not n^2.
+  std::unordered_map<int32_t, std::set<size_t>> by_id;
+  std::unordered_map<std::string, std::set<size_t>> by_content;
+  for (size_t i = 0; i < m_added.size(); ++i) {
+    by_id[m_added[i].id].insert(i);
+    by_content[m_added[i].content].insert(i);
+  }
   for (const AddedToken& t : tokens) {
     if (t.id < 0 || t.content.empty()) continue;
-    auto same = std::find_if(m_added.begin(), m_added.end(), [&](const AddedToken& a) {
-      return a.id == t.id || a.content == t.content;
-    });
-    if (same != m_added.end()) *same = t;
-    else m_added.push_back(t);
+    if (t.id > (1 << 24))
+      fail_input("added token '" + t.content + "' has id " + std::to_string(t.id) +
+                 ", beyond the vocabulary limit 2^24");
+    size_t same = m_added.size();
+    if (auto it = by_id.find(t.id); it != by_id.end() && !it->second.empty())
+      same = std::min(same, *it->second.begin());
+    if (auto it = by_content.find(t.content); it != by_content.end() && !it->second.empty())
+      same = std::min(same, *it->second.begin());
+    if (same < m_added.size()) {
+      by_id[m_added[same].id].erase(same);
+      by_content[m_added[same].content].erase(same);
+      m_added[same] = t;
+    } else {
+      m_added.push_back(t);
+    }
+    by_id[t.id].insert(same);
+    by_content[t.content].insert(same);
   }
   rebuild_index();
 }

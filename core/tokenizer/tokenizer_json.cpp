@@ -2,6 +2,7 @@
 // decoder) or SentencePiece-style (Metaspace / Prepend+Replace "▁", byte_fallback), with its
 // normalizer, pre-tokenizer, added tokens and the BOS/EOS of its post_processor.
 #include <nlohmann/json.hpp>
+#include "core/base/json_input.h"
 
 #include "core/tokenizer/tokenizer_bpe.h"
 #include "core/tokenizer/tokenizer_load.h"
@@ -18,17 +19,27 @@ std::string type_of(const json& node) {
 }
 
 // The items of a Sequence node (normalizers, pretokenizers, decoders, processors), else itself.
-std::vector<const json*> flatten(const json& node, const char* list_key) {
+std::vector<const json*> flatten_all(const json& node, const char* list_key) {
   std::vector<const json*> out;
   if (node.is_null()) return out;
   if (type_of(node) == "Sequence" && node.contains(list_key)) {
     for (const json& child : node[list_key]) {
-      auto sub = flatten(child, list_key);
+      auto sub = flatten_all(child, list_key);
       out.insert(out.end(), sub.begin(), sub.end());
     }
   } else {
     out.push_back(&node);
   }
+  return out;
+}
+
+// Chained steps cost work on every encode: a file with thousands of them is refused.
+constexpr size_t kMaxPipelineSteps = 64;
+std::vector<const json*> flatten(const json& node, const char* list_key) {
+  std::vector<const json*> out = flatten_all(node, list_key);
+  if (out.size() > kMaxPipelineSteps)
+    fail_input(std::string(list_key) + ": " + std::to_string(out.size()) + " chained steps, more than the limit of " +
+               std::to_string(kMaxPipelineSteps));
   return out;
 }
 
@@ -127,12 +138,14 @@ PreTokenizer parse_pre_tokenizer(const json& node) {
   return out;
 }
 
-std::vector<AddedToken> parse_added_tokens(const json& list) {
+std::vector<AddedToken> parse_added_tokens(const json& list, size_t n_vocab) {
   std::vector<AddedToken> out;
   if (!list.is_array()) return out;
   for (const json& a : list) {
     AddedToken t;
-    t.id = a.at("id").get<int32_t>();
+    const int64_t id = json_int(a.at("id"), 0, INT32_MAX, "added token id");
+    check_vocab_id(id, n_vocab + list.size(), "added token");
+    t.id = static_cast<int32_t>(id);
     t.content = a.at("content").get<std::string>();
     t.special = a.value("special", false);
     t.lstrip = a.value("lstrip", false);
@@ -159,7 +172,7 @@ void parse_post_processor(const json& node, SpecialTokens& s) {
         const std::string name = item["SpecialToken"].at("id").get<std::string>();
         const json& ids = p->at("special_tokens").at(name).at("ids");
         if (ids.empty()) continue;
-        const int32_t id = ids[0].get<int32_t>();
+        const auto id = static_cast<int32_t>(json_int(ids[0], 0, INT32_MAX, "post_processor id"));
         if (seen_sequence) {
           s.eos = id;
           s.add_eos = true;
@@ -169,8 +182,8 @@ void parse_post_processor(const json& node, SpecialTokens& s) {
         }
       }
     } else if (t == "RobertaProcessing" || t == "BertProcessing") {
-      s.bos = p->at("cls").at(1).get<int32_t>();
-      s.eos = p->at("sep").at(1).get<int32_t>();
+      s.bos = static_cast<int32_t>(json_int(p->at("cls").at(1), 0, INT32_MAX, "post_processor cls id"));
+      s.eos = static_cast<int32_t>(json_int(p->at("sep").at(1), 0, INT32_MAX, "post_processor sep id"));
       s.add_bos = s.add_eos = true;
     }
   }
@@ -205,9 +218,11 @@ std::unique_ptr<BaseTokenizer> build(const json& doc) {
       fail_input(std::string("BPE with ") + key + " is not supported");
 
   std::vector<std::string> vocab;
-  for (const auto& [token, id_json] : model.at("vocab").items()) {
-    const int64_t id = id_json.get<int64_t>();
-    if (id < 0 || id > (1 << 24)) fail_input("vocab id " + std::to_string(id) + " is out of range");
+  const json& vocab_json = model.at("vocab");
+  if (!vocab_json.is_object()) fail_input("model vocab is not an object of token: id");
+  for (const auto& [token, id_json] : vocab_json.items()) {
+    const int64_t id = json_int(id_json, 0, INT32_MAX, "vocab id of '" + token + "'");
+    check_vocab_id(id, vocab_json.size(), "vocab token '" + token + "'");
     if (vocab.size() <= static_cast<size_t>(id)) vocab.resize(id + 1);
     vocab[id] = token;
   }
@@ -268,7 +283,8 @@ std::unique_ptr<BaseTokenizer> build(const json& doc) {
                                             parse_pre_tokenizer(pre));
     tok->set_kind("SentencePiece-style BPE (tokenizer.json)");
   }
-  tok->add_tokens(parse_added_tokens(doc.contains("added_tokens") ? doc["added_tokens"] : json()));
+  tok->add_tokens(parse_added_tokens(doc.contains("added_tokens") ? doc["added_tokens"] : json(),
+                                     static_cast<size_t>(tok->vocab_size())));
   SpecialTokens& s = tok->special();
   s.unk = unk;
   if (doc.contains("post_processor")) parse_post_processor(doc["post_processor"], s);

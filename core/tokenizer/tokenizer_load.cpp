@@ -1,12 +1,14 @@
 // Tokenizer loading from a model folder: picks tokenizer.json, vocab.json + merges.txt or
 // tokenizer.model, then takes BOS/EOS/UNK/PAD and add_bos/add_eos from config.json,
 // generation_config.json, special_tokens_map.json and tokenizer_config.json (later ones win).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/json_input.h"
 #include "core/tokenizer/tokenizer_bpe.h"
 #include "core/tokenizer/tokenizer_load.h"
 
@@ -24,12 +26,17 @@ std::string read_text_file(const std::string& path) {
 }
 
 json read_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail_input(path + ": not valid JSON: " + e.what());
-  }
+  return parse_json_input(read_text_file(path), path);
+}
+
+void check_vocab_id(int64_t id, size_t n_entries, const std::string& where) {
+  // A vocabulary's ids are 0..n-1 (a few gaps are tolerated); one huge id in a small file
+  // would otherwise allocate a table of that size.
+  const int64_t limit = std::min<int64_t>(kMaxVocabId, 2 * static_cast<int64_t>(n_entries) + 1024);
+  if (id < 0 || id > limit)
+    fail_input(where + ": id " + std::to_string(id) + " is out of range for a vocabulary of " +
+               std::to_string(n_entries) + " entries (ids must be 0 to " + std::to_string(limit) +
+               " = min(2^24, 2 x entries + 1024))");
 }
 
 namespace {
@@ -42,10 +49,11 @@ std::unique_ptr<BaseTokenizer> build_vocab_merges(const std::string& vocab_json,
   if (!vocab_doc.is_object()) fail_input(vocab_json + ": expected an object of token: id");
   ByteLevelBpeModel model;
   for (const auto& [token, id_json] : vocab_doc.items()) {
-    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 ||
-        id_json.get<int64_t>() > (1 << 24))
+    int64_t id64 = 0;
+    if (!json_int_in(id_json, 0, INT32_MAX, &id64))
       fail_input(vocab_json + ": the id of '" + token + "' is not a valid token id");
-    const auto id = id_json.get<size_t>();
+    check_vocab_id(id64, vocab_doc.size(), vocab_json + ": the token '" + token + "'");
+    const auto id = static_cast<size_t>(id64);
     if (model.vocab.size() <= id) model.vocab.resize(id + 1);
     model.vocab[id] = token;
   }
@@ -92,10 +100,12 @@ int32_t token_from_config(const BaseTokenizer& tok, const json& v) {
 }
 
 // The first of an id or a list of ids (Llama 3 lists several EOS ids).
+// An id outside 0..2^31-1 counts as absent (never truncated: 4294967297 must not become 1).
 int32_t id_from_config(const json& v) {
-  if (v.is_number_integer()) return v.get<int32_t>();
-  if (v.is_array() && !v.empty() && v[0].is_number_integer()) return v[0].get<int32_t>();
-  return -1;
+  const json* id = v.is_array() ? (v.empty() ? nullptr : &v[0]) : &v;
+  int64_t x = 0;
+  if (!id || !json_int_in(*id, 0, INT32_MAX, &x)) return -1;
+  return static_cast<int32_t>(x);
 }
 
 struct SpecialSlot {
@@ -125,11 +135,12 @@ void apply_token_config(BaseTokenizer& tok, const std::string& path, bool take_a
     for (const auto& [id_text, a] : doc["added_tokens_decoder"].items()) {
       if (!a.is_object() || !a.contains("content") || !a["content"].is_string()) continue;
       AddedToken t;
-      try {
-        t.id = std::stoi(id_text);
-      } catch (const std::exception&) {
+      const bool digits = !id_text.empty() && id_text.size() <= 10 &&
+                          id_text.find_first_not_of("0123456789") == std::string::npos;
+      const long long id = digits ? std::stoll(id_text) : -1;
+      if (id < 0 || id > INT32_MAX)
         fail_input(path + ": added_tokens_decoder key '" + id_text + "' is not a token id");
-      }
+      t.id = static_cast<int32_t>(id);
       t.content = a["content"].get<std::string>();
       t.special = a.value("special", false);
       t.lstrip = a.value("lstrip", false);

@@ -61,7 +61,8 @@ SpmBpeTokenizer::SpmBpeTokenizer(SpmBpeModel model, Normalizer normalizer, PreTo
   if (!model.merges.empty()) {
     m_merges.reserve(model.merges.size());
     for (size_t r = 0; r < model.merges.size(); ++r) {
-      const auto& [a, b] = model.merges[r];
+      const std::string& a = model.merges[r].first;  // not a structured binding: the lambda
+      const std::string& b = model.merges[r].second;  // captures them (clang 14 refuses bindings)
       auto find = [&](const std::string& s) {
         auto it = m_symbols.find(s);
         if (it == m_symbols.end())

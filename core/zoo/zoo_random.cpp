@@ -4,12 +4,14 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/io/safetensors.h"
 #include "core/model/arch/arch_spec.h"
+#include "core/model/model_config.h"
 
 namespace fs = std::filesystem;
 
@@ -20,14 +22,24 @@ struct Maker {
   at::Generator gen;
   double std;
   std::vector<std::pair<std::string, at::Tensor>> tensors;
+  bool dry = false;  // only the config: nothing allocated (checked before the weights are made)
 
   void normal(const std::string& name, std::vector<int64_t> shape) {
-    tensors.emplace_back(name, at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)));
+    if (!dry) tensors.emplace_back(name, at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)));
   }
   void fill(const std::string& name, std::vector<int64_t> shape, double v) {
-    tensors.emplace_back(name, at::full(shape, v, at::TensorOptions().dtype(at::kFloat)));
+    if (!dry) tensors.emplace_back(name, at::full(shape, v, at::TensorOptions().dtype(at::kFloat)));
   }
 };
+
+// A rotary fraction that the loader's int(d_head * fraction) turns into a valid rotary dimension
+// for any head size: the family's own default when d_head is a multiple of 8, else about a quarter
+// of the head made even and at least 2 (+ 0.5: exact under the truncation whatever the rounding).
+double valid_rotary_fraction(double fraction, int64_t d_head) {
+  if (d_head % 8 == 0) return fraction;
+  const int64_t rotary = std::max<int64_t>(2, d_head / 4 / 2 * 2);
+  return rotary >= d_head ? 1.0 : (static_cast<double>(rotary) + 0.5) / static_cast<double>(d_head);
+}
 
 // The family's config for these sizes (parsed back as the loader will), then every tensor of
 // its table in file order: matrices ~ N(0, std), norm weights 1, biases 0.
@@ -36,6 +48,10 @@ nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
   if (!a) fail_usage("unknown architecture '" + s.arch + "' (" + arch_names() + ")");
   nlohmann::json cfg = random_hf_config(
       *a, {s.n_layers, s.d_model, s.n_heads, s.n_kv_heads, s.d_mlp, s.d_vocab, s.n_ctx});
+  for (const ConfigField& f : a->config)  // partial rotary: a fraction valid for this head size
+    if (f.field == Field::kRotaryFraction && cfg.contains(f.keys[0]) && cfg[f.keys[0]].is_number() &&
+        s.n_heads > 0)
+      cfg[f.keys[0]] = valid_rotary_fraction(cfg[f.keys[0]].get<double>(), s.d_model / s.n_heads);
   Result<ModelConfig> c = parse_hf_config_text(cfg.dump(), "random " + s.arch + " model");
   if (!c) fail_usage(c.error().message);
   for_each_tensor(*a, c->n_layers, [&](const TensorSpec& t, int64_t layer) {
@@ -96,6 +112,12 @@ Status write_random_model(const RandomModelSpec& s, const std::string& out_dir, 
     std::error_code ec;
     if (fs::exists(out, ec) && !fs::is_empty(out, ec) && !force)
       fail_usage(out_dir + ": folder exists and is not empty (use --force to replace it)");
+    // The config first, through the loader's own parser: a size the loader would refuse (an odd
+    // head dimension for rotary positions, key/value heads that do not divide the heads, sizes
+    // over its limits) is a usage error here, before any weight is allocated or file written.
+    Maker dry{at::detail::createCPUGenerator(s.seed), s.init_std, {}, true};
+    Result<ModelConfig> check = parse_hf_config_text(make_tensors(s, dry).dump(), "random model config");
+    if (!check) fail_usage("random model: " + check.error().message);
     Maker mk{at::detail::createCPUGenerator(s.seed), s.init_std, {}};
     nlohmann::json cfg = make_tensors(s, mk);
     fs::path tmp = out.string() + ".tmp";

@@ -124,7 +124,7 @@ TEST_F(Cli, BadInputFilesExitWith3AndNameTheProblem) {
   };
   std::vector<Case> cases{
       {"unknown-type", "config.json", R"({"model_type": "bert", "hidden_size": 8})", "unknown model_type 'bert'"},
-      {"malformed", "config.json", R"({"model_type": "llama", )", "malformed JSON"},
+      {"malformed", "config.json", R"({"model_type": "llama", )", "not valid JSON"},
       {"missing-field", "config.json", R"({"model_type": "llama", "hidden_size": 32})", "missing required field"},
       {"bad-heads", "config.json",
        R"({"model_type": "llama", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,

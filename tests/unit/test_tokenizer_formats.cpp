@@ -152,7 +152,7 @@ TEST(TokenizerLoad, MalformedTokenizerJsonNamesTheFile) {
       {R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]},
           "pre_tokenizer": {"type": "ByteLevel"}})", "'c' is not in the vocabulary"},
       {R"({"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []},
-          "pre_tokenizer": {"type": "ByteLevel"}})", "unexpected structure"},
+          "pre_tokenizer": {"type": "ByteLevel"}})", "vocab id of 'a' must be an integer from 0 to 2147483647, got \"zero\""},
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
           "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}},
           "decoder": {"type": "ByteLevel"}})", "regex /(unclosed/"},

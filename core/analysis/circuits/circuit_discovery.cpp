@@ -138,7 +138,10 @@ EdgeScores exact_edge_patching(const Model& model, const CircuitGraph& g, const 
   const int64_t total = static_cast<int64_t>(edges.size());
   for (int64_t i = 0; i < total; ++i) {
     if (cancel && *cancel) break;
-    auto [t, s] = edges[static_cast<size_t>(i)];
+    // Plain variables, not a structured binding: lambdas below capture them (C++17 clang refuses
+    // to capture bindings).
+    const auto t = edges[static_cast<size_t>(i)].first;
+    const auto s = edges[static_cast<size_t>(i)].second;
     const GraphTarget& tg = g.targets()[static_cast<size_t>(t)];
     // Nothing upstream of the target changes, so its sources keep their clean outputs and the
     // patched input is the clean one plus (corrupted - clean) of the one source.

@@ -9,10 +9,14 @@
 #include <sstream>
 
 #include "core/analysis/circuits/circuit_task.h"
+#include "core/base/json_input.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace ms {
 namespace {
+
+// Rows are padded to the longest prompt: at most this many token cells (two int64 tensors of it).
+constexpr int64_t kMaxTaskCells = int64_t{1} << 24;
 
 struct Field {
   std::string text;
@@ -41,15 +45,21 @@ std::vector<std::string> split_csv(const std::string& line) {
   return out;
 }
 
+// A token id as written: an integer 0..2^31-1, never truncated (4294967297 is not 1).
+int32_t token_id(const nlohmann::json& v, const std::string& where) {
+  int64_t id = 0;
+  if (!json_int_in(v, 0, INT32_MAX, &id))
+    fail_input(where + ": " + json_brief(v) + " is not a token id (an integer from 0 to 2^31-1)");
+  return static_cast<int32_t>(id);
+}
+
 Field csv_field(const std::string& s, const std::string& where) {
   Field f;
   if (s.size() >= 2 && s.front() == '[' && s.back() == ']') {
     f.is_ids = true;
-    try {
-      for (const auto& v : nlohmann::json::parse(s)) f.ids.push_back(v.get<int32_t>());
-    } catch (const std::exception&) {
-      fail_input(where + ": '" + s + "' is not a list of token ids");
-    }
+    const nlohmann::json list = parse_json_or_discarded(s);
+    if (!list.is_array()) fail_input(where + ": '" + s + "' is not a list of token ids");
+    for (const auto& v : list) f.ids.push_back(token_id(v, where));
   } else {
     f.text = s;
   }
@@ -62,12 +72,12 @@ Field json_field(const nlohmann::json& v, const std::string& where) {
     f.text = v.get<std::string>();
   } else if (v.is_number_integer()) {
     f.is_ids = true;
-    f.ids.push_back(v.get<int32_t>());
+    f.ids.push_back(token_id(v, where));
   } else if (v.is_array()) {
     f.is_ids = true;
     for (const auto& x : v) {
       if (!x.is_number_integer()) fail_input(where + ": token id lists must hold integers");
-      f.ids.push_back(x.get<int32_t>());
+      f.ids.push_back(token_id(x, where));
     }
   } else {
     fail_input(where + ": expected a string or token ids");
@@ -85,7 +95,8 @@ std::vector<int32_t> tokens_of(const Field& f, const Tokenizer* tok, bool prompt
 
 }  // namespace
 
-Result<TaskPairs> read_custom_task(const std::string& path, const Tokenizer* tok, int64_t d_vocab, bool bos) {
+namespace {
+Result<TaskPairs> read_custom_task_impl(const std::string& path, const Tokenizer* tok, int64_t d_vocab, bool bos) {
   if (path.empty()) return Error{ErrorCode::kUsage, "task custom needs --task-file FILE.csv|FILE.jsonl"};
   std::ifstream in(path);
   if (!in) return Error{ErrorCode::kBadInput, path + ": cannot open the task file"};
@@ -123,9 +134,9 @@ Result<TaskPairs> read_custom_task(const std::string& path, const Tokenizer* tok
     } else {
       nlohmann::json j;
       try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        return Error{ErrorCode::kBadInput, where + ": not valid JSON (" + e.what() + ")"};
+        j = parse_json_input(line, where);
+      } catch (const InputError& e) {
+        return Error{ErrorCode::kBadInput, e.what()};
       }
       for (int k = 0; k < 4; ++k) {
         if (!j.is_object() || !j.contains(keys[k]))
@@ -161,14 +172,29 @@ Result<TaskPairs> read_custom_task(const std::string& path, const Tokenizer* tok
   size_t T = 0;
   for (const auto& c : clean) T = std::max(T, c.size());
   const int64_t N = static_cast<int64_t>(clean.size());
+  // Rows are padded to the longest: a file of many rows and one very long one is refused.
+  if (static_cast<double>(N) * static_cast<double>(T) > static_cast<double>(kMaxTaskCells))
+    return Error{ErrorCode::kBadInput, path + ": " + std::to_string(N) + " prompt pairs padded to " + std::to_string(T) +
+                                           " tokens exceed the limit of " + std::to_string(kMaxTaskCells) +
+                                           " token cells; split the file or shorten the longest prompt"};
   t.clean = at::zeros({N, static_cast<int64_t>(T)}, at::kLong);
   t.corrupted = t.clean.clone();
+  auto ca = t.clean.accessor<int64_t, 2>();
+  auto xa = t.corrupted.accessor<int64_t, 2>();
   for (int64_t i = 0; i < N; ++i)
     for (size_t j = 0; j < clean[i].size(); ++j) {
-      t.clean[i][j] = clean[i][j];
-      t.corrupted[i][j] = corrupted[i][j];
+      ca[i][static_cast<int64_t>(j)] = clean[i][j];
+      xa[i][static_cast<int64_t>(j)] = corrupted[i][j];
     }
   return t;
+}
+
+}  // namespace
+
+Result<TaskPairs> read_custom_task(const std::string& path, const Tokenizer* tok, int64_t d_vocab, bool bos) {
+  Result<Result<TaskPairs>> r = guard([&] { return read_custom_task_impl(path, tok, d_vocab, bos); });
+  if (!r) return r.error();
+  return std::move(r.value());
 }
 
 }  // namespace ms

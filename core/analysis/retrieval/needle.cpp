@@ -1,6 +1,7 @@
 // Needle-in-a-haystack episode builders: default needles, JSONL needles, procedural filler text,
 // text episodes (tokenized in pieces so the needle span is exact) and token-id episodes.
 #include "core/analysis/retrieval/needle.h"
+#include "core/base/json_input.h"
 
 #include <algorithm>
 #include <cmath>
@@ -33,12 +34,7 @@ Result<std::vector<Needle>> read_needles(const std::string& path) {
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        fail_input(path + ":" + std::to_string(n) + ": not JSON (" + e.what() + ")");
-      }
+      const nlohmann::json j = parse_json_input(line, path + ":" + std::to_string(n));
       if (!j.is_object() || !j.contains("needle") || !j.contains("question") || !j.contains("answer") ||
           !j["needle"].is_string() || !j["question"].is_string() || !j["answer"].is_string())
         fail_input(path + ":" + std::to_string(n) + ": expected {\"needle\", \"question\", \"answer\"} strings");

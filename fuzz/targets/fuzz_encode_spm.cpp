@@ -1,0 +1,26 @@
+// Fuzz target: encode arbitrary bytes (invalid UTF-8 included) with a SentencePiece vocabulary
+// (stories260K's 512-piece Llama tokenizer from its GGUF file, byte fallback); the ids must be in
+// the vocabulary and decode.
+#include "core/io/gguf.h"
+#include "core/tokenizer/tokenizer.h"
+#include "fuzz/fuzz_support.h"
+
+MECHSCOPE_FUZZ_TARGET(encode_spm) {
+  using namespace ms;
+  static const std::unique_ptr<Tokenizer> tok = [] {
+    auto g = GgufFile::open(fuzz::reference_path("stories260K-gguf/stories260K.gguf"));
+    if (!g) std::abort();
+    auto t = tokenizer_from_gguf_vocab(g.value()->vocab());
+    if (!t) std::abort();
+    return std::move(t.value());
+  }();
+  fuzz::expect_input_errors_only([&] {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    for (bool special : {false, true}) {
+      const auto ids = tok->encode(text, special, special);
+      for (int32_t id : ids)
+        if (id < 0 || id >= tok->vocab_size()) std::abort();
+      (void)tok->decode(ids);
+    }
+  }, "encode");
+}
