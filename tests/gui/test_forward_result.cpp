@@ -15,6 +15,7 @@
 #include "core/zoo/zoo_construct.h"
 #include "core/attention/visibility.h"
 #include "hooks/activation_cache.h"
+#include "tests/support/numerics.h"
 #include "tests/support/tiny_models.h"
 #include "views/forward_result.h"
 
@@ -200,7 +201,10 @@ TEST(ForwardResult, SlidingWindowAlphaEqualsTheSinksAnalysis) {
     }
   std::printf("alpha0: max |gui - brute force| = %.3g, max |gui - sinks| = %.3g\n", worst_ref, worst_sinks);
   EXPECT_LT(worst_ref, 1e-6);  // float32 sums of at most 3 terms
-  EXPECT_EQ(worst_sinks, 0.0);  // the same streaming statistics on the same blocks
+  // The same definition from the same streaming statistics; the sinks analysis reads them from the
+  // fused kernel (a read-only observer), the workbench from the materialising path it needs for
+  // its patterns: equal to float32 reordering of probabilities <= 1 (tests/unit/test_fused_attention.cpp).
+  EXPECT_LE(worst_sinks, test::kReorderTol);
   // Query 0 gives key 0 all its attention and only the window's 3 queries see key 0, so alpha0 is
   // at least 1/3; the old workbench mean over queries 1..T-1 was at most 2/11 here.
   for (double a0 : r.alpha0) EXPECT_GE(a0, 1.0 / 3.0 - 1e-6);
