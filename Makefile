@@ -53,7 +53,7 @@ fuzz: build
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mechscope_fuzz_targets
 
 fuzz-smoke: fuzz
-	@scripts/fuzz.sh smoke $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	@FUZZ_SEED=$(FUZZ_SEED) scripts/fuzz.sh smoke $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets built by `make fuzz` (docs/fuzzing.md).
 #   scripts/fuzz.sh smoke BUILD [SECONDS]   each target for SECONDS (default 20), one after another
+#                                           (FUZZ_SEED=N: libFuzzer's -seed, as CI sets it)
 #   scripts/fuzz.sh run BUILD TARGET [ARGS] one target on its corpus (e.g. -runs=1000000)
 #   scripts/fuzz.sh long BUILD RUNS [TARGET...] each target for RUNS executions; prints runs and exec/s
 # Each target starts from tests/fixtures/fuzz/<target>/ (seeds and past crashes) and grows a working
@@ -30,7 +31,7 @@ case $mode in
     for d in "$root"/tests/fixtures/fuzz/*/; do
       t=$(basename "$d")
       start=$SECONDS
-      if run_one "$t" -max_total_time="$seconds" > "$build/fuzz-$t.log" 2>&1; then
+      if run_one "$t" -max_total_time="$seconds" ${FUZZ_SEED:+-seed=$FUZZ_SEED} > "$build/fuzz-$t.log" 2>&1; then
         echo "fuzz $t: ok, $(grep -o 'stat::number_of_executed_units: [0-9]*' "$build/fuzz-$t.log" | awk '{print $2}') runs in $((SECONDS - start)) s"
       else
         echo "fuzz $t: FAILED (log: $build/fuzz-$t.log; input: $build/fuzz-artifacts/$t/)"
