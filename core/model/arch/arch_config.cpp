@@ -73,4 +73,21 @@ json random_hf_config(const ArchSpec& a, const ArchSizes& s) {
   return j;
 }
 
+std::vector<ConfigField> hf_decoder_config() {
+  return {
+      required_field(Field::kDModel, {"hidden_size"}),
+      required_field(Field::kNLayers, {"num_hidden_layers"}),
+      required_field(Field::kNHeads, {"num_attention_heads"}),
+      {Field::kNKvHeads, {"num_key_value_heads"}, nullptr},
+      {Field::kDHead, {"head_dim"}, nullptr, Save::kSaver},
+      required_field(Field::kDMlp, {"intermediate_size"}),
+      required_field(Field::kDVocab, {"vocab_size"}),
+      {Field::kNCtx, {"max_position_embeddings"}, 2048},
+      {Field::kNormEps, {"rms_norm_eps"}, 1e-6},
+      {Field::kAct, {"hidden_act"}, "silu"},
+      {Field::kRopeTheta, {"rope_theta"}, 10000.0},
+      {Field::kTieEmbeddings, {"tie_word_embeddings"}, false},
+  };
+}
+
 }  // namespace ms

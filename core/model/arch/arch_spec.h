@@ -78,6 +78,12 @@ inline ConfigField required_field(Field f, std::vector<std::string> keys) {
   return {f, std::move(keys), nullptr, Save::kAlways, true, false};
 }
 
+// The config.json fields of Hugging Face's Llama-style decoders (LlamaConfig and the families
+// that copied it: Mistral, Qwen2, Qwen3, Gemma, OLMo 2, Phi-3): sizes, n_ctx (2048), rms_norm_eps
+// (1e-6), hidden_act (silu), rope_theta (10000), tie_word_embeddings (false). A family appends
+// its own fields and may replace a default.
+std::vector<ConfigField> hf_decoder_config();
+
 // A boolean config.json setting the forward pass cannot run: refused with `why`.
 struct RefusedSetting {
   const char* key;

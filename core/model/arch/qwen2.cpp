@@ -14,20 +14,7 @@ ArchSpec make_qwen2() {
   a.structure.pos = PosKind::kRotary;
   a.structure.gated_mlp = true;
   a.structure.qkv_bias = true;
-  a.config = {
-      required_field(Field::kDModel, {"hidden_size"}),
-      required_field(Field::kNLayers, {"num_hidden_layers"}),
-      required_field(Field::kNHeads, {"num_attention_heads"}),
-      {Field::kNKvHeads, {"num_key_value_heads"}, nullptr},
-      {Field::kDHead, {"head_dim"}, nullptr, Save::kSaver},
-      required_field(Field::kDMlp, {"intermediate_size"}),
-      required_field(Field::kDVocab, {"vocab_size"}),
-      {Field::kNCtx, {"max_position_embeddings"}, 2048},
-      {Field::kNormEps, {"rms_norm_eps"}, 1e-6},
-      {Field::kAct, {"hidden_act"}, "silu"},
-      {Field::kRopeTheta, {"rope_theta"}, 10000.0},
-      {Field::kTieEmbeddings, {"tie_word_embeddings"}, false},
-  };
+  a.config = hf_decoder_config();
   a.refused = {{"use_sliding_window", true, "qwen2 with use_sliding_window true is not supported"}};
   a.random_overrides = {{"rms_norm_eps", 1e-5}};
   const When A = When::kAlways, B = When::kQkvBias;
