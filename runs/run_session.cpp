@@ -13,6 +13,10 @@ T value_or_throw(Result<T> r) {
 RunSession::RunSession(Database& db, RunControl& control, RunProvenance prov, Mode mode)
     : m_db(db), m_control(control), m_prov(std::move(prov)), m_mode(mode) {}
 
+RunSession::RunSession(RunSession& parent)
+    : m_db(parent.m_db), m_control(parent.m_control), m_prov(parent.linked_provenance()), m_mode(parent.m_mode),
+      m_root(parent.m_root) {}
+
 RunSession::~RunSession() {
   if (m_state == State::kRunning && m_mode == Mode::kLive) (void)m_db.fail_run(m_run, "ended without a result");
 }
@@ -49,9 +53,25 @@ int64_t RunSession::finish(const RunResults& results) {
       throw InputError(st.error().message, st.error().code);
     }
   } else {
-    m_run = value_or_throw(m_db.store_run(m_spec, results));
+    m_pending_index = static_cast<int64_t>(m_root->m_pending.size());
+    m_root->m_pending.push_back({m_spec, results});
   }
   m_state = State::kDone;
+  return m_run;
+}
+
+int64_t RunSession::link_id() const {
+  if (m_state != State::kDone) throw std::logic_error("link_id: the run has not finished");
+  return m_mode == Mode::kLive ? m_run : -(m_pending_index + 1);
+}
+
+int64_t RunSession::commit() {
+  if (m_mode == Mode::kLive || m_root != this) return m_run;
+  if (m_state == State::kDone && !m_pending.empty()) {
+    std::vector<int64_t> ids = value_or_throw(m_db.store_runs(m_pending));
+    m_run = ids[static_cast<size_t>(m_pending_index)];
+  }
+  m_pending.clear();
   return m_run;
 }
 
@@ -61,12 +81,30 @@ void RunSession::fail(const std::string& message) {
   m_state = State::kFailed;
 }
 
+bool RunSession::conclude(const std::function<std::optional<RunResults>(std::string& cancel_reason)>& work) {
+  try {
+    std::string reason = "cancelled";
+    std::optional<RunResults> results = work(reason);
+    if (!results || cancelled()) {
+      cancel(reason);
+      return false;
+    }
+    finish(*results);
+    return true;
+  } catch (const std::exception& ex) {
+    fail(ex.what());
+    throw;
+  }
+}
+
 int64_t RunSession::store_linked(const std::string& kind, const nlohmann::json& params, RunResults results,
                                  const std::string& relation) {
   RunSpec s(kind, m_model, params.dump());
   s.command = m_prov.command;
-  results.links.push_back({0, relation, m_run});
-  return value_or_throw(m_db.store_run(s, results));
+  results.links.push_back({0, relation, link_id()});
+  if (m_mode == Mode::kLive) return value_or_throw(m_db.store_run(s, results));
+  m_root->m_pending.push_back({s, std::move(results)});
+  return 0;
 }
 
 }  // namespace ms

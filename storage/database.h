@@ -106,7 +106,8 @@ class Database {
   // A finished run and its results in one transaction (for analyses that take no time).
   Result<int64_t> store_run(const RunSpec& spec, const RunResults& results,
                             const WriteProgress& progress = {});
-  // Many finished runs in one transaction (batch items).
+  // Many finished runs in one transaction (batch items). A link whose source_run_id is -k links to
+  // the k-th run of this call (1-based), stored in the same transaction.
   Result<std::vector<int64_t>> store_runs(const std::vector<RunWrite>& runs,
                                           const WriteProgress& progress = {});
   Status add_link(const RunLink& link);

@@ -248,7 +248,14 @@ Result<std::vector<int64_t>> Database::store_runs(const std::vector<RunWrite>& r
     int64_t rows = 0;
     for (const auto& r : runs) {
       ids.push_back(insert_run(c, r.spec, "done"));
-      rows = insert_results(c, ids.back(), r.results, progress, rows);
+      RunResults res = r.results;  // tensors are shared, not copied
+      for (RunLink& l : res.links) {
+        if (l.source_run_id >= 0) continue;
+        const size_t k = static_cast<size_t>(-l.source_run_id);
+        if (k > ids.size() - 1) throw std::invalid_argument("a run links to run " + std::to_string(k) + " of its write, not stored before it");
+        l.source_run_id = ids[k - 1];
+      }
+      rows = insert_results(c, ids.back(), res, progress, rows);
     }
     tx.commit();
     return ids;
