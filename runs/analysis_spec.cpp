@@ -21,6 +21,7 @@ const char* param_type_name(ParamType t) {
     case ParamType::kChoice: return "a string (one of the choices)";
     case ParamType::kHeads: return "a string LAYER.HEAD,...";
     case ParamType::kThreshold: return "a string abs:X or rel:X";
+    case ParamType::kIntList: return "a list of integers";
   }
   return "?";
 }
@@ -101,6 +102,16 @@ std::string check_param(const ParamDecl& d, nlohmann::json& v) {
       v = t.text();
       return "";
     }
+    case ParamType::kIntList: {
+      if (v.is_number_integer()) v = nlohmann::json::array({v});
+      if (!v.is_array()) return wrong;
+      for (const nlohmann::json& e : v) {
+        if (!e.is_number_integer()) return wrong;
+        std::string r = check_range(d, static_cast<double>(e.get<int64_t>()));
+        if (!r.empty()) return r;
+      }
+      return "";
+    }
   }
   return wrong;
 }
@@ -123,6 +134,22 @@ std::string param_from_text(const ParamDecl& d, const std::string& text, nlohman
         return d.name + " '" + text + "': expected true or false";
       v = text == "true" || text == "1";
       break;
+    case ParamType::kIntList: {  // "a,b c": commas or spaces
+      v = nlohmann::json::array();
+      std::string item;
+      for (size_t i = 0; i <= text.size(); ++i) {
+        if (i < text.size() && text[i] != ',' && text[i] != ' ') {
+          item += text[i];
+          continue;
+        }
+        if (item.empty()) continue;
+        if (!parse_number(item, &x) || x != std::floor(x) || std::fabs(x) > 9e15 || item.find_first_of(".eE") != std::string::npos)
+          return d.name + ": '" + item + "' is not a whole number";
+        v.push_back(static_cast<int64_t>(x));
+        item.clear();
+      }
+      break;
+    }
     default:
       v = text;
   }
@@ -136,7 +163,11 @@ std::string param_text(const ParamDecl& d, const nlohmann::json& v) {
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number()) return number_text(v.get<double>());
-  (void)d;
+  if (v.is_array() && d.type == ParamType::kIntList) {
+    std::string s;
+    for (const nlohmann::json& e : v) s += (s.empty() ? "" : ",") + param_text(d, e);
+    return s;
+  }
   return v.dump();
 }
 
@@ -177,6 +208,7 @@ std::string reproduce_command(const AnalysisSpec& spec, const nlohmann::json& p,
       continue;
     }
     if (p[d.name].is_string() && p[d.name].get<std::string>().empty()) continue;  // "": not given
+    if (p[d.name].is_array() && p[d.name].empty()) continue;                        // []: not given
     argv.push_back(d.cli_flag());
     argv.push_back(param_text(d, p[d.name]));
   }

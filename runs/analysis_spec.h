@@ -19,8 +19,9 @@ namespace ms {
 
 // kPath: a file (a job's paths are relative to the job); kChoice: one of `choices`; kHeads: an
 // "L.H,..." list; kThreshold: a hidden-sink threshold "abs:X" / "rel:X". kChoice, kHeads and
-// kThreshold are strings in JSON and TOML.
-enum class ParamType { kInt, kFloat, kString, kBool, kPath, kChoice, kHeads, kThreshold };
+// kThreshold are strings in JSON and TOML. kIntList: integers, "a,b,c" as text, an array in JSON
+// and TOML (lo/hi bound each element; in a batch job a list of such arrays is a grid axis).
+enum class ParamType { kInt, kFloat, kString, kBool, kPath, kChoice, kHeads, kThreshold, kIntList };
 const char* param_type_name(ParamType t);
 
 // Where a parameter applies (llama.cpp's set_examples).

@@ -78,18 +78,12 @@ CircuitRunOutcome run_circuit(RunSession& session, const Model& m, nlohmann::jso
   stored.update(out.counts);
   session.begin(m, "circuit", stored);
   out.run_id = session.run_id();
-  try {
+  out.cancelled = !session.conclude([&](std::string&) -> std::optional<RunResults> {
     out.run = circuit_run(m, g, task, co, params["task"].get<std::string>(), session.progress_fn(), session.cancel_flag());
-    if (out.run.cancelled || session.cancelled()) {
-      session.cancel("cancelled");
-      out.cancelled = true;
-      return out;
-    }
-    out.run_id = session.finish(out.run.results);
-  } catch (const std::exception& ex) {
-    session.fail(ex.what());
-    throw;
-  }
+    if (out.run.cancelled) return std::nullopt;
+    return out.run.results;
+  });
+  out.run_id = session.run_id();
   return out;
 }
 

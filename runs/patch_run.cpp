@@ -43,18 +43,12 @@ PatchRunOutcome run_patch(RunSession& session, const Model& m, nlohmann::json pa
   stored.update(out.counts);
   session.begin(m, "patch", stored);
   out.run_id = session.run_id();
-  try {
+  out.cancelled = !session.conclude([&](std::string&) -> std::optional<RunResults> {
     out.run = patch_run(m, task, po, session.progress_fn(), session.cancel_flag());
-    if (out.run.cancelled || session.cancelled()) {
-      session.cancel("cancelled");
-      out.cancelled = true;
-      return out;
-    }
-    out.run_id = session.finish(out.run.results);
-  } catch (const std::exception& ex) {
-    session.fail(ex.what());
-    throw;
-  }
+    if (out.run.cancelled) return std::nullopt;
+    return out.run.results;
+  });
+  out.run_id = session.run_id();
   return out;
 }
 

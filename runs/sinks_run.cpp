@@ -145,21 +145,19 @@ SinksRunOutcome run_sinks(RunSession& session, const Model& m, const std::vector
   stored["n_prompts"] = prompts.size();
   session.begin(m, "sinks", stored);
   out.run_id = session.run_id();
-  try {
+  RunResults res;
+  out.cancelled = !session.conclude([&](std::string& reason) -> std::optional<RunResults> {
     out.report = analyze_sinks(m, prompts, so, session.progress_fn(), session.cancel_flag());
     if (session.cancelled()) {
-      session.cancel("cancelled after " + std::to_string(out.report.n_prompts) + " of " + std::to_string(prompts.size()) +
-                     " prompts");
-      out.cancelled = true;
-      return out;
+      reason = "cancelled after " + std::to_string(out.report.n_prompts) + " of " + std::to_string(prompts.size()) + " prompts";
+      return std::nullopt;
     }
-    RunResults res = sink_run_results(out.report, texts, prompts, m);
-    out.run_id = session.finish(res);
-    if (params["calibrate"].get<bool>()) out.calibration = calibrate(session, m, out.report, records, prompts, params, res);
-  } catch (const std::exception& ex) {
-    session.fail(ex.what());
-    throw;
-  }
+    res = sink_run_results(out.report, texts, prompts, m);
+    return res;
+  });
+  out.run_id = session.run_id();
+  if (!out.cancelled && params["calibrate"].get<bool>())
+    out.calibration = calibrate(session, m, out.report, records, prompts, params, res);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "core/io/prompts.h"
 #include "runs/sinks_run.h"
 #include "views/analyses_task.h"
+#include "views/forward_result.h"
 #include "views/workbench.h"
 
 namespace ms::views {
@@ -37,37 +38,47 @@ void start_run_task(Workbench& wb, const std::string& name, const std::string& u
   });
 }
 
-void launch_sinks(Workbench& wb, const SinksParams& sp) {
+bool launch_ready(Workbench& wb, const AnalysisSpec& spec, const char* title, nlohmann::json& params) {
   auto model = wb.model();
   if (!model) {
-    wb.show_error("Sinks analysis", "open a model first");
-    return;
+    wb.show_error(title, "open a model first");
+    return false;
   }
-  std::vector<PromptRecord> records;
+  std::string param;
+  std::string e = complete_params(spec, kInGui, params, &model->config(), &param);
+  if (!e.empty()) wb.show_error(title, e);
+  return e.empty();
+}
+
+std::vector<PromptRecord> launch_records(Workbench& wb, const Model& model, const std::string& prompts_file,
+                                         std::vector<std::pair<std::string, std::string>>* inputs) {
+  if (!prompts_file.empty()) {
+    Result<std::vector<PromptRecord>> r = read_prompts(prompts_file);
+    if (!r) throw InputError(r.error().message);
+    inputs->push_back({"--prompts", prompts_file});
+    return std::move(*r);
+  }
+  PromptRecord r;
+  if (model.tokenizer()) {
+    r.text = wb.prompt;
+    inputs->push_back({"--text", wb.prompt});
+  } else {  // token ids typed into the prompt, as `--tokens`
+    r.tokens = prompt_ids(model, wb.prompt);
+    std::string ids;
+    for (int32_t id : r.tokens) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    inputs->push_back({"--tokens", ids});
+  }
+  return {r};
+}
+
+void launch_sinks(Workbench& wb, const SinksParams& sp) {
   nlohmann::json params = sp.params;
+  if (!launch_ready(wb, sinks_spec(), "Sinks analysis", params)) return;
+  auto model = wb.model();
+  std::vector<PromptRecord> records;
   std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
   try {
-    std::string param;
-    std::string e = complete_params(sinks_spec(), kInGui, params, &model->config(), &param);
-    if (!e.empty()) throw InputError(e);
-    if (!sp.prompts_file.empty()) {
-      Result<std::vector<PromptRecord>> r = read_prompts(sp.prompts_file);
-      if (!r) throw InputError(r.error().message);
-      records = std::move(*r);
-      inputs.push_back({"--prompts", sp.prompts_file});
-    } else {
-      PromptRecord r;
-      if (model->tokenizer()) {
-        r.text = wb.prompt;
-        inputs.push_back({"--text", wb.prompt});
-      } else {  // token ids typed into the prompt, as `--tokens`
-        r.tokens = prompt_ids(*model, wb.prompt);
-        std::string ids;
-        for (int32_t id : r.tokens) ids += (ids.empty() ? "" : ",") + std::to_string(id);
-        inputs.push_back({"--tokens", ids});
-      }
-      records.push_back(std::move(r));
-    }
+    records = launch_records(wb, *model, sp.prompts_file, &inputs);
   } catch (const std::exception& e) {
     wb.show_error("Sinks analysis", e.what());
     return;

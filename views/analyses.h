@@ -19,28 +19,21 @@ struct SinksParams {
 // go to the workbench's popup, errors during the run mark the task failed (and the run failed).
 void launch_sinks(Workbench& wb, const SinksParams& params);
 
-struct RetrievalParams {
-  std::string needles;     // "" : default_needles_file(model path)
-  std::string lengths;     // "a,b,c"; "" : the CLI's default (10 from 256 to the context limit)
-  int64_t depths = 5;
-  double threshold = 0.1;
-  int64_t mask_top = 0;    // > 0: re-run with the top K heads masked (linked run)
-};
 // The needles file the window offers: resources/needles/default-model.jsonl for the bundled
 // default model (its corpus' question form), else resources/needles/default.jsonl.
 std::string default_needles_file(const std::string& model_path);
 
-// Retrieval heads (runs/analysis_runs.h run_retrieval_stored, as `mechscope retrieval`).
-void launch_retrieval(Workbench& wb, const RetrievalParams& params);
+// Retrieval heads (runs/retrieval_run.h run_retrieval, as `mechscope retrieval`): params are
+// retrieval_spec's; without "needles", a model with a tokenizer takes default_needles_file.
+void launch_retrieval(Workbench& wb, nlohmann::json params);
 
 struct HeadsParams {
-  bool previous = true, duplicate = true, induction = true;
-  bool on_prompt = false;  // the current prompt; else repeated random tokens:
-  int64_t seq_len = 20, n = 16;
-  uint64_t seed = 0;
+  nlohmann::json params = nlohmann::json::object();  // heads_spec's parameters (runs/heads_run.h)
+  bool on_prompt = false;    // the current prompt; else, without a prompts file, repeated random tokens
+  std::string prompts_file;  // each prompt of the file, as `mechscope heads --prompts`
 };
 
-// Head detectors (runs/analysis_runs.h run_heads_stored, as `mechscope heads`).
+// Head detectors (runs/heads_run.h run_heads, as `mechscope heads`).
 void launch_heads(Workbench& wb, const HeadsParams& params);
 
 // Activation patching and circuit discovery on a task (runs/patch_run.h run_patch and

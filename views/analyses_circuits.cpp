@@ -8,27 +8,9 @@
 #include "views/workbench.h"
 
 namespace ms::views {
-namespace {
-
-// The parameters completed and checked against the spec and the open model; false (with the
-// error shown) when they do not pass.
-bool ready(Workbench& wb, const AnalysisSpec& spec, const char* title, nlohmann::json& params) {
-  auto model = wb.model();
-  if (!model) {
-    wb.show_error(title, "open a model first");
-    return false;
-  }
-  std::string param;
-  std::string e = complete_params(spec, kInGui, params, &model->config(), &param);
-  if (!e.empty()) wb.show_error(title, e);
-  return e.empty();
-}
-
-}  // namespace
-
 void launch_patch(Workbench& wb, const nlohmann::json& given) {
   nlohmann::json params = given;
-  if (!ready(wb, patch_spec(), "Activation patching", params)) return;
+  if (!launch_ready(wb, patch_spec(), "Activation patching", params)) return;
   auto model = wb.model();
   const std::string command = reproduce_command(patch_spec(), params, {{"--model", wb.model_path()}});
   start_run_task(wb, "activation patching (" + params["what"].get<std::string>() + ")", "cells", command,
@@ -40,7 +22,7 @@ void launch_patch(Workbench& wb, const nlohmann::json& given) {
 
 void launch_circuit(Workbench& wb, const nlohmann::json& given) {
   nlohmann::json params = given;
-  if (!ready(wb, circuit_spec(), "Circuit discovery", params)) return;
+  if (!launch_ready(wb, circuit_spec(), "Circuit discovery", params)) return;
   auto model = wb.model();
   const std::string command = reproduce_command(circuit_spec(), params, {{"--model", wb.model_path()}});
   start_run_task(wb, "circuit discovery (" + params["method"].get<std::string>() + ")", "steps", command,

@@ -5,6 +5,11 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "core/io/prompts.h"
+#include "runs/analysis_spec.h"
 
 #include "runs/run_session.h"
 #include "views/workbench.h"
@@ -15,5 +20,16 @@ namespace ms::views {
 // the task's final status ("stored as run N", "cancelled"). unit names what progress counts.
 void start_run_task(Workbench& wb, const std::string& name, const std::string& unit, const std::string& command,
                     std::function<std::string(RunSession&)> fn);
+
+// The parameters completed and checked against the spec and the open model (kInGui); false, with
+// the error shown in the workbench's popup under title, when there is no model or they do not pass.
+bool launch_ready(Workbench& wb, const AnalysisSpec& spec, const char* title, nlohmann::json& params);
+
+// The prompts a launch runs on: the prompts file's, or the workbench's current prompt (its text;
+// for a model without a tokenizer, the token ids typed into it). Appends to *inputs the CLI
+// options that name them (--prompts, --text or --tokens) for the reproducing command. Throws
+// InputError on a bad file.
+std::vector<PromptRecord> launch_records(Workbench& wb, const Model& model, const std::string& prompts_file,
+                                         std::vector<std::pair<std::string, std::string>>* inputs);
 
 }  // namespace ms::views

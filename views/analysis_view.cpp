@@ -6,7 +6,9 @@
 #include <algorithm>
 
 #include "runs/circuit_run.h"
+#include "runs/heads_run.h"
 #include "runs/patch_run.h"
+#include "runs/retrieval_run.h"
 #include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/spec_form.h"
@@ -91,62 +93,44 @@ class AnalysisView : public View {
   void draw_retrieval() {
     if (!ImGui::CollapsingHeader("Retrieval heads (needle in a haystack)", ImGuiTreeNodeFlags_DefaultOpen)) return;
     ImGui::PushID("retrieval");
-    if (m_needles_for != m_wb.model_path()) {  // a new model: its default needles file
+    if (m_needles_for != m_wb.model_path()) {  // a new model: its default needles file (none without a tokenizer)
       m_needles_for = m_wb.model_path();
-      m_rp.needles = default_needles_file(m_needles_for);
+      const bool text = m_wb.model() && m_wb.model()->tokenizer();
+      m_retrieval_form.set_text("needles", text ? default_needles_file(m_needles_for) : "");
     }
-    const bool text = m_wb.model() && m_wb.model()->tokenizer();
-    ImGui::SetNextItemWidth(-110);
-    if (!text) ImGui::BeginDisabled();
-    ImGui::InputText("needles", &m_rp.needles);
-    if (!text) ImGui::EndDisabled();
-    if (!text && ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
-      ImGui::SetTooltip("no tokenizer: token-id needles are used");
-    ImGui::SetNextItemWidth(-110);
-    ImGui::InputTextWithHint("lengths", "default: 10 from 256 to the context", &m_rp.lengths);
-    int depths = static_cast<int>(m_rp.depths), mask = static_cast<int>(m_rp.mask_top);
-    ImGui::SetNextItemWidth(90);
-    if (ImGui::InputInt("depths", &depths)) m_rp.depths = std::max(1, depths);
-    ImGui::SameLine();
-    ImGui::SetNextItemWidth(90);
-    ImGui::InputDouble("threshold", &m_rp.threshold, 0.05, 0.1, "%.2f");
-    ImGui::SetNextItemWidth(90);
-    if (ImGui::InputInt("mask top K (0: no)", &mask)) m_rp.mask_top = std::max(0, mask);
-    if (ImGui::Button("Run retrieval analysis")) launch_retrieval(m_wb, m_rp);
+    m_retrieval_form.draw();
+    if (ImGui::Button("Run retrieval analysis")) {
+      nlohmann::json params;
+      std::string e = m_retrieval_form.params(&params);
+      if (!e.empty()) m_wb.show_error("Retrieval analysis", e);
+      else launch_retrieval(m_wb, params);
+    }
     ImGui::PopID();
   }
 
   void draw_heads() {
     if (!ImGui::CollapsingHeader("Head detectors", ImGuiTreeNodeFlags_DefaultOpen)) return;
     ImGui::PushID("heads");
-    ImGui::Checkbox("previous", &m_hp.previous);
-    ImGui::SameLine();
-    ImGui::Checkbox("duplicate", &m_hp.duplicate);
-    ImGui::SameLine();
-    ImGui::Checkbox("induction", &m_hp.induction);
-    int on = m_hp.on_prompt ? 1 : 0;
+    int on = m_heads_on_prompt ? 1 : 0;
     ImGui::RadioButton("repeated random tokens", &on, 0);
     ImGui::SameLine();
     ImGui::RadioButton("the current prompt", &on, 1);
-    m_hp.on_prompt = on == 1;
-    if (!m_hp.on_prompt) {
-      int seq = static_cast<int>(m_hp.seq_len), n = static_cast<int>(m_hp.n), seed = static_cast<int>(m_hp.seed);
-      ImGui::SetNextItemWidth(90);
-      if (ImGui::InputInt("seq len", &seq)) m_hp.seq_len = std::max(2, seq);
-      ImGui::SameLine();
-      ImGui::SetNextItemWidth(90);
-      if (ImGui::InputInt("sequences", &n)) m_hp.n = std::max(1, n);
-      ImGui::SameLine();
-      ImGui::SetNextItemWidth(90);
-      if (ImGui::InputInt("seed", &seed)) m_hp.seed = static_cast<uint64_t>(std::max(0, seed));
+    m_heads_on_prompt = on == 1;
+    m_heads_form.draw();
+    if (ImGui::Button("Run head detectors")) {
+      HeadsParams hp;
+      hp.on_prompt = m_heads_on_prompt;
+      std::string e = m_heads_form.params(&hp.params);
+      if (!e.empty()) m_wb.show_error("Head detectors", e);
+      else launch_heads(m_wb, hp);
     }
-    if (ImGui::Button("Run head detectors")) launch_heads(m_wb, m_hp);
     ImGui::PopID();
   }
 
-  RetrievalParams m_rp;
-  std::string m_needles_for = "\x01";  // the model path m_rp.needles was chosen for
-  HeadsParams m_hp;
+  std::string m_needles_for = "\x01";  // the model path the needles field was filled for
+  bool m_heads_on_prompt = false;
+  SpecForm m_retrieval_form{retrieval_spec()};
+  SpecForm m_heads_form{heads_spec()};
   SpecForm m_sinks_form{sinks_spec()};
   SpecForm m_patch_form{patch_spec()};
   SpecForm m_circuit_form{circuit_spec()};

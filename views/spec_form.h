@@ -17,6 +17,9 @@ class SpecForm {
   void draw();  // the fields (ImGui), inside the caller's window
   // The fields as parameters; "" when fine, else the message naming the parameter.
   std::string params(nlohmann::json* out) const;
+  // A field's text set from outside (e.g. a default that depends on the open model).
+  void set_text(const std::string& name, const std::string& text) { m_text[name] = text; }
+  const std::string& text(const std::string& name) const { return m_text.at(name); }
 
  private:
   const AnalysisSpec& m_spec;

@@ -19,6 +19,16 @@ std::function<std::string(const nlohmann::json&, const ModelConfig&, std::string
   };
 }
 
+Analysis analysis_from_spec(const AnalysisSpec& spec) {
+  Analysis a;
+  a.kind = spec.kind;
+  a.summary = spec.summary;
+  a.uses_prompts = spec.uses_prompts;
+  a.params = params_from_spec(spec);
+  a.check = check_from_spec(spec);
+  return a;
+}
+
 const std::vector<Analysis>& registry() {
   // One line per analysis kind.
   static const std::vector<Analysis> kAll = {sinks_analysis(), retrieval_analysis(), heads_analysis(),

@@ -37,13 +37,10 @@ struct Estimate {
   double flops = 0;
 };
 
-// What running an item gives: the results stored with the item's run, and a short summary for
-// the progress events.
+// What running an item gives besides its runs (finished through ctx.session by a run function of
+// runs/, committed by the runner in one transaction): a short summary for the progress events.
 struct ItemOutput {
-  RunResults results;
   nlohmann::json summary = nlohmann::json::object();
-  nlohmann::json params = nlohmann::json::object();  // stored with the run's parameters (e.g. survivor counts)
-  bool stored = false;  // the adapter stored the run through ctx.session (a run function of runs/)
 };
 
 struct ItemContext {
@@ -66,8 +63,8 @@ struct Analysis {
   // is about in *param, for the line number).
   std::function<std::string(const nlohmann::json& p, const ModelConfig& c, std::string* param)> check;
   std::function<Estimate(const nlohmann::json& p, const ItemShape& s)> estimate;
-  // Throws InputError on bad input; returns early with partial results only when cancelled
-  // (the runner then stores nothing).
+  // Runs the item through ctx.session. Throws InputError on bad input; returns early only when
+  // cancelled (the runner then stores nothing).
   std::function<ItemOutput(ItemContext& ctx)> run;
 };
 
@@ -75,6 +72,10 @@ struct Analysis {
 // parameters against the spec (ranges, choices, formats, cross-checks) like the run function will.
 std::vector<ParamSpec> params_from_spec(const AnalysisSpec& spec);
 std::function<std::string(const nlohmann::json&, const ModelConfig&, std::string*)> check_from_spec(const AnalysisSpec& spec);
+
+// An adapter's kind, summary, prompt use, parameters and check from its AnalysisSpec; the adapter
+// adds its estimate and run.
+Analysis analysis_from_spec(const AnalysisSpec& spec);
 
 const std::vector<Analysis>& registry();
 const Analysis* find_analysis(const std::string& kind);

@@ -15,7 +15,6 @@ ItemOutput run_circuit_item(ItemContext& ctx) {
   CircuitRunOutcome r = run_circuit(*ctx.session, ctx.model, ctx.item.params);
   ItemOutput out;
   if (r.cancelled) return out;
-  out.stored = true;
   const CircuitRun& cr = r.run;
   out.summary = {{"edges", cr.circuit.edges.size()}, {"nodes", cr.circuit.nodes.size()},
                  {"metric_clean", cr.runs.metric_clean}, {"metric_corrupted", cr.runs.metric_corrupted}};
@@ -26,12 +25,7 @@ ItemOutput run_circuit_item(ItemContext& ctx) {
 }  // namespace
 
 Analysis circuit_analysis() {
-  const AnalysisSpec& spec = circuit_spec();
-  Analysis a;
-  a.kind = spec.kind;
-  a.summary = spec.summary;
-  a.params = params_from_spec(spec);
-  a.check = check_from_spec(spec);
+  Analysis a = analysis_from_spec(circuit_spec());
   a.estimate = [](const nlohmann::json& p, const ItemShape& s) {
     const ModelConfig& c = *s.config;
     const TaskSize t = task_size_bound(p, c);

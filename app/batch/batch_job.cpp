@@ -192,6 +192,20 @@ nlohmann::json param_value(const Job& job, const ParamSpec& ps, const toml::node
       nlohmann::json canon = v;
       return check_param(ps, canon).empty() ? canon : v;
     }
+    case ParamType::kIntList: {  // one integer or an array of them; the item check bounds them
+      nlohmann::json v = nlohmann::json::array();
+      if (n.is_integer()) {
+        v.push_back(n.as_integer()->get());
+        return v;
+      }
+      const toml::array* a = n.as_array();
+      if (!a) wrong();
+      for (const toml::node& e : *a) {
+        if (!e.is_integer()) wrong();
+        v.push_back(e.as_integer()->get());
+      }
+      return v;
+    }
     case ParamType::kPath: {
       if (!n.is_string()) wrong();
       std::string p = resolve(job, n.as_string()->get());
@@ -251,7 +265,10 @@ void read_analysis(Job& job, const toml::table& t) {
       continue;
     }
     a.where[ps.name] = where_of(f, n->source());
-    if (const toml::array* arr = n->as_array()) {
+    const toml::array* arr = n->as_array();
+    // A list-valued parameter is a grid axis only as a list of lists ([[256], [512, 1024]]).
+    if (arr && ps.type == ParamType::kIntList && (arr->empty() || !arr->get(0)->is_array())) arr = nullptr;
+    if (arr) {
       if (!ps.grid) fail_at(a.where[ps.name], "'" + ps.name + "' in " + what + " takes one value, not a list");
       if (arr->empty()) fail_at(a.where[ps.name], "'" + ps.name + "' in " + what + " is an empty list");
       std::vector<nlohmann::json> vals;
@@ -278,7 +295,14 @@ std::string format_bytes_count(double n) {
   return buf;
 }
 
-std::string value_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+// A grid value in an item's label: a list as its elements joined by ':' (labels use ',' and '=').
+std::string value_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (!v.is_array()) return v.dump();
+  std::string s;
+  for (const nlohmann::json& e : v) s += (s.empty() ? "" : ":") + value_text(e);
+  return s;
+}
 
 }  // namespace
 

@@ -16,7 +16,6 @@ ItemOutput run_patch_item(ItemContext& ctx) {
   PatchRunOutcome r = run_patch(*ctx.session, ctx.model, ctx.item.params);
   ItemOutput out;
   if (r.cancelled) return out;
-  out.stored = true;
   const PatchGrid& g = r.run.grid;
   out.summary = {{"metric_clean", g.metric_clean}, {"metric_corrupted", g.metric_corrupted},
                  {"max_cell", g.values.nan_to_num(-1e300).max().item<double>()}};
@@ -26,12 +25,7 @@ ItemOutput run_patch_item(ItemContext& ctx) {
 }  // namespace
 
 Analysis patch_analysis() {
-  const AnalysisSpec& spec = patch_spec();
-  Analysis a;
-  a.kind = spec.kind;
-  a.summary = spec.summary;
-  a.params = params_from_spec(spec);
-  a.check = check_from_spec(spec);
+  Analysis a = analysis_from_spec(patch_spec());
   a.estimate = [](const nlohmann::json& p, const ItemShape& s) {
     const ModelConfig& c = *s.config;
     const TaskSize t = task_size_bound(p, c);

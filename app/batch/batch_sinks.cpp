@@ -17,7 +17,6 @@ ItemOutput run_sinks_item(ItemContext& ctx) {
   SinksRunOutcome r = run_sinks(*ctx.session, ctx.model, *recs, ctx.item.params);
   ItemOutput out;
   if (r.cancelled) return out;
-  out.stored = true;
   out.summary = {{"sink_rate_first_token", r.report.sink_rate_first}, {"hidden_sinks", r.report.hidden.size()},
                  {"massive", r.report.massive.size()}};
   return out;
@@ -26,13 +25,7 @@ ItemOutput run_sinks_item(ItemContext& ctx) {
 }  // namespace
 
 Analysis sinks_analysis() {
-  const AnalysisSpec& spec = sinks_spec();
-  Analysis a;
-  a.kind = spec.kind;
-  a.summary = spec.summary;
-  a.uses_prompts = spec.uses_prompts;
-  a.params = params_from_spec(spec);
-  a.check = check_from_spec(spec);
+  Analysis a = analysis_from_spec(sinks_spec());
   a.estimate = [](const nlohmann::json& p, const ItemShape& s) {
     int64_t t = s.max_tokens;
     int64_t mt = p["max_tokens"].get<int64_t>();

@@ -183,22 +183,16 @@ int64_t run_items(const Job& job, const std::vector<WorkItem>& mine, Database& d
       ui.item_end("failed", {{"error", out.error().message}});
       continue;
     }
-    int64_t id = session.run_id();  // stored by a run function through the session
-    if (!out->stored) {  // adapters that return their results: stored here, one transaction per item
-      RunSpec spec(a.kind, model_id);
-      nlohmann::json params = it->params;
-      params.update(out->params);
-      params.update(prov.params);
-      spec.params_json = params.dump();
-      spec.command = prov.command;
-      spec.resume_key = prov.resume_key;
-      spec.label = prov.label;
-      Result<int64_t> stored = db.store_run(spec, out->results);
-      if (!stored) throw InputError(stored.error().message, stored.error().code);
-      id = *stored;
+    // The run function finished the item's run (and its linked runs) through the session: one
+    // transaction writes them all.
+    Result<int64_t> id = guard([&]() { return session.commit(); });
+    if (!id || *id == 0) {
+      ++failed;
+      ui.item_end("failed", {{"error", id ? std::string("the item stored no run") : id.error().message}});
+      continue;
     }
     ++counts["ran"];
-    ui.item_end("done", {{"run_id", id}, {"summary", out->summary}});
+    ui.item_end("done", {{"run_id", *id}, {"summary", out->summary}});
   }
   return failed;
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands/cli.h"
+#include "app/commands/cli_run.h"
 #include "app/commands/progress.h"
 #include "app/commands/spec_cli.h"
 #include "runs/circuit_run.h"
@@ -18,10 +19,7 @@
 namespace ms::app {
 namespace {
 
-struct Opts : ModelOptions {
-  std::string db;
-  std::unique_ptr<SpecOptions> spec;
-};
+struct Opts : AnalysisOptions {};
 
 // A kept edge.
 struct Row {
@@ -87,14 +85,10 @@ void print_text(const CircuitRunOutcome& r, const std::vector<Row>& rows, int64_
 
 int run(const Opts& o) {
   nlohmann::json params = o.spec->params();
-  std::unique_ptr<Model> m = load_model(o);
-  std::unique_ptr<Database> db = open_database(o.db, false);
-  RunControl control;
-  SignalInterrupt sig(control);
-  ControlBar bar(control, "circuit", o.json);
-  RunSession session(*db, control, {shell_join(command_line())});
-  CircuitRunOutcome r = run_circuit(session, *m, params);
-  bar.finish();
+  CliRun cli(o, "circuit");
+  const Model* m = cli.model.get();
+  CircuitRunOutcome r = run_circuit(cli.session, *m, params);
+  cli.bar.finish();
   if (r.cancelled) throw InputError("interrupted; run " + std::to_string(r.run_id) + " marked cancelled", ErrorCode::kInternal);
   const int64_t survived = r.counts["survived"].get<int64_t>(), generated = r.counts["generated"].get<int64_t>();
   if (!o.json && survived != generated)
@@ -110,10 +104,7 @@ int run(const Opts& o) {
 
 void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = app.add_subcommand("circuit", "Find a circuit on a task: EAP, EAP-IG, ACDC or path patching");
-  add_model_options(*cmd, *o);
-  o->spec = std::make_unique<SpecOptions>(*cmd, circuit_spec());
-  cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
+  CLI::App* cmd = add_analysis_command(app, circuit_spec(), "Find a circuit on a task: EAP, EAP-IG, ACDC or path patching", *o);
   cmds.emplace_back(cmd, [o]() { return run(*o); });
 }
 

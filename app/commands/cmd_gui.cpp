@@ -13,7 +13,9 @@
 #include "report/png.h"
 #include "core/base/atomic_file.h"
 #include "runs/circuit_run.h"
+#include "runs/heads_run.h"
 #include "runs/patch_run.h"
+#include "runs/retrieval_run.h"
 #include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/attention_view.h"
@@ -58,8 +60,8 @@ bool spec_launch_param(const AnalysisSpec& spec, const std::string& key, const s
 struct Launch {
   std::string kind;
   nlohmann::json patch = nlohmann::json::object(), circuit = nlohmann::json::object();
+  nlohmann::json retrieval = nlohmann::json::object();
   views::SinksParams sinks;
-  views::RetrievalParams retrieval;
   views::HeadsParams heads;
 };
 
@@ -79,21 +81,12 @@ Launch parse_launch(const std::string& text) {
       else if (l.kind == "sinks") ok = spec_launch_param(sinks_spec(), k, v, l.sinks.params);
       else if (l.kind == "patch") ok = spec_launch_param(patch_spec(), k, v, l.patch);
       else if (l.kind == "circuit") ok = spec_launch_param(circuit_spec(), k, v, l.circuit);
-      else if (l.kind == "retrieval" && k == "needles") l.retrieval.needles = v;
-      else if (l.kind == "retrieval" && k == "lengths") l.retrieval.lengths = v;
-      else if (l.kind == "retrieval" && k == "depths") l.retrieval.depths = std::stoll(v);
-      else if (l.kind == "retrieval" && k == "threshold") l.retrieval.threshold = std::stod(v);
-      else if (l.kind == "retrieval" && k == "mask_top") l.retrieval.mask_top = std::stoll(v);
-      else if (l.kind == "heads" && k == "detect") {
-        l.heads.previous = v.find("previous") != std::string::npos;
-        l.heads.duplicate = v.find("duplicate") != std::string::npos;
-        l.heads.induction = v.find("induction") != std::string::npos;
-      } else if (l.kind == "heads" && k == "input") {
+      else if (l.kind == "retrieval") ok = spec_launch_param(retrieval_spec(), k, v, l.retrieval);
+      else if (l.kind == "heads" && k == "prompts") l.heads.prompts_file = v;
+      else if (l.kind == "heads" && k == "input") {
         ok = v == "prompt" || v == "random";
         l.heads.on_prompt = v == "prompt";
-      } else if (l.kind == "heads" && k == "seq_len") l.heads.seq_len = std::stoll(v);
-      else if (l.kind == "heads" && k == "n") l.heads.n = std::stoll(v);
-      else if (l.kind == "heads" && k == "seed") l.heads.seed = std::stoull(v);
+      } else if (l.kind == "heads") ok = spec_launch_param(heads_spec(), k, v, l.heads.params);
       else ok = false;
     } catch (const std::logic_error&) {
       ok = false;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands/cli.h"
+#include "app/commands/cli_run.h"
 #include "app/commands/progress.h"
 #include "app/commands/spec_cli.h"
 #include "runs/patch_run.h"
@@ -17,10 +18,7 @@
 namespace ms::app {
 namespace {
 
-struct Opts : ModelOptions {
-  std::string db;
-  std::unique_ptr<SpecOptions> spec;
-};
+struct Opts : AnalysisOptions {};
 
 nlohmann::json grid_json(const at::Tensor& v) {
   at::Tensor x = v.contiguous();
@@ -51,14 +49,10 @@ void print_grid(const at::Tensor& v, const std::vector<std::string>& cols, const
 // Loads the model, runs run_patch with a progress bar and Ctrl-C, prints the grid.
 int run(const Opts& o) {
   nlohmann::json params = o.spec->params();
-  std::unique_ptr<Model> m = load_model(o);
-  std::unique_ptr<Database> db = open_database(o.db, false);
-  RunControl control;
-  SignalInterrupt sig(control);
-  ControlBar bar(control, "patch", o.json);
-  RunSession session(*db, control, {shell_join(command_line())});
-  PatchRunOutcome r = run_patch(session, *m, params);
-  bar.finish();
+  CliRun cli(o, "patch");
+  const Model* m = cli.model.get();
+  PatchRunOutcome r = run_patch(cli.session, *m, params);
+  cli.bar.finish();
   if (r.cancelled) throw InputError("interrupted; run " + std::to_string(r.run_id) + " marked cancelled", ErrorCode::kInternal);
   const std::string what = r.params["what"].get<std::string>(), task = r.params["task"].get<std::string>();
   const int64_t survived = r.counts["survived"].get<int64_t>(), generated = r.counts["generated"].get<int64_t>();
@@ -96,10 +90,7 @@ int run(const Opts& o) {
 
 void register_patch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = app.add_subcommand("patch", "Activation patching on a task: layer x position or layer x head grids");
-  add_model_options(*cmd, *o);
-  o->spec = std::make_unique<SpecOptions>(*cmd, patch_spec());
-  cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
+  CLI::App* cmd = add_analysis_command(app, patch_spec(), "Activation patching on a task: layer x position or layer x head grids", *o);
   cmds.emplace_back(cmd, [o]() { return run(*o); });
 }
 

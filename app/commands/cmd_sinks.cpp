@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands/cli.h"
+#include "app/commands/cli_run.h"
 #include "app/commands/progress.h"
 #include "app/commands/spec_cli.h"
 #include "core/io/prompts.h"
@@ -17,25 +18,9 @@
 namespace ms::app {
 namespace {
 
-struct Opts : ModelOptions {
-  std::string text, tokens, prompts_file, db;
+struct Opts : AnalysisOptions {
   int top = 10;
-  std::unique_ptr<SpecOptions> spec;
 };
-
-std::vector<PromptRecord> read_records(const Opts& o) {
-  if ((!o.text.empty()) + (!o.tokens.empty()) + (!o.prompts_file.empty()) != 1)
-    fail_usage("sinks needs one of --text, --tokens or --prompts");
-  if (!o.prompts_file.empty()) {
-    Result<std::vector<PromptRecord>> r = read_prompts(o.prompts_file);
-    if (!r) throw InputError(r.error().message, r.error().code);
-    return std::move(*r);
-  }
-  PromptRecord r;
-  r.text = o.text;
-  if (!o.tokens.empty()) r.tokens = parse_ids(o.tokens);
-  return {r};
-}
 
 // Heads ranked by alpha_0, and hidden sinks counted by token.
 struct Tables {
@@ -108,16 +93,12 @@ void print_text(const SinksRunOutcome& r, const Tables& t, size_t top, const Mod
 }
 
 int run(const Opts& o) {
-  std::vector<PromptRecord> records = read_records(o);
+  std::vector<PromptRecord> records = read_prompt_inputs(o, true);
   nlohmann::json params = o.spec->params();
-  std::unique_ptr<Model> m = load_model(o);
-  std::unique_ptr<Database> db = open_database(o.db, false);
-  RunControl control;
-  SignalInterrupt sig(control);
-  ControlBar bar(control, "sinks", o.json);
-  RunSession session(*db, control, {shell_join(command_line())});
-  SinksRunOutcome r = run_sinks(session, *m, records, params);
-  bar.finish();
+  CliRun cli(o, "sinks");
+  const Model* m = cli.model.get();
+  SinksRunOutcome r = run_sinks(cli.session, *m, records, params);
+  cli.bar.finish();
   if (r.cancelled)
     throw InputError("interrupted; run " + std::to_string(r.run_id) + " marked cancelled", ErrorCode::kInternal);
   Tables t = tables(r.report, m->config());
@@ -131,14 +112,9 @@ int run(const Opts& o) {
 
 void register_sinks(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = app.add_subcommand("sinks", "Find attention sinks, hidden sinks and massive activations");
-  add_model_options(*cmd, *o);
-  cmd->add_option("--text,-t", o->text, "one prompt");
-  cmd->add_option("--tokens", o->tokens, "one prompt as token ids, comma separated");
-  cmd->add_option("--prompts", o->prompts_file, "prompts: .txt (one per line) or .jsonl ({\"text\", \"continuation\", \"choices\", \"answer\"})");
-  o->spec = std::make_unique<SpecOptions>(*cmd, sinks_spec());
+  CLI::App* cmd = add_analysis_command(app, sinks_spec(), "Find attention sinks, hidden sinks and massive activations", *o);
+  add_prompt_inputs(*cmd, *o, "one prompt");
   cmd->add_option("--top", o->top, "rows to print per table")->capture_default_str();
-  cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
   cmds.emplace_back(cmd, [o]() { return run(*o); });
 }
 

@@ -65,8 +65,8 @@ ControlBar::ControlBar(RunControl& control, std::string label, bool quiet)
   });
 }
 
-void ControlBar::finish() {
-  if (m_state->bar) m_state->bar->finish();
+void ControlBar::finish(const std::string& note) {
+  if (m_state->bar) m_state->bar->finish(note);
   m_state->bar.reset();
 }
 

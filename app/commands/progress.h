@@ -36,7 +36,7 @@ class ControlBar {
  public:
   ControlBar(RunControl& control, std::string label, bool quiet);
   ~ControlBar();
-  void finish();
+  void finish(const std::string& note = "");
 
  private:
   struct State {

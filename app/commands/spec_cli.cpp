@@ -14,6 +14,7 @@ std::string type_name(const ParamDecl& d) {
     case ParamType::kPath: return "FILE";
     case ParamType::kHeads: return "L.H,...";
     case ParamType::kThreshold: return "abs:X|rel:X";
+    case ParamType::kIntList: return "INT,...";
     case ParamType::kChoice: {
       std::string s;
       for (const auto& c : d.choices) s += (s.empty() ? "" : "|") + c;

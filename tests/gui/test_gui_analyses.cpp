@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "core/model/model.h"
-#include "runs/analysis_runs.h"
+#include "runs/heads_run.h"
+#include "runs/retrieval_run.h"
 #include "storage/database.h"
 #include "tests/support/test_support.h"
 
@@ -171,32 +172,30 @@ TEST(GuiAnalyses, CancellingTheTasksStopsAndMarksTheirRuns) {
   auto db = ms::Database::open(ms::test::temp_dir("gui-cancel") + "/c.db");
   ASSERT_TRUE(db.ok());
   std::atomic<bool> cancel{false};
-  ms::RetrievalRunConfig cfg;
-  cfg.lengths = {24, 32};
-  cfg.depths = 3;
   int64_t seen = 0;
-  auto r = ms::run_retrieval_stored(**db, **m, cfg, [&](int64_t done, int64_t total) {
+  ms::RunControl control([&](int64_t done, int64_t total) {
     seen = done;
     EXPECT_EQ(total, 12);
     if (done == 5) cancel = true;
-  }, &cancel);
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_TRUE(r->cancelled);
+  });
+  control.follow(&cancel);
+  ms::RunSession session(**db, control, {"test"});
+  auto r = ms::run_retrieval(session, **m, {{"lengths", {24, 32}}, {"depths", 3}});
+  EXPECT_TRUE(r.cancelled);
   EXPECT_EQ(seen, 5);
-  EXPECT_EQ(r->cancelled_run, r->run_id);
+  EXPECT_EQ(r.cancelled_run, r.run_id);
   auto ret = runs(**db, "retrieval");
   ASSERT_EQ(ret.size(), 1u);
   EXPECT_EQ(ret[0].run.status, ms::RunStatus::kCancelled);
   EXPECT_EQ(runs(**db, "retrieval-item").size(), 5u);  // finished cells are kept
 
   std::atomic<bool> stop{false};
-  auto tokens = ms::repeated_sequences(**m, 10, 2, 0);
-  ASSERT_TRUE(tokens.ok());
-  auto h = ms::run_heads_stored(**db, **m, *tokens, {ms::HeadPattern::kPreviousToken, ms::HeadPattern::kInduction}, {},
-                                "{}", "test", [&](int64_t done, int64_t) { stop = done == 1; }, &stop);
-  ASSERT_TRUE(h.ok()) << h.error().message;
-  EXPECT_TRUE(h->cancelled);
-  EXPECT_EQ(h->scores.size(), 1u);
+  ms::RunControl hc([&](int64_t done, int64_t) { stop = done == 1; });
+  hc.follow(&stop);
+  ms::RunSession hs(**db, hc, {"test"});
+  auto h = ms::run_heads(hs, **m, {}, {{"detect", "previous,induction"}, {"seq_len", 10}, {"n", 2}});
+  EXPECT_TRUE(h.cancelled);
+  EXPECT_EQ(h.scores.size(), 1u);
   auto hr = runs(**db, "heads");
   ASSERT_EQ(hr.size(), 1u);
   EXPECT_EQ(hr[0].run.status, ms::RunStatus::kCancelled);

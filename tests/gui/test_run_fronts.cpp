@@ -1,4 +1,4 @@
-// Each analysis with a run function (sinks, patch, circuit) launched all three ways, `mechscope
+// Each analysis (sinks, retrieval, heads, patch, circuit) launched all three ways, `mechscope
 // KIND`, a batch job and the workbench's launch (`mechscope gui --launch`, under Xvfb), on tiny
 // models: the three databases hold the same run, byte for byte (parameters, inputs, head scores,
 // tensors, circuits), apart from ids, times, the reproducing command and batch provenance.
@@ -73,7 +73,7 @@ std::string stored(const std::string& db_path, const std::string& kind) {
 // Runs one analysis the three ways into dir/{cli,batch,gui}.db and expects the same stored run.
 void three_ways(const std::string& dir, const std::string& model, const std::string& kind,
                 const std::vector<std::string>& cli_args, const std::string& toml, const std::string& launch,
-                const std::string& toml_prompts = "") {
+                const std::string& toml_prompts = "", const std::vector<std::string>& also = {}) {
   std::vector<std::string> cli = {kind, "--model", model, "--threads", "1", "--db", dir + "/cli.db"};
   cli.insert(cli.end(), cli_args.begin(), cli_args.end());
   auto c = run_mechscope(cli);
@@ -89,6 +89,27 @@ void three_ways(const std::string& dir, const std::string& model, const std::str
   EXPECT_GT(from_cli.size(), 200u) << from_cli;
   EXPECT_TRUE(stored(dir + "/batch.db", kind) == from_cli) << kind << ": the batch job stored another run than the CLI";
   EXPECT_TRUE(stored(dir + "/gui.db", kind) == from_cli) << kind << ": the workbench stored another run than the CLI";
+  for (const std::string& k : also) {  // linked runs (retrieval's masked re-runs)
+    const std::string linked = stored(dir + "/cli.db", k);
+    EXPECT_GT(linked.size(), 50u) << linked;
+    EXPECT_TRUE(stored(dir + "/batch.db", k) == linked) << k << ": the batch job stored another run than the CLI";
+    EXPECT_TRUE(stored(dir + "/gui.db", k) == linked) << k << ": the workbench stored another run than the CLI";
+  }
+}
+
+// Token-id prompts for the random model (64 ids), each with a repeated half.
+std::string repeat_prompts(const std::string& dir) {
+  std::string prompts;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<int> seq = {0};
+    for (int t = 0; t < 8; ++t) seq.push_back(2 + (i * 13 + t * 7) % 62);
+    for (int t = 0; t < 8; ++t) seq.push_back(seq[static_cast<size_t>(1 + t)]);
+    prompts += "{\"tokens\": [";
+    for (size_t t = 0; t < seq.size(); ++t) prompts += (t ? ", " : "") + std::to_string(seq[t]);
+    prompts += "]}\n";
+  }
+  ms::test::write_file(dir + "/p.jsonl", prompts);
+  return dir + "/p.jsonl";
 }
 
 const std::string& random_model() {
@@ -118,6 +139,29 @@ TEST(RunFronts, SinksStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
              "prompts=" + dir + "/p.jsonl epsilon=0.25 hidden_threshold=rel:05",
              "[[prompts]]\nname = \"p\"\npath = \"" + dir + "/p.jsonl\"\n");
   EXPECT_NE(stored(dir + "/gui.db", "sinks").find("\"hidden_threshold\":\"rel:5\""), std::string::npos);
+}
+
+TEST(RunFronts, RetrievalStoresTheSameRunsFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-retrieval");
+  // No tokenizer: token-id needles. The lengths as text ("48,64") and as a TOML array are stored alike.
+  three_ways(dir, random_model(), "retrieval", {"--lengths", "48,64", "--depths", "2", "--max-new", "6", "--mask-top", "1"},
+             "lengths = [48, 64]\ndepths = 2\nmax_new = 6\nmask_top = 1\n", "lengths=48,64 depths=2 max_new=6 mask_top=1",
+             "", {"retrieval-mask"});
+  EXPECT_NE(stored(dir + "/gui.db", "retrieval").find("\"lengths\":[48,64]"), std::string::npos);
+}
+
+TEST(RunFronts, HeadDetectorsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-heads");
+  const std::string prompts = repeat_prompts(dir);
+  // detect written as short and TransformerLens names is stored as "previous,induction".
+  three_ways(dir, random_model(), "heads", {"--prompts", prompts, "--detect", "previous,induction_head", "--exclude-bos"},
+             "prompts = [\"p\"]\ndetect = \"previous_token_head,induction\"\nexclude_bos = true\n",
+             "prompts=" + prompts + " detect=previous,induction exclude_bos=true",
+             "[[prompts]]\nname = \"p\"\npath = \"" + prompts + "\"\n");
+  const std::string gui = stored(dir + "/gui.db", "heads");
+  EXPECT_NE(gui.find("\"detect\":\"previous,induction\""), std::string::npos) << gui;
+  EXPECT_NE(gui.find("\"input\":\"prompts\""), std::string::npos) << gui;
+  EXPECT_NE(gui.find("induction_head_per_prompt"), std::string::npos) << gui;
 }
 
 TEST(RunFronts, PatchingStoresTheSameRunFromTheCliABatchJobAndTheWorkbench) {

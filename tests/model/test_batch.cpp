@@ -90,7 +90,7 @@ TEST(Batch, DryRunListsItemsWithEstimates) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("12 items"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("sinks/sink/check/epsilon=0.3,max_tokens=48"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("retrieval/copy/length=96"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("retrieval/copy/lengths=96"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak memory"), std::string::npos);
   auto s = run_mechscope({"batch", job, "--db", dir + "/x.db", "--dry-run", "--shard", "1/5", "--json"});
   ASSERT_EQ(s.exit_code, 0) << s.err;
@@ -218,7 +218,7 @@ TEST(Batch, ShardedAndMergedEqualsSingleAndMergeIsIdempotent) {
   EXPECT_TRUE(stored_rows(dir + "/merged.db") == ref);
   auto again = run_mechscope(margs);  // idempotent
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.out.find("0 runs added, 12 already present"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("0 runs added, 16 already present"), std::string::npos) << again.out;  // 12 items, 4 masked re-runs
   EXPECT_TRUE(stored_rows(dir + "/merged.db") == ref);
 
   // Slurm job arrays: the task id and count pick the shard.
@@ -284,7 +284,7 @@ TEST(Batch, HeadsAdapterFindsTheCopyModelsHeads) {
   test::write_file(dir + "/repeat.jsonl", prompts);
   test::write_file(dir + "/heads.toml",
                    "[[model]]\nname = \"copy\"\npath = \"copy\"\n[[prompts]]\nname = \"repeat\"\npath = \"repeat.jsonl\"\n"
-                   "[[analysis]]\nkind = \"heads\"\npattern = [\"previous_token_head\", \"induction_head\"]\n");
+                   "[[analysis]]\nkind = \"heads\"\ndetect = [\"previous\", \"induction_head\"]\n");
   auto r = run_mechscope({"batch", dir + "/heads.toml", "--db", dir + "/heads.db", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, std::string> top;
@@ -295,8 +295,8 @@ TEST(Batch, HeadsAdapterFindsTheCopyModelsHeads) {
     if (e["event"] == "item_done") top[e["key"].get<std::string>()] = e["summary"]["top_head"].get<std::string>();
   }
   ASSERT_EQ(top.size(), 2u) << r.out;
-  EXPECT_EQ(top["heads/copy/repeat/pattern=induction_head"], "1.0");
-  std::string prev = top["heads/copy/repeat/pattern=previous_token_head"];
+  EXPECT_EQ(top["heads/copy/repeat/detect=induction_head"], "1.0");
+  std::string prev = top["heads/copy/repeat/detect=previous"];
   EXPECT_TRUE(prev == "0.0" || prev == "1.3") << prev;
   // The stored metric is the mean of the stored per-prompt scores.
   OpenOptions oo;
@@ -308,8 +308,10 @@ TEST(Batch, HeadsAdapterFindsTheCopyModelsHeads) {
   ASSERT_EQ(runs->size(), 2u);
   for (const auto& s : *runs) {
     auto scores = (*db)->get_head_scores(s.run.id);
-    auto per = (*db)->get_tensor(s.run.id, "per_prompt");
-    ASSERT_TRUE(scores && per);
+    ASSERT_TRUE(scores);
+    ASSERT_EQ(scores->size(), 1u);
+    auto per = (*db)->get_tensor(s.run.id, (*scores)[0].metric + "_per_prompt");
+    ASSERT_TRUE(per);
     at::Tensor mean = per->mean(0);
     ASSERT_EQ(scores->size(), 1u);
     for (int l = 0; l < 2; ++l)

@@ -69,13 +69,13 @@ TEST(BatchValidation, UnknownKeys) {
                "unknown key 'size' in [[model]]");
   expect_error(fixture(), "[[analysis]]\nkind = \"heads-of-state\"\n", 8, "unknown analysis kind 'heads-of-state'");
   // retrieval takes no prompt sets
-  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlength = 40\nprompts = [\"p\"]\n", 10, "unknown key 'prompts'");
+  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlengths = [40]\nprompts = [\"p\"]\n", 10, "unknown key 'prompts'");
 }
 
 TEST(BatchValidation, WrongTypes) {
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\nepsilon = \"high\"\n", 9, "'epsilon' in [[analysis]] sinks must be a number");
-  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlength = [40, \"long\"]\n", 9, "must be an integer");
-  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlength = 40\ndepths = [2, 3]\n", 10, "takes one value, not a list");
+  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlengths = [40, \"long\"]\n", 9, "must be a list of integers");
+  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlengths = [40]\ndepths = [2, 3]\n", 10, "takes one value, not a list");
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\n", 1, "'threads' must be an integer", "threads = \"many\"\n");
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\n", 2, "must be written as [[report]] tables", "db = \"x.db\"\nreport = 3\n");
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\n", 1, "'db' in the job must be a string", "db = 7\n");
@@ -87,7 +87,7 @@ TEST(BatchValidation, MissingFiles) {
   expect_error(fixture(), "[[model]]\nname = \"w\"\npath = \"noweights\"\n", 9, "has no model.safetensors");
   expect_error(fixture(), "[[model]]\nname = \"c\"\npath = \"nocfg\"\n", 9, "has no config.json");
   expect_error(fixture(), "[[prompts]]\nname = \"q\"\npath = \"nothing.jsonl\"\n", 9, "does not exist");
-  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlength = 40\nhaystack = \"hay.txt\"\n", 10, "hay.txt does not exist");
+  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlengths = [40]\nhaystack = \"hay.txt\"\n", 10, "hay.txt does not exist");
   auto r = test::run_mechscope({"batch", fixture().dir + "/no-job.toml"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("no-job.toml: job file does not exist"), std::string::npos) << r.err;
@@ -96,8 +96,8 @@ TEST(BatchValidation, MissingFiles) {
 TEST(BatchValidation, BadValuesAndReferences) {
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\nepsilon = [0.3, 1.5]\n", 9, "epsilon must be in (0, 1)");
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\nhidden_threshold = \"half\"\n", 9, "expected abs:X or rel:X");
-  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlength = [40, 256]\n", 9, "length 256 must be in [8, 256)");
-  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\n", 7, "needs 'length'");
+  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlengths = [[40], [256]]\n", 9, "lengths: 256 must be in [8, 256) for this model");
+  expect_error(fixture(), "[[analysis]]\nkind = \"retrieval\"\nlengths = [4]\n", 9, "lengths must be in [8, 16777216], not 4");
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\nmodels = [\"gpt5\"]\n", 9, "no [[model]] defines");
   expect_error(fixture(), "[[analysis]]\nkind = \"sinks\"\nprompts = [\"nope\"]\n", 9, "no [[prompts]] defines");
   expect_error(fixture(), "[[model]]\nname = \"sink\"\npath = \"copy\"\n", 7, "model name 'sink' is used twice");

@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -41,7 +42,7 @@ std::string write_test_job(const std::string& dir, const std::string& extra) {
                   "[[model]]\nname = \"copy\"\npath = \"copy\"\n"
                   "[[prompts]]\nname = \"check\"\npath = \"prompts.jsonl\"\n"
                   "[[analysis]]\nkind = \"sinks\"\nepsilon = [0.3, 0.5]\nmax_tokens = [48, 0]\nhidden_threshold = \"rel:5\"\n"
-                  "[[analysis]]\nkind = \"retrieval\"\nlength = [40, 96]\ndepths = 3\nmask_top = 1\n" + extra);
+                  "[[analysis]]\nkind = \"retrieval\"\nlengths = [[40], [96]]\ndepths = 3\nmask_top = 1\n" + extra);
   return job;
 }
 
@@ -59,6 +60,16 @@ std::map<std::string, std::string> stored_rows(const std::string& path, int* dup
     ADD_FAILURE() << runs.error().message;
     return rows;
   }
+  // A run linked to an item's run (a masked re-run, a calibration) is part of the item's row.
+  std::map<int64_t, int64_t> linked_to;  // run -> the run it links to
+  for (const RunSummary& s : *runs) {
+    auto links = (*db)->get_links(s.run.id);
+    if (s.run.spec.resume_key.empty() && links)
+      for (const RunLink& l : *links)
+        if (l.run_id == s.run.id) linked_to[s.run.id] = l.source_run_id;
+  }
+  std::map<int64_t, std::string> text;  // run id -> its row text
+  std::map<int64_t, std::string> key_of;
   for (const RunSummary& s : *runs) {
     if (s.run.status != RunStatus::kDone) continue;
     std::string key = s.run.spec.resume_key.empty() ? "run" + std::to_string(s.run.id) : s.run.spec.resume_key;
@@ -97,11 +108,19 @@ std::map<std::string, std::string> stored_rows(const std::string& path, int* dup
       for (int64_t d : ti.shape) v += std::to_string(d) + ",";
       v += "] " + std::string(static_cast<const char*>(t.data_ptr()), t.nbytes()) + "\n";
     }
-    if (rows.count(key)) {
-      ADD_FAILURE() << path << ": resume key " << key << " is stored twice";
+    text[s.run.id] = v;
+    key_of[s.run.id] = key;
+  }
+  for (auto& [id, v] : text) {
+    if (linked_to.count(id) && text.count(linked_to[id])) continue;
+    std::string row = v;
+    for (const auto& [linked, source] : linked_to)  // in id order: the order they were stored in
+      if (source == id && text.count(linked)) row += "linked:\n" + text[linked];
+    if (rows.count(key_of[id])) {
+      ADD_FAILURE() << path << ": resume key " << key_of[id] << " is stored twice";
       if (duplicates) ++*duplicates;
     }
-    rows[key] = v;
+    rows[key_of[id]] = row;
   }
   return rows;
 }
@@ -151,7 +170,10 @@ size_t count_done_runs(const std::string& path) {
   RunFilter f;
   f.status = RunStatus::kDone;
   Result<std::vector<RunSummary>> runs = (*db)->list_runs(f);
-  return runs ? runs->size() : 0;
+  if (!runs) return 0;
+  // Batch items: the runs with a resume key (not the runs linked to them).
+  return static_cast<size_t>(std::count_if(runs->begin(), runs->end(),
+                                           [](const RunSummary& s) { return !s.run.spec.resume_key.empty(); }));
 }
 
 bool run_and_kill_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows,

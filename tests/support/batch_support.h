@@ -14,7 +14,8 @@ namespace ms::test {
 std::string write_test_job(const std::string& dir, const std::string& extra = "");
 
 // Every finished run of the database, keyed by resume key (or "run<ID>" without one): kind,
-// model hash, parameters, inputs, every head score and every tensor's dtype, shape and bytes.
+// model hash, parameters, inputs, every head score and every tensor's dtype, shape and bytes; the
+// runs linked to a run (retrieval's masked re-runs, a calibration) are part of its row.
 // Fails the test (and counts in *duplicates) when a resume key occurs twice.
 std::map<std::string, std::string> stored_rows(const std::string& db, int* duplicates = nullptr);
 
@@ -28,7 +29,7 @@ bool run_and_kill_after_rows(const std::vector<std::string>& args, const std::st
 // Starts mechscope with args, sends sig once db holds min_rows finished runs, and returns the
 // exit code (128 + signal when the signal ended it; -1 when it finished before min_rows).
 int run_and_signal_after_rows(const std::vector<std::string>& args, const std::string& db, size_t min_rows, int sig);
-// Finished runs in db (0 when the file does not exist yet).
+// Finished batch items in db: runs with a resume key (0 when the file does not exist yet).
 size_t count_done_runs(const std::string& db);
 // Wall time of a run of mechscope in seconds (exit code in *rc).
 double timed_run(const std::vector<std::string>& args, int* rc);
