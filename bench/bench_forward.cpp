@@ -84,6 +84,7 @@ void long_context(const std::vector<int64_t>& seqs, const std::vector<int>& thre
       ms::bench::print_machine("bench_forward");
       at::Tensor tokens = at::randint(0, c.d_vocab, {1, t}, at::kLong);
       ms::ForwardOptions fused, mat;
+      fused.attention_kernel = ms::AttentionKernel::kFused;
       mat.attention_kernel = ms::AttentionKernel::kMaterialise;
       const int64_t calls = ms::fused_attention_calls();
       std::vector<double> s = best_interleaved(reps, {[&] { model->forward(tokens, fused); },

@@ -52,7 +52,12 @@ struct KVCache {
 // scores) wherever nothing needs the probabilities (no live hook_attn_scores / hook_pattern, no
 // attention observer for the layer, no backward hooks, CPU); the materialising query-block path
 // otherwise. kMaterialise: always the materialising path (the reference; benchmarks).
-enum class AttentionKernel { kAuto, kMaterialise };
+// kAuto: the fused kernel (core/attention/fused_attention.h) when an attention observer takes its
+// statistics from it (the sinks statistics: 2.1-2.2x faster than streaming the probabilities at
+// T = 2048, bench_sinks), the materialising path otherwise (a plain forward: the fused kernel was
+// 0.79-0.97x its speed at T = 1024-4096 on AMD EPYC with OpenBLAS' Haswell kernels, bench_forward).
+// kFused: the fused kernel whenever it can serve; kMaterialise: never.
+enum class AttentionKernel { kAuto, kMaterialise, kFused };
 
 struct ForwardOptions {
   HookRegistry* hooks = nullptr;  // resolved once for this call

@@ -94,7 +94,7 @@ void expect_paths_equal(const Model& m, const at::Tensor& toks, int64_t q_tile, 
     p.first->add_forward("blocks.*.hook_resid_post", cache_hook(*p.second));
   }
   ForwardOptions fo, mo;
-  fo.hooks = &fused_reg, fo.attn_block = q_tile, fo.attn_key_tile = k_tile;
+  fo.hooks = &fused_reg, fo.attn_block = q_tile, fo.attn_key_tile = k_tile, fo.attention_kernel = AttentionKernel::kFused;
   mo.hooks = &mat_reg, mo.attention_kernel = AttentionKernel::kMaterialise;
   const int64_t calls = fused_attention_calls();
   at::Tensor lf = m.forward(toks, fo), lm = m.forward(toks, mo);
@@ -138,7 +138,7 @@ TEST(FusedAttention, KvCachePrefillThenDecode) {
     at::Tensor toks = at::randint(0, 50, {2, 26}, at::kLong);
     KVCache cf = m->make_cache(2, 26), cm = m->make_cache(2, 26);
     ForwardOptions fo, mo;
-    fo.cache = &cf, fo.attn_block = 4, fo.attn_key_tile = 16;
+    fo.cache = &cf, fo.attn_block = 4, fo.attn_key_tile = 16, fo.attention_kernel = AttentionKernel::kFused;
     mo.cache = &cm, mo.attention_kernel = AttentionKernel::kMaterialise;
     EXPECT_LT(rel_diff(m->forward(toks.narrow(1, 0, 19), fo), m->forward(toks.narrow(1, 0, 19), mo)), 1e-5) << fam;
     at::Tensor lf;
