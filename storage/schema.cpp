@@ -179,10 +179,18 @@ int prepare(sql::Connection& c, int target) {
   // queries cannot be wrong, so any SQLite error here ("unsupported file format": a damaged
   // header or schema format number) is the file's fault: bad input, not an internal error.
   int64_t app_id = 0, version = 0, n_tables = 0;
+  // One statement, so one snapshot: read one by one, a process creating the database between
+  // the reads made it look like another program's file (tables, but no application id yet).
   try {
-    app_id = c.scalar_i64("PRAGMA application_id");
-    version = c.scalar_i64("PRAGMA user_version");
-    n_tables = c.scalar_i64("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+    sql::Stmt& s = c.stmt(
+        "SELECT (SELECT application_id FROM pragma_application_id), "
+        "(SELECT user_version FROM pragma_user_version), "
+        "(SELECT count(*) FROM sqlite_master WHERE type = 'table')");
+    if (!s.step()) throw std::runtime_error("the database header cannot be read");
+    app_id = s.i64(0);
+    version = s.i64(1);
+    n_tables = s.i64(2);
+    s.reset();
   } catch (const InputError&) {
     throw;
   } catch (const std::runtime_error& e) {

@@ -33,7 +33,9 @@ class ForwardPass {
   at::Tensor attention_out(size_t layer, at::Tensor z, const Model::LayerHooks& ids);
   at::Tensor mlp(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids) const;
   at::Tensor activation(const at::Tensor& x) const;
-  at::Tensor rotate(const at::Tensor& x) const;  // [B, T, heads, d_head]
+  at::Tensor rotate(const at::Tensor& x, size_t layer) const;  // [B, T, heads, d_head]
+  at::Tensor qk_norm(const at::Tensor& x, const at::Tensor& w, int scale_id, int normalized_id) const;
+  at::Tensor post_norm(const at::Tensor& x, const at::Tensor& w, int scale_id, int normalized_id) const;
   int64_t block_size(int64_t keys) const;
 
   const Model& m_model;
@@ -43,6 +45,7 @@ class ForwardPass {
   ActiveHooks m_hooks;
   int64_t m_batch = 0, m_len = 0, m_past = 0;
   at::Tensor m_cos, m_sin;  // [1, T, 1, rotary_dim / 2] in the compute dtype
+  at::Tensor m_cos_local, m_sin_local;  // the local layers' (Gemma 3), else undefined
 };
 
 at::Tensor ForwardPass::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
@@ -63,14 +66,33 @@ at::Tensor ForwardPass::activation(const at::Tensor& x) const {
   return x;
 }
 
-at::Tensor ForwardPass::rotate(const at::Tensor& x) const {
+at::Tensor ForwardPass::rotate(const at::Tensor& x, size_t layer) const {
   // Hugging Face rotate_half: pairs (i, i + rd/2) of the first rotary_dim dims of each head.
   const int64_t rd = m_cfg.rotary_dim, half = rd / 2;
+  const bool local = m_cos_local.defined() && m_cfg.window(static_cast<int64_t>(layer)) > 0;
+  const at::Tensor& cos = local ? m_cos_local : m_cos;
+  const at::Tensor& sin = local ? m_sin_local : m_sin;
   at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  at::Tensor r1 = x1 * m_cos - x2 * m_sin;
-  at::Tensor r2 = x2 * m_cos + x1 * m_sin;
+  at::Tensor r1 = x1 * cos - x2 * sin;
+  at::Tensor r2 = x2 * cos + x1 * sin;
   if (rd == x.size(-1)) return at::cat({r1, r2}, -1);
   return at::cat({r1, r2, x.narrow(-1, rd, x.size(-1) - rd)}, -1);
+}
+
+// RMSNorm of queries or keys (Qwen3, Gemma 3: per head over d_head; OLMo 2: over all heads
+// together), with its attn.q_norm / attn.k_norm hook points. x: (B, T, heads, d_head).
+at::Tensor ForwardPass::qk_norm(const at::Tensor& x, const at::Tensor& w, int scale_id, int normalized_id) const {
+  if (m_cfg.qk_norm == QkNorm::kNone) return x;
+  const bool all = m_cfg.qk_norm == QkNorm::kAllHeads;
+  at::Tensor in = all ? x.reshape({x.size(0), x.size(1), x.size(2) * x.size(3)}) : x;
+  at::Tensor out = norm(in, w, at::Tensor(), scale_id, normalized_id);
+  return all ? out.view(x.sizes()) : out;
+}
+
+// The norm after a branch (Gemma 2/3's post_attention_layernorm / post_feedforward_layernorm,
+// OLMo 2's), before hook_attn_out / hook_mlp_out as in TransformerLens' ln1_post / ln2_post.
+at::Tensor ForwardPass::post_norm(const at::Tensor& x, const at::Tensor& w, int scale_id, int normalized_id) const {
+  return m_cfg.post_norm ? norm(x, w, at::Tensor(), scale_id, normalized_id) : x;
 }
 
 int64_t ForwardPass::block_size(int64_t keys) const {
@@ -92,10 +114,14 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
   at::Tensor q = hp(m_hooks, ids.q, qkv.narrow(2, 0, H * dh).view({B, T, H, dh}));
   at::Tensor k = hp(m_hooks, ids.k, qkv.narrow(2, H * dh, KV * dh).view({B, T, KV, dh}));
   at::Tensor v = hp(m_hooks, ids.v, qkv.narrow(2, (H + KV) * dh, KV * dh).view({B, T, KV, dh}));
+  q = qk_norm(q, lw.q_norm_w, ids.q_norm_scale, ids.q_norm_normalized);
+  k = qk_norm(k, lw.k_norm_w, ids.k_norm_scale, ids.k_norm_normalized);
   if (m_cfg.pos == PosKind::kRotary) {
-    q = hp(m_hooks, ids.rot_q, rotate(q));
-    k = hp(m_hooks, ids.rot_k, rotate(k));
+    q = hp(m_hooks, ids.rot_q, rotate(q, layer));
+    k = hp(m_hooks, ids.rot_k, rotate(k, layer));
   }
+  const int64_t window = m_cfg.window(static_cast<int64_t>(layer));
+  const double scale = m_cfg.attn_scale(), cap = m_cfg.attn_softcap;
   at::Tensor kh = k.transpose(1, 2), vh = v.transpose(1, 2);  // (B, KV, T, dh)
   if (m_opts.cache) {
     m_opts.cache->k[layer].narrow(2, P, T).copy_(kh);
@@ -109,14 +135,14 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     FusedAttentionOptions fo;
     fo.stats = &stats;
     fo.past = P;
-    fo.sliding_window = m_cfg.sliding_window;
-    fo.scale = 1.0 / std::sqrt(static_cast<double>(dh));
+    fo.sliding_window = window;
+    fo.scale = scale;
     fo.q_tile = m_opts.attn_block;
     fo.k_tile = m_opts.attn_key_tile;
     return attention_out(layer, fused_attention(q, kh, vh, fo), ids);  // (B, T, H, dh)
   }
   // Queries grouped by the KV head they share: (B, KV, G, T, dh), scaled once.
-  at::Tensor qg = (q.transpose(1, 2) * (1.0 / std::sqrt(static_cast<double>(dh)))).view({B, KV, G, T, dh});
+  at::Tensor qg = (q.transpose(1, 2) * scale).view({B, KV, G, T, dh});
   const bool full = m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern);
   const int64_t blk = full ? T : block_size(S);
   at::Tensor z = at::empty({B, KV, G, T, dh}, q.options());  // (B, KV, G, T, dh)
@@ -124,14 +150,15 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     const int64_t tb = std::min(blk, T - t0);
     // Keys this block can see: causal up to its last query, and the sliding window.
     const int64_t k_end = P + t0 + tb;
-    const int64_t k_begin = full ? 0 : first_visible_key(P + t0, m_cfg.sliding_window);
+    const int64_t k_begin = full ? 0 : first_visible_key(P + t0, window);
     const int64_t nk = k_end - k_begin;
     at::Tensor qb = qg.narrow(3, t0, tb).reshape({B, KV, G * tb, dh});
     at::Tensor kb = kh.narrow(2, k_begin, nk), vb = vh.narrow(2, k_begin, nk);
     at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).to(at::kFloat);  // (B, KV, G*tb, nk)
+    if (cap > 0) scores = at::tanh(scores / cap) * cap;  // Gemma 2: soft-capping before the mask
     // Additive mask: -inf where query P+t0+i may not see key k_begin+j (future, or outside the
     // sliding window), else 0; one pass over the scores.
-    at::Tensor masked = visibility_mask(P + t0, tb, k_begin, nk, m_cfg.sliding_window, q.device()).logical_not_();
+    at::Tensor masked = visibility_mask(P + t0, tb, k_begin, nk, window, q.device()).logical_not_();
     at::Tensor bias = at::zeros({tb, nk}, scores.options()).masked_fill_(masked, -std::numeric_limits<float>::infinity());
     scores = scores.view({B, KV, G, tb, nk}).add_(bias);
     at::Tensor pattern;
@@ -143,7 +170,7 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
       pattern = at::softmax(scores, -1);
     }
     if (m_opts.attention && m_opts.attention->wants_layer(static_cast<int64_t>(layer))) {
-      AttentionBlock ab{static_cast<int64_t>(layer), P + t0, tb, k_begin, nk, m_cfg.sliding_window,
+      AttentionBlock ab{static_cast<int64_t>(layer), P + t0, tb, k_begin, nk, window,
                         pattern.view({B, H, tb, nk})};
       m_opts.attention->on_block(ab);
       if (!ab.pattern.is_same(pattern) && ab.pattern.data_ptr() != pattern.data_ptr())
@@ -163,9 +190,10 @@ bool ForwardPass::fused_attention_ok(size_t layer, const Model::LayerHooks& ids,
   if (m_opts.attention_kernel == AttentionKernel::kMaterialise || !q.device().is_cpu()) return false;
   if (c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
   if (m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern) || m_hooks.any_backward()) return false;
+  if (m_cfg.attn_softcap > 0) return false;  // the fused kernel has no soft-capping
   const int64_t l = static_cast<int64_t>(layer);
   if (!m_opts.attention || !m_opts.attention->wants_layer(l)) return m_opts.attention_kernel == AttentionKernel::kFused;
-  return m_opts.attention->fused_stats(l, m_past, m_len, m_cfg.sliding_window, stats);
+  return m_opts.attention->fused_stats(l, m_past, m_len, m_cfg.window(l), stats);
 }
 
 // hook_z and the output projection (through hook_result when it is live). z: (B, T, H, dh).
@@ -241,7 +269,11 @@ at::Tensor ForwardPass::run(const at::Tensor& tokens_in) {
   if (m_hooks.any_backward()) grad = std::make_unique<c10::AutoGradMode>(true);
 
   const Model::Hooks& ids = m_model.m_hooks;
-  at::Tensor resid = hp(m_hooks, ids.embed, at::embedding(m_w.w_e, tokens));  // (B, T, d)
+  at::Tensor embedded = at::embedding(m_w.w_e, tokens);  // (B, T, d)
+  // Gemma: times sqrt(d_model) rounded to the compute dtype, as its normalizer tensor is.
+  if (m_cfg.embed_scaled)
+    embedded = embedded * at::scalar_tensor(std::sqrt(static_cast<double>(m_cfg.d_model)), embedded.options());
+  at::Tensor resid = hp(m_hooks, ids.embed, embedded);
   if (m_cfg.pos == PosKind::kLearned) {
     at::Tensor pe = m_w.w_pos.narrow(0, m_past, m_len).unsqueeze(0).expand({m_batch, m_len, m_cfg.d_model});
     resid = resid + hp(m_hooks, ids.pos_embed, pe);
@@ -251,24 +283,36 @@ at::Tensor ForwardPass::run(const at::Tensor& tokens_in) {
     auto opts = at::TensorOptions().dtype(m_model.dtype()).device(m_model.device());
     m_cos = ang.cos().to(opts).view({1, m_len, 1, -1});
     m_sin = ang.sin().to(opts).view({1, m_len, 1, -1});
+    if (m_model.m_inv_freq_local.defined()) {
+      at::Tensor ang_local = pos.unsqueeze(1) * m_model.m_inv_freq_local.unsqueeze(0);
+      m_cos_local = ang_local.cos().to(opts).view({1, m_len, 1, -1});
+      m_sin_local = ang_local.sin().to(opts).view({1, m_len, 1, -1});
+    }
   }
   const int64_t n_run = m_opts.stop_at_layer >= 0 ? std::min(m_opts.stop_at_layer, m_cfg.n_layers) : m_cfg.n_layers;
   for (int64_t l = 0; l < n_run; ++l) {
     const Model::LayerHooks& h = ids.layers[static_cast<size_t>(l)];
     const LayerWeights& lw = m_w.layers[static_cast<size_t>(l)];
     resid = hp(m_hooks, h.resid_pre, resid);
-    at::Tensor attn_out = hp(m_hooks, h.attn_out,
-                             attention(static_cast<size_t>(l), norm(resid, lw.ln1_w, lw.ln1_b, h.ln1_scale, h.ln1_normalized), h));
+    const size_t ls = static_cast<size_t>(l);
+    // Pre-norm (absent in OLMo 2), the branch, its post-norm (Gemma 2/3, OLMo 2), the hook.
+    auto attn_branch = [&](const at::Tensor& in) {
+      at::Tensor x = m_cfg.pre_norm ? norm(in, lw.ln1_w, lw.ln1_b, h.ln1_scale, h.ln1_normalized) : in;
+      return hp(m_hooks, h.attn_out, post_norm(attention(ls, x, h), lw.ln1_post_w, h.ln1_post_scale, h.ln1_post_normalized));
+    };
+    auto mlp_branch = [&](const at::Tensor& in) {
+      at::Tensor x = m_cfg.pre_norm ? norm(in, lw.ln2_w, lw.ln2_b, h.ln2_scale, h.ln2_normalized) : in;
+      return hp(m_hooks, h.mlp_out, post_norm(mlp(ls, x, h), lw.ln2_post_w, h.ln2_post_scale, h.ln2_post_normalized));
+    };
+    at::Tensor attn_out = attn_branch(resid);
     if (m_cfg.attn_only()) {
       resid = hp(m_hooks, h.resid_post, resid + attn_out);
     } else if (m_cfg.parallel_attn_mlp) {
-      at::Tensor mlp_out = hp(m_hooks, h.mlp_out,
-                              mlp(static_cast<size_t>(l), norm(resid, lw.ln2_w, lw.ln2_b, h.ln2_scale, h.ln2_normalized), h));
+      at::Tensor mlp_out = mlp_branch(resid);
       resid = hp(m_hooks, h.resid_post, resid + attn_out + mlp_out);
     } else {
       at::Tensor mid = hp(m_hooks, h.resid_mid, resid + attn_out);
-      at::Tensor mlp_out = hp(m_hooks, h.mlp_out,
-                              mlp(static_cast<size_t>(l), norm(mid, lw.ln2_w, lw.ln2_b, h.ln2_scale, h.ln2_normalized), h));
+      at::Tensor mlp_out = mlp_branch(mid);
       resid = hp(m_hooks, h.resid_post, mid + mlp_out);
     }
   }
@@ -277,6 +321,7 @@ at::Tensor ForwardPass::run(const at::Tensor& tokens_in) {
   if (m_opts.last_logits_only) resid = resid.narrow(1, m_len - 1, 1);
   at::Tensor x = norm(resid, m_w.ln_f_w, m_w.ln_f_b, ids.lnf_scale, ids.lnf_normalized);
   at::Tensor logits = at::linear(x, m_w.w_u, m_w.b_u);
+  if (m_cfg.final_softcap > 0) logits = at::tanh(logits / m_cfg.final_softcap) * m_cfg.final_softcap;
   return logits.scalar_type() == at::kFloat ? logits : logits.to(at::kFloat);
 }
 
@@ -305,6 +350,12 @@ KVCache Model::make_cache(int64_t batch, int64_t capacity) const {
 void Model::prepare_rope() {
   if (m_cfg.pos != PosKind::kRotary) return;
   m_inv_freq = rope_inv_freq(m_cfg);
+  if (m_cfg.has_local_rope()) {  // Gemma 3's local layers: their own base, no rope_scaling
+    ModelConfig local = m_cfg;
+    local.rope_theta = m_cfg.rope_local_theta;
+    local.rope_scaling_type.clear();
+    m_inv_freq_local = rope_inv_freq(local);
+  }
 }
 
 void Model::build_hook_points() {
@@ -317,26 +368,35 @@ void Model::build_hook_points() {
   for (int64_t l = 0; l < m_cfg.n_layers; ++l) {
     const std::string p = "blocks." + std::to_string(l) + ".";
     Model::LayerHooks h{};
+    const bool pre = m_cfg.pre_norm, post = m_cfg.post_norm, qkn = m_cfg.qk_norm != QkNorm::kNone;
     h.resid_pre = add(p + "hook_resid_pre");
-    h.ln1_scale = add(p + "ln1.hook_scale");
-    h.ln1_normalized = add(p + "ln1.hook_normalized");
+    h.ln1_scale = pre ? add(p + "ln1.hook_scale") : -1;
+    h.ln1_normalized = pre ? add(p + "ln1.hook_normalized") : -1;
     h.q = add(p + "attn.hook_q");
     h.k = add(p + "attn.hook_k");
     h.v = add(p + "attn.hook_v");
+    h.q_norm_scale = qkn ? add(p + "attn.q_norm.hook_scale") : -1;
+    h.q_norm_normalized = qkn ? add(p + "attn.q_norm.hook_normalized") : -1;
+    h.k_norm_scale = qkn ? add(p + "attn.k_norm.hook_scale") : -1;
+    h.k_norm_normalized = qkn ? add(p + "attn.k_norm.hook_normalized") : -1;
     h.rot_q = rotary ? add(p + "attn.hook_rot_q") : -1;
     h.rot_k = rotary ? add(p + "attn.hook_rot_k") : -1;
     h.attn_scores = add(p + "attn.hook_attn_scores");
     h.pattern = add(p + "attn.hook_pattern");
     h.z = add(p + "attn.hook_z");
     h.result = add(p + "attn.hook_result");
+    h.ln1_post_scale = post ? add(p + "ln1_post.hook_scale") : -1;
+    h.ln1_post_normalized = post ? add(p + "ln1_post.hook_normalized") : -1;
     h.attn_out = add(p + "hook_attn_out");
     const bool has_mlp = !m_cfg.attn_only();
     h.resid_mid = has_mlp && !m_cfg.parallel_attn_mlp ? add(p + "hook_resid_mid") : -1;
-    h.ln2_scale = has_mlp ? add(p + "ln2.hook_scale") : -1;
-    h.ln2_normalized = has_mlp ? add(p + "ln2.hook_normalized") : -1;
+    h.ln2_scale = has_mlp && pre ? add(p + "ln2.hook_scale") : -1;
+    h.ln2_normalized = has_mlp && pre ? add(p + "ln2.hook_normalized") : -1;
     h.mlp_pre = has_mlp ? add(p + "mlp.hook_pre") : -1;
     h.mlp_pre_linear = has_mlp && m_cfg.gated_mlp ? add(p + "mlp.hook_pre_linear") : -1;
     h.mlp_post = has_mlp ? add(p + "mlp.hook_post") : -1;
+    h.ln2_post_scale = has_mlp && post ? add(p + "ln2_post.hook_scale") : -1;
+    h.ln2_post_normalized = has_mlp && post ? add(p + "ln2_post.hook_normalized") : -1;
     h.mlp_out = has_mlp ? add(p + "hook_mlp_out") : -1;
     h.resid_post = add(p + "hook_resid_post");
     m_hooks.layers.push_back(h);

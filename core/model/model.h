@@ -27,6 +27,8 @@ struct LayerWeights {
   at::Tensor w_o, b_o;      // [d_model, q_dim]
   at::Tensor w_in, b_in;    // [d_mlp, d_model], gated: [2 * d_mlp, d_model] (gate rows, then up)
   at::Tensor w_out, b_out;  // [d_model, d_mlp]
+  at::Tensor q_norm_w, k_norm_w;      // [d_head] per head, or [q_dim] / [kv_dim] over all heads
+  at::Tensor ln1_post_w, ln2_post_w;  // [d_model]: RMSNorm of the attention / MLP output
 };
 
 struct ModelWeights {
@@ -129,6 +131,8 @@ class Model {
     int resid_pre, ln1_scale, ln1_normalized, q, k, v, rot_q, rot_k, attn_scores, pattern, z,
         result, attn_out, resid_mid, ln2_scale, ln2_normalized, mlp_pre, mlp_pre_linear,
         mlp_post, mlp_out, resid_post;
+    int q_norm_scale, q_norm_normalized, k_norm_scale, k_norm_normalized, ln1_post_scale,
+        ln1_post_normalized, ln2_post_scale, ln2_post_normalized;
   };
   struct Hooks {
     int embed, pos_embed;
@@ -149,7 +153,8 @@ class Model {
   Hooks m_hooks{};
   std::string m_source;
   std::string m_weights_desc;
-  at::Tensor m_inv_freq;  // [rotary_dim / 2] float64 on CPU
+  at::Tensor m_inv_freq;        // [rotary_dim / 2] float64 on CPU
+  at::Tensor m_inv_freq_local;  // the local layers' (Gemma 3), else undefined
 
   friend class ForwardPass;
   friend struct ModelLoader;

@@ -102,6 +102,9 @@ void parse_rope_scaling(const Fields& f, ModelConfig& c, const std::string& path
     c.rope_low_freq_factor = s.number("low_freq_factor", 1.0);
     c.rope_high_freq_factor = s.number("high_freq_factor", 4.0);
     c.rope_original_max_pos = s.integer("original_max_position_embeddings", 8192);
+  } else if (type == "longrope" || type == "su") {
+    fail_input(path + ": rope_scaling type '" + type + "' (LongRoPE, as in the 128k-context Phi-3 models) is "
+               "not supported; the 4k-context models of the family load (supported: linear, llama3)");
   } else {
     fail_input(path + ": rope_scaling type '" + type +
                "' is not supported (supported: linear, llama3)");
@@ -115,7 +118,10 @@ json read_field(const Fields& f, const ConfigField& cf) {
     if (!f.has(key.c_str())) continue;
     switch (cf.field) {
       case Field::kNormEps: case Field::kRotaryFraction: case Field::kRopeTheta:
+      case Field::kQueryPreAttnScalar: case Field::kAttnSoftcap: case Field::kFinalSoftcap:
+      case Field::kRopeLocalTheta:
         return f.number(key.c_str(), 0.0);
+      case Field::kLayerTypes: return f.raw(key.c_str());
       case Field::kAct: return f.string(key.c_str(), "");
       case Field::kParallelResidual: case Field::kAttnBias: case Field::kMlpBias:
       case Field::kTieEmbeddings:
@@ -131,7 +137,30 @@ json read_field(const Fields& f, const ConfigField& cf) {
 struct Seen {
   bool kv = false, d_head = false, d_mlp = false;
   double rotary_fraction = 1.0;
+  int64_t sliding_pattern = 0;  // every n-th layer global (when no layer_types list)
 };
+
+// A positive, finite number (a soft-capping value, a scalar): else bad input naming the key.
+double positive_number(const json& v, const ConfigField& cf, const std::string& path) {
+  const double x = v.get<double>();
+  if (!(x > 0) || !std::isfinite(x))
+    fail_input(path + ": '" + cf.keys.at(0) + "' must be a positive number or null, got " + json_brief(v));
+  return x;
+}
+
+// layer_types: "sliding_attention" (local) or "full_attention" for each layer.
+std::vector<char> parse_layer_types(const json& v, const std::string& path) {
+  if (!v.is_array()) fail_input(path + ": 'layer_types' must be a list of strings, got " + json_brief(v));
+  if (v.size() > 1000) fail_input(path + ": 'layer_types' has " + std::to_string(v.size()) + " entries (the limit is 1000 layers)");
+  std::vector<char> local;
+  for (const json& t : v) {
+    if (t == "sliding_attention") local.push_back(1);
+    else if (t == "full_attention") local.push_back(0);
+    else fail_input(path + ": 'layer_types' entry " + json_brief(t) +
+                    " is not supported (supported: sliding_attention, full_attention)");
+  }
+  return local;
+}
 
 void set_field(ModelConfig& c, Seen& seen, const ConfigField& cf, const json& v,
                const std::string& path) {
@@ -160,6 +189,12 @@ void set_field(ModelConfig& c, Seen& seen, const ConfigField& cf, const json& v,
     case Field::kMlpBias: c.mlp_bias = v.get<bool>(); break;
     case Field::kTieEmbeddings: c.tie_embeddings = v.get<bool>(); break;
     case Field::kSlidingWindow: c.sliding_window = v.get<int64_t>(); break;
+    case Field::kQueryPreAttnScalar: c.query_pre_attn_scalar = positive_number(v, cf, path); break;
+    case Field::kAttnSoftcap: c.attn_softcap = positive_number(v, cf, path); break;
+    case Field::kFinalSoftcap: c.final_softcap = positive_number(v, cf, path); break;
+    case Field::kLayerTypes: c.layer_local = parse_layer_types(v, path); break;
+    case Field::kSlidingPattern: seen.sliding_pattern = v.get<int64_t>(); break;
+    case Field::kRopeLocalTheta: c.rope_local_theta = positive_number(v, cf, path); break;
   }
 }
 
@@ -173,6 +208,10 @@ ModelConfig structure_of(const ArchSpec& a) {
   c.qkv_bias = a.structure.qkv_bias;
   c.o_bias = a.structure.o_bias;
   c.mlp_bias = a.structure.mlp_bias;
+  c.pre_norm = a.structure.pre_norm;
+  c.post_norm = a.structure.post_norm;
+  c.qk_norm = a.structure.qk_norm;
+  c.embed_scaled = a.structure.embed_scaled;
   return c;
 }
 
@@ -183,6 +222,8 @@ void apply_derived(ModelConfig& c, const Seen& seen) {
   if (!seen.d_mlp) c.d_mlp = 4 * c.d_model;
   if (c.pos == PosKind::kRotary && c.rotary_dim == 0)
     c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * seen.rotary_fraction);
+  if (c.layer_local.empty() && seen.sliding_pattern > 0 && c.n_layers > 0 && c.n_layers <= kMaxLayers)
+    for (int64_t l = 0; l < c.n_layers; ++l) c.layer_local.push_back((l + 1) % seen.sliding_pattern != 0);
 }
 
 ModelConfig parse_by_table(const ArchSpec& a, const Fields& f, const std::string& path) {
@@ -208,6 +249,10 @@ const char* act_name(ActKind k) {
   }
   return "?";
 }
+double ModelConfig::attn_scale() const {
+  return 1.0 / std::sqrt(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : static_cast<double>(d_head));
+}
+
 const char* pos_name(PosKind k) {
   switch (k) {
     case PosKind::kLearned: return "standard";
@@ -244,6 +289,20 @@ std::string ModelConfig::to_json() const {
   j["attn_only"] = attn_only();
   j["tie_embeddings"] = tie_embeddings;
   if (sliding_window > 0) j["sliding_window"] = sliding_window;
+  if (!layer_local.empty()) {
+    json types = json::array();
+    for (char l : layer_local) types.push_back(l ? "local" : "global");
+    j["attn_types"] = types;
+  }
+  if (rope_local_theta > 0) j["rotary_base_local"] = rope_local_theta;
+  if (!pre_norm) j["pre_norm"] = false;
+  if (post_norm) j["use_normalization_before_and_after"] = pre_norm;
+  if (post_norm) j["post_norm"] = true;
+  if (qk_norm != QkNorm::kNone) j["qk_norm"] = qk_norm == QkNorm::kPerHead ? "per_head" : "all_heads";
+  if (embed_scaled) j["embed_scale"] = std::sqrt(static_cast<double>(d_model));
+  if (query_pre_attn_scalar > 0) j["attn_scale"] = std::sqrt(query_pre_attn_scalar);
+  if (attn_softcap > 0) j["attn_scores_soft_cap"] = attn_softcap;
+  if (final_softcap > 0) j["output_logits_soft_cap"] = final_softcap;
   return j.dump();
 }
 
@@ -271,6 +330,14 @@ Status validate_config(const ModelConfig& c, const std::string& where) {
     if (c.pos == PosKind::kRotary && (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)))
       fail_input(where + ": rotary base (rope_theta) must be a positive number");
     if (c.sliding_window < 0) fail_input(where + ": sliding window must not be negative");
+    if (!c.layer_local.empty() && static_cast<int64_t>(c.layer_local.size()) != c.n_layers)
+      fail_input(where + ": 'layer_types' lists " + std::to_string(c.layer_local.size()) + " layers, the model has " +
+                 std::to_string(c.n_layers));
+    for (auto [v, name] : {std::pair{c.rope_local_theta, "local rotary base"},
+                           std::pair{c.query_pre_attn_scalar, "query_pre_attn_scalar"},
+                           std::pair{c.attn_softcap, "attention soft-capping"},
+                           std::pair{c.final_softcap, "final logit soft-capping"}})
+      if (v < 0 || !std::isfinite(v)) fail_input(where + ": " + name + " must be positive");
     // Limits well above any real model; they keep every size product (parameter counts, head
     // counts x head dims, memory estimates) far from 64-bit overflow.
     auto at_most = [&](int64_t v, int64_t limit, const char* name) {

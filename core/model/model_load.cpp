@@ -123,7 +123,8 @@ void move_weights(ModelWeights& w, c10::Device device) {
   if (tied) w.w_u = w.w_e; else mv(w.w_u);
   for (auto& l : w.layers)
     for (at::Tensor* t : {&l.ln1_w, &l.ln1_b, &l.ln2_w, &l.ln2_b, &l.w_qkv, &l.b_qkv, &l.w_o,
-                          &l.b_o, &l.w_in, &l.b_in, &l.w_out, &l.b_out})
+                          &l.b_o, &l.w_in, &l.b_in, &l.w_out, &l.b_out, &l.q_norm_w, &l.k_norm_w,
+                          &l.ln1_post_w, &l.ln2_post_w})
       mv(*t);
 }
 
@@ -243,6 +244,8 @@ std::vector<std::pair<std::string, at::Tensor>> ModelWeights::named() const {
     add(p + "ln2_w", lw.ln2_w); add(p + "ln2_b", lw.ln2_b);
     add(p + "w_in", lw.w_in); add(p + "b_in", lw.b_in);
     add(p + "w_out", lw.w_out); add(p + "b_out", lw.b_out);
+    add(p + "q_norm_w", lw.q_norm_w); add(p + "k_norm_w", lw.k_norm_w);
+    add(p + "ln1_post_w", lw.ln1_post_w); add(p + "ln2_post_w", lw.ln2_post_w);
   }
   add("ln_f_w", ln_f_w);
   add("ln_f_b", ln_f_b);

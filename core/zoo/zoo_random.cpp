@@ -60,7 +60,7 @@ nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
     std::vector<int64_t> shape = stored_shape(t.hf.conv, canonical_shape(t.slot, t.part, *c));
     switch (slot_kind(t.slot)) {
       case SlotKind::kMatrix: mk.normal(name, shape); break;
-      case SlotKind::kNormWeight: mk.fill(name, shape, 1.0); break;
+      case SlotKind::kNormWeight: mk.fill(name, shape, t.hf.conv == Conv::kPlusOne ? 0.0 : 1.0); break;  // a scale of 1
       case SlotKind::kBias: mk.fill(name, shape, 0.0); break;
     }
   });
@@ -81,15 +81,22 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, double std) {
   if (c.pos == PosKind::kLearned) w.w_pos = rnd({c.n_ctx, d});
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights lw;
-    lw.ln1_w = ones(d);
-    if (ln) lw.ln1_b = rnd({d});
+    if (c.pre_norm) lw.ln1_w = ones(d);
+    if (ln && c.pre_norm) lw.ln1_b = rnd({d});
+    if (c.qk_norm != QkNorm::kNone) {
+      const bool all = c.qk_norm == QkNorm::kAllHeads;
+      lw.q_norm_w = ones(all ? c.q_dim() : c.d_head);
+      lw.k_norm_w = ones(all ? c.kv_dim() : c.d_head);
+    }
+    if (c.post_norm) lw.ln1_post_w = ones(d);
     lw.w_qkv = rnd({qkv, d});
     if (c.qkv_bias) lw.b_qkv = rnd({qkv});
     lw.w_o = rnd({d, c.q_dim()});
     if (c.o_bias) lw.b_o = rnd({d});
     if (!c.attn_only()) {
-      lw.ln2_w = ones(d);
-      if (ln) lw.ln2_b = rnd({d});
+      if (c.pre_norm) lw.ln2_w = ones(d);
+      if (ln && c.pre_norm) lw.ln2_b = rnd({d});
+      if (c.post_norm) lw.ln2_post_w = ones(d);
       const int64_t in_rows = c.gated_mlp ? 2 * c.d_mlp : c.d_mlp;
       lw.w_in = rnd({in_rows, d});
       if (c.mlp_bias) lw.b_in = rnd({in_rows});

@@ -12,6 +12,7 @@ Running the script twice produces byte-identical files.
 """
 
 import argparse
+import math
 import json
 import os
 import shutil
@@ -97,7 +98,9 @@ def neox_config(rotary_pct, parallel, rotary_base):
 def llama_family_config(model_type, n_kv_heads, tied, rope_theta, d_mlp, head_dim=None,
                         torch_dtype="float32", extra=None):
     arch = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
-            "qwen2": "Qwen2ForCausalLM"}[model_type]
+            "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "phi3": "Phi3ForCausalLM",
+            "olmo2": "Olmo2ForCausalLM", "gemma2": "Gemma2ForCausalLM",
+            "gemma3_text": "Gemma3ForCausalLM"}[model_type]
     cfg = {
         "architectures": [arch],
         "model_type": model_type,
@@ -229,6 +232,60 @@ def llama_family_weights(cfg, seed, qkv_bias=False):
     return w
 
 
+def family_weights(cfg, seed, qkv_bias=False):
+    """Qwen3, Phi-3, OLMo 2, Gemma 2 / 3: their tensor names, fused or split, norms where each
+    family has them. Gemma's norm weights w scale by (1 + w): drawn around 0, not 1."""
+    r = Draw(seed)
+    mt = cfg["model_type"]
+    gemma = mt.startswith("gemma")
+    d, f = cfg["hidden_size"], cfg["intermediate_size"]
+    H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    dh = cfg.get("head_dim") or d // H
+    norm = (lambda n: r.normal((n,), 0.2)) if gemma else r.norm_weight
+    w = {"model.embed_tokens.weight": r.normal((cfg["vocab_size"], d), 0.5 if not gemma else 0.5 / math.sqrt(d))}
+    for L in range(cfg["num_hidden_layers"]):
+        h = f"model.layers.{L}."
+        if mt != "olmo2":
+            w[h + "input_layernorm.weight"] = norm(d)
+        q = r.normal((H * dh, d), 0.25)
+        k = r.normal((Hkv * dh, d), 0.25)
+        v = r.normal((Hkv * dh, d), 0.25)
+        if mt == "phi3":
+            w[h + "self_attn.qkv_proj.weight"] = torch.cat([q, k, v], dim=0)
+        else:
+            w[h + "self_attn.q_proj.weight"] = q
+            w[h + "self_attn.k_proj.weight"] = k
+            w[h + "self_attn.v_proj.weight"] = v
+        if qkv_bias:
+            w[h + "self_attn.q_proj.bias"] = r.normal((H * dh,), 0.2)
+            w[h + "self_attn.k_proj.bias"] = r.normal((Hkv * dh,), 0.4)
+            w[h + "self_attn.v_proj.bias"] = r.normal((Hkv * dh,), 0.2)
+        if mt in ("qwen3", "gemma3_text"):
+            w[h + "self_attn.q_norm.weight"] = norm(dh)
+            w[h + "self_attn.k_norm.weight"] = norm(dh)
+        elif mt == "olmo2":
+            w[h + "self_attn.q_norm.weight"] = norm(H * dh)
+            w[h + "self_attn.k_norm.weight"] = norm(Hkv * dh)
+        w[h + "self_attn.o_proj.weight"] = r.normal((d, H * dh), 0.2)
+        if qkv_bias:
+            w[h + "self_attn.o_proj.bias"] = r.normal((d,), 0.1)
+        w[h + "post_attention_layernorm.weight"] = norm(d)
+        if gemma:
+            w[h + "pre_feedforward_layernorm.weight"] = norm(d)
+        if mt == "phi3":
+            w[h + "mlp.gate_up_proj.weight"] = torch.cat([r.normal((f, d), 0.25), r.normal((f, d), 0.25)], dim=0)
+        else:
+            w[h + "mlp.gate_proj.weight"] = r.normal((f, d), 0.25)
+            w[h + "mlp.up_proj.weight"] = r.normal((f, d), 0.25)
+        w[h + "mlp.down_proj.weight"] = r.normal((d, f), 0.15)
+        if gemma or mt == "olmo2":
+            w[h + "post_feedforward_layernorm.weight"] = norm(d)
+    w["model.norm.weight"] = norm(d)
+    if not cfg["tie_word_embeddings"]:
+        w["lm_head.weight"] = r.normal((cfg["vocab_size"], d), 0.3)
+    return w
+
+
 # ---------------------------------------------------------------------------
 # Cases
 # ---------------------------------------------------------------------------
@@ -263,6 +320,28 @@ def build_cases():
     shard1 = sorted(n for n in weights if n.startswith("model.embed_tokens.") or n.startswith("model.layers.0."))
     shard2 = sorted(n for n in weights if n not in shard1)
     cases["llama-sharded"] = (cfg, weights, torch.float32, [shard1, shard2])
+    # Families of issue [3/7]. Windows of 4 keys are shorter than the 9-token prompts; soft-caps
+    # are small enough (5, 3) that tanh bends the scores and logits these weights give.
+    cfg = llama_family_config("qwen3", 2, False, 1000000.0, d_mlp, head_dim=12)
+    cases["qwen3"] = (cfg, family_weights(cfg, 111), torch.float32, None)
+    cfg = llama_family_config("qwen3", 4, True, 10000.0, d_mlp, head_dim=8, extra={"attention_bias": True})
+    cases["qwen3-tied-bias"] = (cfg, family_weights(cfg, 112, qkv_bias=True), torch.float32, None)
+    cfg = llama_family_config("phi3", 2, False, 10000.0, d_mlp,
+                              extra={"partial_rotary_factor": 0.5, "sliding_window": 4, "rms_norm_eps": 1e-5})
+    cases["phi3"] = (cfg, family_weights(cfg, 113), torch.float32, None)
+    cfg = llama_family_config("olmo2", 2, False, 500000.0, d_mlp, extra={"rms_norm_eps": 1e-6})
+    cases["olmo2"] = (cfg, family_weights(cfg, 114), torch.float32, None)
+    gemma2 = {"hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 24, "sliding_window": 4,
+              "attn_logit_softcapping": 5.0, "final_logit_softcapping": 3.0, "head_dim": 16}
+    cfg = llama_family_config("gemma2", 2, True, 10000.0, d_mlp, extra=gemma2)
+    del cfg["hidden_act"]
+    cases["gemma2"] = (cfg, family_weights(cfg, 115), torch.float32, None)
+    gemma3 = {"hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 16, "sliding_window": 4,
+              "layer_types": ["sliding_attention", "full_attention"], "rope_local_base_freq": 10000.0,
+              "attn_logit_softcapping": None, "final_logit_softcapping": None, "head_dim": 8}
+    cfg = llama_family_config("gemma3_text", 1, False, 1000000.0, d_mlp, extra=gemma3)
+    del cfg["hidden_act"]
+    cases["gemma3"] = (cfg, family_weights(cfg, 116), torch.float32, None)
     return cases
 
 
@@ -357,10 +436,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: tests/fixtures/parity)")
     ap.add_argument("--quiet", action="store_true", help="do not print per-case statistics")
+    ap.add_argument("--cases", nargs="*", help="write only these cases (default: all)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # fixed reduction order for reproducible bits
     os.makedirs(args.out, exist_ok=True)
     for index, (name, (cfg, weights, dtype, shards)) in enumerate(build_cases().items()):
+        if args.cases and name not in args.cases:
+            continue
         logits, hooks = write_case(args.out, name, index, cfg, weights, dtype, shards)
         if args.quiet:
             continue

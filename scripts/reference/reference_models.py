@@ -4,6 +4,13 @@ Architectures (config.json "model_type"):
   gpt2                      -- HF GPT2LMHeadModel / GPT2Model checkpoints
   gpt_neox                  -- HF GPTNeoXForCausalLM (Pythia)
   llama, mistral, qwen2     -- HF LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM
+  qwen3                     -- HF Qwen3ForCausalLM (per-head q/k RMSNorm before RoPE)
+  phi3                      -- HF Phi3ForCausalLM (fused qkv_proj and gate_up_proj, partial rotary)
+  olmo2                     -- HF Olmo2ForCausalLM (no pre-norms; norms on the branch outputs;
+                               q/k RMSNorm over all heads)
+  gemma2, gemma3_text       -- HF Gemma2ForCausalLM / Gemma3ForCausalLM ((1 + w) RMSNorm,
+                               sqrt(d) embedding scale, soft-capping, local/global layers,
+                               pre- and post-norms; Gemma 3: q/k norms, local RoPE base)
 
 The code reads weights under their Hugging Face names and follows the HF modeling
 code's arithmetic; activations are reported under TransformerLens (2.x) hook
@@ -229,8 +236,70 @@ def describe(config):
         )
         if config.get("rope_scaling"):
             raise NotImplementedError("rope_scaling is not implemented")
+    elif mt in ("qwen3", "phi3", "olmo2", "gemma2", "gemma3_text"):
+        gemma = mt.startswith("gemma")
+        d_model = config["hidden_size"]
+        n_heads = config["num_attention_heads"]
+        default_head = {"qwen3": 128, "gemma2": 256, "gemma3_text": 256}.get(mt)
+        d_head = config.get("head_dim") or default_head or d_model // n_heads
+        rotary_dim = d_head
+        if mt == "phi3":
+            rotary_dim = int(d_head * config.get("partial_rotary_factor", 1.0))
+        n_layers = config["num_hidden_layers"]
+        window = config.get("sliding_window") if mt in ("phi3", "gemma2", "gemma3_text") else None
+        if gemma:
+            if config.get("sliding_window") is None and "sliding_window" not in config:
+                window = 4096
+            types = config.get("layer_types")
+            if types is None:
+                period = config.get("sliding_window_pattern", 6 if mt == "gemma3_text" else 2)
+                types = ["sliding_attention" if (i + 1) % period else "full_attention" for i in range(n_layers)]
+            windows = [window if t == "sliding_attention" else None for t in types]
+        else:
+            windows = [window] * n_layers
+        if mt == "qwen3" and config.get("use_sliding_window"):
+            raise NotImplementedError("qwen3 use_sliding_window is not implemented")
+        default_softcap = lambda key, v: config[key] if key in config else v  # noqa: E731
+        d.update(
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            n_kv_heads=config.get("num_key_value_heads") or n_heads,
+            d_head=d_head,
+            d_mlp=config["intermediate_size"],
+            eps=config.get("rms_norm_eps", 1e-6 if mt in ("qwen3",) or gemma else 1e-5),
+            act=(config.get("hidden_activation") or config.get("hidden_act") or "gelu_pytorch_tanh") if gemma
+            else config.get("hidden_act", "silu"),
+            norm="RMS",
+            positional="rotary",
+            rotary_dim=rotary_dim,
+            rotary_base=config.get("rope_theta", 1000000.0 if mt == "gemma3_text" else 10000.0),
+            local_rotary_base=config.get("rope_local_base_freq", 10000.0) if mt == "gemma3_text" else None,
+            parallel=False,
+            gated=True,
+            sliding_window=None,
+            layer_windows=windows,
+            tied=config.get("tie_word_embeddings", gemma),
+            qk_norm={"qwen3": "head", "gemma3_text": "head", "olmo2": "all"}.get(mt),
+            pre_norm=mt != "olmo2",
+            post_norm=gemma or mt == "olmo2",
+            norm_plus_one=gemma,
+            embed_scale=math.sqrt(d_model) if gemma else None,
+            attn_scale=(config.get("query_pre_attn_scalar", 256) ** -0.5) if gemma else d_head ** -0.5,
+            attn_softcap=default_softcap("attn_logit_softcapping", 50.0 if mt == "gemma2" else None) if gemma else None,
+            final_softcap=default_softcap("final_logit_softcapping", 30.0 if mt == "gemma2" else None) if gemma else None,
+        )
+        if config.get("rope_scaling"):
+            raise NotImplementedError("rope_scaling is not implemented")
     else:
         raise NotImplementedError(f"model_type {mt!r}")
+    d.setdefault("layer_windows", [d["sliding_window"]] * d["n_layers"])
+    for key in ("qk_norm", "embed_scale", "attn_softcap", "final_softcap", "local_rotary_base"):
+        d.setdefault(key, None)
+    d.setdefault("pre_norm", True)
+    d.setdefault("post_norm", False)
+    d.setdefault("norm_plus_one", False)
+    d.setdefault("attn_scale", d["d_head"] ** -0.5)
     if d["n_heads"] % d["n_kv_heads"] != 0:
         raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
     if d["rotary_dim"] is not None and d["rotary_dim"] % 2:
@@ -246,18 +315,31 @@ def hook_names(config):
         names.append("hook_pos_embed")
     for L in range(a["n_layers"]):
         b = f"blocks.{L}."
-        names += [b + "hook_resid_pre", b + "ln1.hook_scale", b + "ln1.hook_normalized",
-                  b + "attn.hook_q", b + "attn.hook_k", b + "attn.hook_v"]
+        names.append(b + "hook_resid_pre")
+        if a["pre_norm"]:
+            names += [b + "ln1.hook_scale", b + "ln1.hook_normalized"]
+        names += [b + "attn.hook_q", b + "attn.hook_k", b + "attn.hook_v"]
+        if a["qk_norm"]:
+            names += [b + "attn.q_norm.hook_scale", b + "attn.q_norm.hook_normalized",
+                      b + "attn.k_norm.hook_scale", b + "attn.k_norm.hook_normalized"]
         if a["positional"] == "rotary":
             names += [b + "attn.hook_rot_q", b + "attn.hook_rot_k"]
         names += [b + "attn.hook_attn_scores", b + "attn.hook_pattern", b + "attn.hook_z",
-                  b + "attn.hook_result", b + "hook_attn_out"]
+                  b + "attn.hook_result"]
+        if a["post_norm"]:
+            names += [b + "ln1_post.hook_scale", b + "ln1_post.hook_normalized"]
+        names.append(b + "hook_attn_out")
         if not a["parallel"]:
             names.append(b + "hook_resid_mid")
-        names += [b + "ln2.hook_scale", b + "ln2.hook_normalized", b + "mlp.hook_pre"]
+        if a["pre_norm"]:
+            names += [b + "ln2.hook_scale", b + "ln2.hook_normalized"]
+        names.append(b + "mlp.hook_pre")
         if a["gated"]:
             names.append(b + "mlp.hook_pre_linear")
-        names += [b + "mlp.hook_post", b + "hook_mlp_out", b + "hook_resid_post"]
+        names.append(b + "mlp.hook_post")
+        if a["post_norm"]:
+            names += [b + "ln2_post.hook_scale", b + "ln2_post.hook_normalized"]
+        names += [b + "hook_mlp_out", b + "hook_resid_post"]
     names += ["ln_final.hook_scale", "ln_final.hook_normalized"]
     return names
 
@@ -336,6 +418,58 @@ def extract_params(config, weights):
             p["unembed"] = _get(weights, "embed_out.weight").T
         else:
             p["unembed"] = p["embed"].T
+    elif mt in ("qwen3", "phi3", "olmo2", "gemma2", "gemma3_text"):
+        pre = "model."
+        p["embed"] = _get(weights, pre + "embed_tokens.weight")
+        zeros = lambda n: torch.zeros(n, dtype=DT)  # noqa: E731
+        opt = lambda name, n: _get(weights, name) if name in weights else zeros(n)  # noqa: E731
+        for L in range(a["n_layers"]):
+            h = f"{pre}layers.{L}."
+            layer = {}
+            if mt == "phi3":
+                # qkv_proj rows: all q heads, then k heads, then v heads; gate_up_proj rows: gate, then up.
+                qkv = _get(weights, h + "self_attn.qkv_proj.weight")
+                layer["W_Q"] = qkv[:H * dh].T
+                layer["W_K"] = qkv[H * dh:(H + Hkv) * dh].T
+                layer["W_V"] = qkv[(H + Hkv) * dh:].T
+                gate_up = _get(weights, h + "mlp.gate_up_proj.weight")
+                f = a["d_mlp"]
+                layer["W_gate"] = gate_up[:f].T
+                layer["W_in"] = gate_up[f:].T
+            else:
+                layer["W_Q"] = _get(weights, h + "self_attn.q_proj.weight").T
+                layer["W_K"] = _get(weights, h + "self_attn.k_proj.weight").T
+                layer["W_V"] = _get(weights, h + "self_attn.v_proj.weight").T
+                layer["W_gate"] = _get(weights, h + "mlp.gate_proj.weight").T
+                layer["W_in"] = _get(weights, h + "mlp.up_proj.weight").T
+            layer["b_Q"] = opt(h + "self_attn.q_proj.bias", H * dh)
+            layer["b_K"] = opt(h + "self_attn.k_proj.bias", Hkv * dh)
+            layer["b_V"] = opt(h + "self_attn.v_proj.bias", Hkv * dh)
+            layer["W_O"] = _get(weights, h + "self_attn.o_proj.weight").T
+            layer["b_O"] = opt(h + "self_attn.o_proj.bias", dm)
+            layer["W_out"] = _get(weights, h + "mlp.down_proj.weight").T
+            if a["qk_norm"]:
+                layer["q_norm_w"] = _get(weights, h + "self_attn.q_norm.weight")
+                layer["k_norm_w"] = _get(weights, h + "self_attn.k_norm.weight")
+            if mt.startswith("gemma"):
+                layer["ln1_w"] = _get(weights, h + "input_layernorm.weight")
+                layer["ln1_post_w"] = _get(weights, h + "post_attention_layernorm.weight")
+                layer["ln2_w"] = _get(weights, h + "pre_feedforward_layernorm.weight")
+                layer["ln2_post_w"] = _get(weights, h + "post_feedforward_layernorm.weight")
+            elif mt == "olmo2":
+                layer["ln1_post_w"] = _get(weights, h + "post_attention_layernorm.weight")
+                layer["ln2_post_w"] = _get(weights, h + "post_feedforward_layernorm.weight")
+            else:
+                layer["ln1_w"] = _get(weights, h + "input_layernorm.weight")
+                layer["ln2_w"] = _get(weights, h + "post_attention_layernorm.weight")
+            p["layers"].append(layer)
+        p["lnf_w"] = _get(weights, pre + "norm.weight")
+        if "lm_head.weight" in weights and not a["tied"]:
+            p["unembed"] = _get(weights, "lm_head.weight").T
+        elif a["tied"]:
+            p["unembed"] = p["embed"].T
+        else:
+            raise KeyError("lm_head.weight missing and tie_word_embeddings is false")
     else:  # llama / mistral / qwen2
         pre = "model."
         p["embed"] = _get(weights, pre + "embed_tokens.weight")
@@ -391,7 +525,10 @@ class Model:
         src = self.params if layer is None else layer
         if self.arch["norm"] == "LN":
             return layer_norm(x, src[which + "_w"], src[which + "_b"], self.arch["eps"])
-        return rms_norm(x, src[which + "_w"], self.arch["eps"])
+        w = src[which + "_w"]
+        if self.arch["norm_plus_one"]:  # Gemma's RMSNorm: x_hat * (1 + w)
+            w = 1.0 + w
+        return rms_norm(x, w, self.arch["eps"])
 
     def _attention(self, x_normed, layer, L, positions, cache, hooks):
         a = self.arch
@@ -404,9 +541,23 @@ class Model:
         hooks[pre + "hook_q"] = q
         hooks[pre + "hook_k"] = k
         hooks[pre + "hook_v"] = v
+        if a["qk_norm"]:
+            for name, t, heads in (("q_norm", q, H), ("k_norm", k, Hkv)):
+                flat = t.reshape(b, p, heads * dh) if a["qk_norm"] == "all" else t
+                out, scale, normalized = self._norm(flat, name, layer)
+                hooks[pre + name + ".hook_scale"] = scale
+                hooks[pre + name + ".hook_normalized"] = normalized
+                if name == "q_norm":
+                    q = out.reshape(b, p, heads, dh)
+                else:
+                    k = out.reshape(b, p, heads, dh)
+        window = a["layer_windows"][L]
         if a["positional"] == "rotary":
-            q = apply_rotary(q, positions, a["rotary_dim"], a["rotary_base"])
-            k = apply_rotary(k, positions, a["rotary_dim"], a["rotary_base"])
+            base = a["rotary_base"]
+            if a["local_rotary_base"] is not None and window is not None:
+                base = a["local_rotary_base"]
+            q = apply_rotary(q, positions, a["rotary_dim"], base)
+            k = apply_rotary(k, positions, a["rotary_dim"], base)
             hooks[pre + "hook_rot_q"] = q
             hooks[pre + "hook_rot_k"] = k
         if cache is not None:
@@ -416,8 +567,10 @@ class Model:
         group = H // Hkv
         k_full = k.repeat_interleave(group, dim=2)
         v_full = v.repeat_interleave(group, dim=2)
-        scores = torch.einsum("bqhd,bkhd->bhqk", q, k_full) / math.sqrt(dh)
-        ok = allowed_mask(positions, key_positions, a["sliding_window"])
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k_full) * a["attn_scale"]
+        if a["attn_softcap"]:
+            scores = a["attn_softcap"] * torch.tanh(scores / a["attn_softcap"])
+        ok = allowed_mask(positions, key_positions, window)
         scores = torch.where(ok[None, None], scores, torch.tensor(NEG_INF, dtype=DT))
         hooks[pre + "hook_attn_scores"] = scores
         pattern = torch.softmax(scores, dim=-1)
@@ -458,6 +611,8 @@ class Model:
         positions = torch.arange(offset, offset + p)
         hooks = {}
         embed = self.params["embed"][tokens]
+        if a["embed_scale"] is not None:
+            embed = embed * a["embed_scale"]
         hooks["hook_embed"] = embed
         resid = embed
         if a["positional"] == "learned":
@@ -467,26 +622,18 @@ class Model:
         for L, layer in enumerate(self.params["layers"]):
             blk = f"blocks.{L}."
             hooks[blk + "hook_resid_pre"] = resid
-            x1, s1, n1 = self._norm(resid, "ln1", layer)
-            hooks[blk + "ln1.hook_scale"] = s1
-            hooks[blk + "ln1.hook_normalized"] = n1
-            attn_out = self._attention(x1, layer, L, positions, cache, hooks)
+            attn_out = self._branch(resid, "ln1", layer, blk, hooks,
+                                    lambda x: self._attention(x, layer, L, positions, cache, hooks))
             hooks[blk + "hook_attn_out"] = attn_out
             if a["parallel"]:
                 # GPT-NeoX use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x))
-                x2, s2, n2 = self._norm(resid, "ln2", layer)
-                hooks[blk + "ln2.hook_scale"] = s2
-                hooks[blk + "ln2.hook_normalized"] = n2
-                mlp_out = self._mlp(x2, layer, L, hooks)
+                mlp_out = self._branch(resid, "ln2", layer, blk, hooks, lambda x: self._mlp(x, layer, L, hooks))
                 hooks[blk + "hook_mlp_out"] = mlp_out
                 resid = resid + attn_out + mlp_out
             else:
                 mid = resid + attn_out
                 hooks[blk + "hook_resid_mid"] = mid
-                x2, s2, n2 = self._norm(mid, "ln2", layer)
-                hooks[blk + "ln2.hook_scale"] = s2
-                hooks[blk + "ln2.hook_normalized"] = n2
-                mlp_out = self._mlp(x2, layer, L, hooks)
+                mlp_out = self._branch(mid, "ln2", layer, blk, hooks, lambda x: self._mlp(x, layer, L, hooks))
                 hooks[blk + "hook_mlp_out"] = mlp_out
                 resid = mid + mlp_out
             hooks[blk + "hook_resid_post"] = resid
@@ -494,7 +641,23 @@ class Model:
         hooks["ln_final.hook_scale"] = sf
         hooks["ln_final.hook_normalized"] = nf
         logits = xf @ self.params["unembed"]
+        if a["final_softcap"]:
+            logits = a["final_softcap"] * torch.tanh(logits / a["final_softcap"])
         return logits, hooks
+
+    def _branch(self, x, ln, layer, blk, hooks, fn):
+        """Pre-norm (unless the family has none), the branch, its post-norm (Gemma 2/3, OLMo 2)."""
+        a = self.arch
+        if a["pre_norm"]:
+            x, scale, normalized = self._norm(x, ln, layer)
+            hooks[blk + ln + ".hook_scale"] = scale
+            hooks[blk + ln + ".hook_normalized"] = normalized
+        out = fn(x)
+        if a["post_norm"]:
+            out, scale, normalized = self._norm(out, ln + "_post", layer)
+            hooks[blk + ln + "_post.hook_scale"] = scale
+            hooks[blk + ln + "_post.hook_normalized"] = normalized
+        return out
 
 
 def load_model(model_dir):

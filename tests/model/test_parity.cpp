@@ -1,11 +1,13 @@
 // Parity with the independent float64 Python reference (scripts/reference/): every fixture in
-// tests/fixtures/parity (gpt2, gpt_neox, llama, mistral, qwen2 in the Hugging Face layout) must
-// give the same logits and the same activation at every TransformerLens hook point.
+// tests/fixtures/parity (gpt2, gpt_neox, llama, mistral, qwen2, qwen3, phi3, olmo2, gemma2,
+// gemma3_text in the Hugging Face layout) must give the same logits and the same activation at
+// every TransformerLens hook point, and have exactly the reference's hook points.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/model/model.h"
@@ -82,6 +84,13 @@ TEST_P(Parity, LogitsAndEveryHookMatchTheReference) {
     ++compared;
   }
   EXPECT_GT(compared, 5);
+  if (!fs::exists(dir / "reference" / "blocks.0.attn.hook_q.npy")) return;  // a loader variant: a reduced set
+  // Every hook point the model has is one the reference computes, and the other way round.
+  std::set<std::string> ours_names, ref_names;
+  for (const std::string& n : (*m)->hook_points().names()) ours_names.insert(n);
+  for (const auto& entry : fs::directory_iterator(dir / "reference"))
+    if (entry.path().extension() == ".npy" && entry.path().stem() != "logits") ref_names.insert(entry.path().stem().string());
+  EXPECT_EQ(ours_names, ref_names) << GetParam() << ": hook points differ from the reference's";
   // Fused vs. hooked arithmetic (materialised attention, per-head results): float32 reordering.
   EXPECT_TRUE(test::close_rel(GetParam() + " plain vs hooked logits", plain, logits, test::kReorderTol));
   std::printf("%s: %d tensors compared, worst max rel err %.2e (tolerance 1e-4)\n", GetParam().c_str(),
@@ -91,7 +100,8 @@ TEST_P(Parity, LogitsAndEveryHookMatchTheReference) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Values("gpt2", "gpt2-noprefix", "gpt_neox-parallel",
                                            "gpt_neox-sequential", "llama-gqa", "llama-headdim",
-                                           "mistral-window", "qwen2", "llama-bf16", "llama-sharded"),
+                                           "mistral-window", "qwen2", "llama-bf16", "llama-sharded",
+                                           "qwen3", "qwen3-tied-bias", "phi3", "olmo2", "gemma2", "gemma3"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string s = info.param;
                            for (char& c : s)

@@ -166,11 +166,17 @@ size_t count_done_runs(const std::string& path) {
   oo.create = false;
   oo.recover = false;
   Result<std::unique_ptr<Database>> db = Database::open(path, oo);
-  if (!db) return 0;  // not created completely yet
+  if (!db) {  // not created completely yet, or a real problem: say which
+    std::printf("  (count_done_runs: %s cannot be opened: %s)\n", path.c_str(), db.error().message.c_str());
+    return 0;
+  }
   RunFilter f;
   f.status = RunStatus::kDone;
   Result<std::vector<RunSummary>> runs = (*db)->list_runs(f);
-  if (!runs) return 0;
+  if (!runs) {
+    std::printf("  (count_done_runs: cannot list the runs of %s: %s)\n", path.c_str(), runs.error().message.c_str());
+    return 0;
+  }
   // Batch items: the runs with a resume key (not the runs linked to them).
   return static_cast<size_t>(std::count_if(runs->begin(), runs->end(),
                                            [](const RunSummary& s) { return !s.run.spec.resume_key.empty(); }));

@@ -57,7 +57,7 @@ std::unique_ptr<Model> load_ok(const std::string& dir) {
 TEST(ArchRegistry, TablesAreWellFormed) {
   const auto& all = arch_registry();
   ASSERT_GE(all.size(), 5u);
-  EXPECT_EQ(arch_names(), "gpt2, gpt_neox, llama, mistral, qwen2");
+  EXPECT_EQ(arch_names(), "gemma2, gemma3_text, gpt2, gpt_neox, llama, mistral, olmo2, phi3, qwen2, qwen3");
   std::set<std::string> types;
   for (const ArchSpec* a : all) {
     SCOPED_TRACE(a->model_type);

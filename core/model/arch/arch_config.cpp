@@ -1,5 +1,7 @@
 // The table's config side for writing: a ModelConfig's fields as config.json values, the object
 // the saver writes, and the one `zoo random` writes (sizes, table defaults, random_overrides).
+#include <stdexcept>
+
 #include "core/model/arch/arch_spec.h"
 
 namespace ms {
@@ -26,6 +28,17 @@ json field_value(Field f, const ModelConfig& c) {
     case Field::kMlpBias: return c.mlp_bias;
     case Field::kTieEmbeddings: return c.tie_embeddings;
     case Field::kSlidingWindow: return c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+    case Field::kQueryPreAttnScalar: return c.query_pre_attn_scalar;
+    case Field::kAttnSoftcap: return c.attn_softcap > 0 ? json(c.attn_softcap) : json(nullptr);
+    case Field::kFinalSoftcap: return c.final_softcap > 0 ? json(c.final_softcap) : json(nullptr);
+    case Field::kLayerTypes: {
+      json types = json::array();
+      for (int64_t l = 0; l < c.n_layers; ++l)
+        types.push_back(c.window(l) > 0 ? "sliding_attention" : "full_attention");
+      return types;
+    }
+    case Field::kSlidingPattern: return nullptr;  // read only: layer_types says it
+    case Field::kRopeLocalTheta: return c.rope_local_theta;
   }
   return nullptr;
 }
@@ -52,6 +65,7 @@ json random_size(Field f, const ArchSpec& a, const ArchSizes& s) {
     case Field::kNKvHeads: return s.n_kv_heads > 0 ? s.n_kv_heads : s.n_heads;
     case Field::kDVocab: return s.d_vocab;
     case Field::kNCtx: return s.n_ctx;
+    case Field::kDHead: return s.n_heads > 0 ? s.d_model / s.n_heads : 0;  // families that write it
     case Field::kDMlp:
       if (s.d_mlp > 0) return s.d_mlp;
       // Gated MLPs: 8/3 d_model rounded up to 64 (the parameters of a 4 d_model MLP).
@@ -88,6 +102,21 @@ std::vector<ConfigField> hf_decoder_config() {
       {Field::kRopeTheta, {"rope_theta"}, 10000.0},
       {Field::kTieEmbeddings, {"tie_word_embeddings"}, false},
   };
+}
+
+void set_field_default(std::vector<ConfigField>& fields, Field f, nlohmann::json def) {
+  for (ConfigField& cf : fields)
+    if (cf.field == f) {
+      cf.def = std::move(def);
+      return;
+    }
+  throw std::logic_error("set_field_default: the field is not in the list");
+}
+
+void set_field_default(std::vector<ConfigField>& fields, Field f, nlohmann::json def, Save save) {
+  set_field_default(fields, f, std::move(def));
+  for (ConfigField& cf : fields)
+    if (cf.field == f) cf.save = save;
 }
 
 }  // namespace ms

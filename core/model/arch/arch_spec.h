@@ -20,7 +20,8 @@ struct ModelWeights;
 // Canonical weight slots: the members of ModelWeights / LayerWeights (core/model/model.h).
 enum class Slot {
   kEmbed, kPosEmbed, kFinalNormW, kFinalNormB, kUnembed, kUnembedBias,       // model-wide
-  kLn1W, kLn1B, kQkvW, kQkvB, kOW, kOB, kLn2W, kLn2B, kInW, kInB, kOutW, kOutB  // per layer
+  kLn1W, kLn1B, kQkvW, kQkvB, kOW, kOB, kLn2W, kLn2B, kInW, kInB, kOutW, kOutB,  // per layer
+  kQNormW, kKNormW, kLn1PostW, kLn2PostW  // per layer: q/k norms, norms after attention and MLP
 };
 // The rows of a fused canonical slot that one stored tensor holds (w_qkv: q heads, k heads,
 // v heads; gated w_in: gate rows, up rows).
@@ -32,6 +33,7 @@ enum class Conv {
   kTranspose,  // GPT-2's Conv1D: stored [in, out]
   kNeoxQkv,    // NeoX fused qkv, per head [head, (q|k|v), d_head, ...]
   kMetaRope,   // GGUF q/k: each head's rows in Meta's interleaved RoPE order (pairs 2i, 2i+1)
+  kPlusOne,    // Gemma's RMSNorm weights: the stored w scales by (1 + w); canonical = stored + 1
 };
 // When a tensor is present, decided by the parsed config.
 enum class When { kAlways, kQkvBias, kOBias, kMlpBias, kUntied };
@@ -55,7 +57,11 @@ struct TensorSpec {
 enum class Field {
   kDModel, kNLayers, kNHeads, kNKvHeads, kDHead, kDMlp, kDVocab, kNCtx, kNormEps, kAct,
   kRotaryFraction, kRopeTheta, kParallelResidual, kAttnBias, kMlpBias, kTieEmbeddings,
-  kSlidingWindow
+  kSlidingWindow,
+  // Gemma 2/3: query_pre_attn_scalar, attention / final logit soft-capping (null: off), which
+  // layers are local (layer_types list, else every sliding_window_pattern-th layer is global),
+  // the local layers' RoPE base.
+  kQueryPreAttnScalar, kAttnSoftcap, kFinalSoftcap, kLayerTypes, kSlidingPattern, kRopeLocalTheta
 };
 // Who writes a field into config.json.
 enum class Save {
@@ -83,6 +89,9 @@ inline ConfigField required_field(Field f, std::vector<std::string> keys) {
 // (1e-6), hidden_act (silu), rope_theta (10000), tie_word_embeddings (false). A family appends
 // its own fields and may replace a default.
 std::vector<ConfigField> hf_decoder_config();
+// Replaces the default (and who saves it) of a field already in the list.
+void set_field_default(std::vector<ConfigField>& fields, Field f, nlohmann::json def);
+void set_field_default(std::vector<ConfigField>& fields, Field f, nlohmann::json def, Save save);
 
 // A boolean config.json setting the forward pass cannot run: refused with `why`.
 struct RefusedSetting {
@@ -99,6 +108,9 @@ struct ArchStructure {
   bool gated_mlp = false;
   bool parallel_attn_mlp = false;
   bool qkv_bias = false, o_bias = false, mlp_bias = false;
+  bool pre_norm = true, post_norm = false;  // ModelConfig::pre_norm / post_norm
+  QkNorm qk_norm = QkNorm::kNone;
+  bool embed_scaled = false;
 };
 
 struct ArchSpec {

@@ -71,6 +71,8 @@ std::vector<int64_t> canonical_shape(Slot s, Part p, const ModelConfig& c) {
     case Slot::kQkvB: case Slot::kInB: return {part_rows(s, p, c).second};
     case Slot::kOW: return {d, c.q_dim()};
     case Slot::kOutW: return {d, c.d_mlp};
+    case Slot::kQNormW: return {c.qk_norm == QkNorm::kAllHeads ? c.q_dim() : c.d_head};
+    case Slot::kKNormW: return {c.qk_norm == QkNorm::kAllHeads ? c.kv_dim() : c.d_head};
     default: return {d};  // norms, output and MLP-out biases
   }
 }
@@ -116,6 +118,7 @@ at::Tensor to_canonical(const at::Tensor& stored, Conv conv, Part p, const Model
     case Conv::kTranspose: return stored.t();  // a view: BLAS reads either orientation
     case Conv::kNeoxQkv: return neox_regroup(stored, c, true);
     case Conv::kMetaRope: return swap_within_heads(stored, rope_heads(p, c), c.d_head / 2, 2);
+    case Conv::kPlusOne: return stored + 1;  // in the compute dtype, as Gemma's 1 + w.float()
   }
   return stored;
 }
@@ -126,13 +129,16 @@ at::Tensor to_stored(const at::Tensor& canonical, Conv conv, Part p, const Model
     case Conv::kTranspose: return canonical.t();
     case Conv::kNeoxQkv: return neox_regroup(canonical, c, false);
     case Conv::kMetaRope: return swap_within_heads(canonical, rope_heads(p, c), 2, c.d_head / 2);
+    case Conv::kPlusOne: return canonical - 1;
   }
   return canonical;
 }
 
 SlotKind slot_kind(Slot s) {
   switch (s) {
-    case Slot::kLn1W: case Slot::kLn2W: case Slot::kFinalNormW: return SlotKind::kNormWeight;
+    case Slot::kLn1W: case Slot::kLn2W: case Slot::kFinalNormW: case Slot::kQNormW: case Slot::kKNormW:
+    case Slot::kLn1PostW: case Slot::kLn2PostW:
+      return SlotKind::kNormWeight;
     case Slot::kLn1B: case Slot::kLn2B: case Slot::kFinalNormB: case Slot::kQkvB: case Slot::kOB:
     case Slot::kInB: case Slot::kOutB: case Slot::kUnembedBias: return SlotKind::kBias;
     default: return SlotKind::kMatrix;
@@ -166,6 +172,10 @@ at::Tensor& slot_ref(ModelWeights& w, Slot s, int64_t layer) {
     case Slot::kInW: return l.w_in;
     case Slot::kInB: return l.b_in;
     case Slot::kOutW: return l.w_out;
+    case Slot::kQNormW: return l.q_norm_w;
+    case Slot::kKNormW: return l.k_norm_w;
+    case Slot::kLn1PostW: return l.ln1_post_w;
+    case Slot::kLn2PostW: return l.ln2_post_w;
     default: return l.b_out;
   }
 }

@@ -1,0 +1,56 @@
+// Qwen3 (model_type "qwen3"): the Llama structure plus an RMSNorm of each query and key head
+// (q_norm, k_norm over head_dim) before RoPE; head_dim is explicit (default 128); optional
+// biases on the four attention projections (attention_bias); tied or untied embeddings. Its
+// per-layer sliding window (use_sliding_window) is refused. Semantics: transformers' Qwen3
+// modeling code (v4.51 to v5).
+#include "core/model/arch/arch_spec.h"
+
+namespace ms {
+namespace {
+
+ArchSpec make_qwen3() {
+  ArchSpec a;
+  a.model_type = "qwen3";
+  a.hf_class = "Qwen3ForCausalLM";
+  a.hf_prefix = "model.";
+  a.structure.norm = NormKind::kRmsNorm;
+  a.structure.pos = PosKind::kRotary;
+  a.structure.gated_mlp = true;
+  a.structure.qk_norm = QkNorm::kPerHead;
+  a.config = hf_decoder_config();
+  set_field_default(a.config, Field::kDHead, 128, Save::kAlways);
+  set_field_default(a.config, Field::kNCtx, 32768);
+  a.config.push_back({Field::kAttnBias, {"attention_bias"}, false});
+  a.refused = {{"use_sliding_window", true, "qwen3 with use_sliding_window true is not supported"}};
+  const When A = When::kAlways, QB = When::kQkvBias, OB = When::kOBias;
+  a.tensors = {
+      {Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {}},
+      {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight"}, {}},
+      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {}},
+      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {}},
+      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {}},
+      {Slot::kQkvB, Part::kQ, QB, {"model.layers.{L}.self_attn.q_proj.bias"}, {}},
+      {Slot::kQkvB, Part::kK, QB, {"model.layers.{L}.self_attn.k_proj.bias"}, {}},
+      {Slot::kQkvB, Part::kV, QB, {"model.layers.{L}.self_attn.v_proj.bias"}, {}},
+      {Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight"}, {}},
+      {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight"}, {}},
+      {Slot::kOW, Part::kAll, A, {"model.layers.{L}.self_attn.o_proj.weight"}, {}},
+      {Slot::kOB, Part::kAll, OB, {"model.layers.{L}.self_attn.o_proj.bias"}, {}},
+      {Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight"}, {}},
+      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {}},
+      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {}},
+      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {}},
+      {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight"}, {}},
+      {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {}},
+  };
+  return a;
+}
+
+}  // namespace
+
+std::vector<const ArchSpec*> arch_family_qwen3() {
+  static const ArchSpec qwen3 = make_qwen3();
+  return {&qwen3};
+}
+
+}  // namespace ms
