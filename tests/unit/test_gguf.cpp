@@ -20,8 +20,8 @@ using ms::ErrorCode;
 using ms::test::temp_dir;
 using ms::test::write_file;
 
-constexpr uint32_t kTypeF32 = 0, kTypeF16 = 1, kTypeQ4_0 = 2, kTypeQ8_0 = 8, kTypeQ4_K = 12,
-                   kTypeBF16 = 30;
+constexpr uint32_t kTypeF32 = 0, kTypeF16 = 1, kTypeQ8_0 = 8, kTypeQ8_1 = 9, kTypeQ8_K = 15,
+                   kTypeIQ2_XS = 17, kTypeBF16 = 30;
 
 // IEEE half -> float by its bit fields, written independently of the reader's conversion.
 float half_to_float(uint16_t h) {
@@ -381,12 +381,13 @@ TEST(Gguf, VocabDefaultsAndGpt2Vocab) {
 }
 
 TEST(Gguf, RefusesUnsupportedTypesByName) {
-  for (auto [type, name] : {std::pair<uint32_t, const char*>{kTypeQ4_0, "Q4_0"},
-                            {kTypeQ4_K, "Q4_K"}}) {
+  for (auto [type, name] : {std::pair<uint32_t, const char*>{kTypeQ8_1, "Q8_1"},
+                            {kTypeQ8_K, "Q8_K"}, {kTypeIQ2_XS, "IQ2_XS"}, {99, "unknown"}}) {
     GgufBuilder b;
-    b.tensor("blk.0.ffn_up.weight", {32, 2}, type, std::string(64, '\0'));
+    b.tensor("blk.0.ffn_up.weight", {256, 2}, type, std::string(1024, '\0'));
     expect_bad(b.build(), std::string("tensor 'blk.0.ffn_up.weight' has ggml type ") + name);
-    expect_bad(b.build(), "only F32, F16, BF16 and Q8_0 are supported");
+    expect_bad(b.build(), "only F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, "
+                          "Q5_K, Q6_K are supported. Re-quantize the model");
   }
 }
 
@@ -529,7 +530,7 @@ TEST(Gguf, RefusesBadTensorInfos) {
   {
     GgufBuilder b;
     b.tensor("w", {48}, kTypeQ8_0, std::string(51, '\0'));
-    expect_bad(b.build(), "row length 48 is not a multiple of 32");
+    expect_bad(b.build(), "is Q8_0 but its row length 48 is not a multiple of Q8_0's block size 32");
   }
   {
     GgufBuilder b;
