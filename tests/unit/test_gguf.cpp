@@ -313,6 +313,8 @@ TEST(Gguf, RandomCorruptionNeverCrashes) {
   b.kv_u32("tokenizer.ggml.bos_token_id", 1);
   b.tensor("w", {4, 2}, kTypeF16, std::string(16, '\1'));
   b.tensor("q", {32, 2}, kTypeQ8_0, q8_blocks(2));
+  b.tensor("k", {256}, ms::test::kGgmlQ4_K, std::string(144, '\x5A'));  // f16 scales 203.25
+  b.tensor("k6", {256}, ms::test::kGgmlQ6_K, std::string(210, '\x3A'));
   const std::string good = b.build();
   const std::string path = temp_dir("gguf-fuzz") + "/fuzz.gguf";
   uint64_t state = 12345;
