@@ -176,6 +176,18 @@ def main():
     put("gguf", "llama-vocab.gguf", gguf(kv, [("token_embd.weight", [8, len(toks)], 0, emb),
                                               ("output_norm.weight", [8], 0, norm),
                                               ("blk.0.attn_q.weight", [32, 1], 8, q8)]))
+    # one block of each block-quantized ggml type: (type id, values, bytes, offsets of its f16
+    # fields); the quant bytes count up, the f16 scales are 0.5
+    blocks = [(2, 32, 18, [0]), (3, 32, 20, [0, 2]), (6, 32, 22, [0]), (7, 32, 24, [0, 2]),
+              (8, 32, 34, [0]), (10, 256, 84, [80, 82]), (11, 256, 110, [108]),
+              (12, 256, 144, [0, 2]), (13, 256, 176, [0, 2]), (14, 256, 210, [208])]
+    quants = []
+    for gt, n, size, halves in blocks:
+        blob = bytearray((7 * i + gt) % 256 for i in range(size))
+        for at in halves:
+            blob[at:at + 2] = struct.pack("<e", 0.5)
+        quants.append(("q%d" % gt, [n], gt, bytes(blob)))
+    put("gguf", "quant-types.gguf", gguf([("general.architecture", 8, "llama")], quants))
     bpe_kv = [("general.architecture", 8, "gpt2"), ("tokenizer.ggml.model", 8, "gpt2"),
               ("tokenizer.ggml.tokens", 9, (8, ["a", "b", "c", "ab", "\u0120", "\u0120a"])),
               ("tokenizer.ggml.merges", 9, (8, ["a b", "\u0120 a"]))]

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/io/ggml_quants.h"
+
 namespace ms {
 namespace {
 
@@ -46,14 +48,17 @@ const char* ggml_type_name(uint32_t t) {
   return "unknown";
 }
 
+// The plain float types by ggml id; the block-quantized ones come from ggml_quants' table.
 bool supported_ggml_type(uint32_t t, DType* out) {
   switch (t) {
     case 0: *out = DType::kF32; return true;
     case 1: *out = DType::kF16; return true;
-    case 8: *out = DType::kQ8_0; return true;
     case 30: *out = DType::kBF16; return true;
-    default: return false;
+    default: break;
   }
+  const QuantType* q = find_quant_type_by_ggml(t);
+  if (q) *out = q->dtype;
+  return q != nullptr;
 }
 
 // Bounds-checked little-endian reads over the mapping; every overrun is an InputError.
@@ -273,14 +278,17 @@ Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
       TensorView view;
       if (!supported_ggml_type(info.type, &view.dtype)) {
         fail_input(where + " has ggml type " + ggml_type_name(info.type) + " (" +
-                   std::to_string(info.type) +
-                   "); only F32, F16, BF16 and Q8_0 are supported. Re-quantize the model to "
-                   "Q8_0 (llama-quantize --allow-requantize MODEL OUT Q8_0) or convert the "
-                   "original weights to F16 (convert_hf_to_gguf.py --outtype f16)");
+                   std::to_string(info.type) + "); only F32, F16, BF16, " + quant_type_names() +
+                   " are supported. Re-quantize the model to one of these (llama-quantize "
+                   "--allow-requantize MODEL OUT Q4_K_M) or convert the original weights to F16 "
+                   "(convert_hf_to_gguf.py --outtype f16)");
       }
-      if (view.dtype == DType::kQ8_0 && info.ne[0] % kQ8Block != 0) {
-        fail_input(where + " is Q8_0 but its row length " + std::to_string(info.ne[0]) +
-                   " is not a multiple of 32");
+      const QuantType* quant = find_quant_type(view.dtype);
+      if (quant && info.ne[0] % quant->block_elems != 0) {
+        fail_input(where + " is " + quant->name + " but its row length " +
+                   std::to_string(info.ne[0]) + " is not a multiple of " + quant->name +
+                   "'s block size " + std::to_string(quant->block_elems) +
+                   "; the file is corrupt");
       }
       int64_t numel = 1;
       for (int64_t ne : info.ne) {

@@ -1,6 +1,7 @@
 // GGUF reader (llama.cpp's single-file format, versions 2 and 3): metadata key/values, tensor
 // infos and data, memory-mapped. Tensors come out as TensorViews in PyTorch (outermost-first)
-// order; F32, F16, BF16 and Q8_0 are supported, other ggml types are refused with their name.
+// order; F32, F16, BF16 and the block-quantized Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K
+// (core/io/ggml_quants.h) are supported, other ggml types are refused with their name.
 #pragma once
 
 #include <cstdint>

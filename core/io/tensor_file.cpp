@@ -1,5 +1,6 @@
 // Shared pieces of the weight-file readers: dtype facts, the read-only file mapping, and the
-// conversion of a raw TensorView (F32/F16/BF16/F64/Q8_0) into a contiguous CPU tensor.
+// conversion of a raw TensorView (F32/F16/BF16/F64, or ggml block-quantized) into a contiguous
+// CPU tensor.
 #include "core/io/tensor_file.h"
 
 #include <fcntl.h>
@@ -8,12 +9,12 @@
 #include <unistd.h>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <c10/util/Half.h>
 
 #include <cerrno>
 #include <cstring>
 #include <limits>
+
+#include "core/io/ggml_quants.h"
 
 namespace ms {
 
@@ -29,9 +30,10 @@ const char* dtype_name(DType t) {
     case DType::kI8: return "I8";
     case DType::kU8: return "U8";
     case DType::kBool: return "BOOL";
-    case DType::kQ8_0: return "Q8_0";
+    default: break;
   }
-  return "?";
+  const QuantType* q = find_quant_type(t);
+  return q ? q->name : "?";
 }
 
 size_t dtype_size(DType t) {
@@ -46,25 +48,22 @@ size_t dtype_size(DType t) {
     case DType::kI8:
     case DType::kU8:
     case DType::kBool: return 1;
-    case DType::kQ8_0: return 0;
+    default: return 0;  // block-quantized
   }
-  return 0;
 }
 
 bool dtype_is_float(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64 ||
-         t == DType::kQ8_0;
+         find_quant_type(t) != nullptr;
 }
 
 int64_t dtype_nbytes(DType t, int64_t numel) {
   if (numel < 0) return -1;
-  if (t == DType::kQ8_0) {
-    if (numel % kQ8Block != 0) return -1;
-    int64_t blocks = numel / kQ8Block;
-    if (blocks > std::numeric_limits<int64_t>::max() / static_cast<int64_t>(kQ8BlockBytes)) {
-      return -1;
-    }
-    return blocks * static_cast<int64_t>(kQ8BlockBytes);
+  if (const QuantType* q = find_quant_type(t)) {
+    if (numel % q->block_elems != 0) return -1;
+    int64_t blocks = numel / q->block_elems;
+    if (blocks > std::numeric_limits<int64_t>::max() / q->block_bytes) return -1;
+    return blocks * q->block_bytes;
   }
   int64_t size = static_cast<int64_t>(dtype_size(t));
   if (numel > std::numeric_limits<int64_t>::max() / size) return -1;
@@ -136,21 +135,6 @@ at::ScalarType plain_scalar_type(DType t) {
   fail_input(std::string("dtype ") + dtype_name(t) + " cannot be converted to a float tensor");
 }
 
-// Q8_0 blocks (f16 d, 32 x int8 q) -> float32, value = d * q.
-void dequantize_q8_0(const uint8_t* src, float* dst, int64_t n_blocks) {
-  at::parallel_for(0, n_blocks, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const uint8_t* block = src + b * static_cast<int64_t>(kQ8BlockBytes);
-      uint16_t bits;
-      std::memcpy(&bits, block, 2);
-      float d = static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
-      const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
-      float* out = dst + b * kQ8Block;
-      for (int64_t i = 0; i < kQ8Block; ++i) out[i] = d * static_cast<float>(q[i]);
-    }
-  });
-}
-
 }  // namespace
 
 at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
@@ -170,9 +154,9 @@ at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
                " bytes but shape " + shape_str(view.shape) + " x " + dtype_name(view.dtype) +
                " needs " + std::to_string(want));
   }
-  if (view.dtype == DType::kQ8_0) {
+  if (const QuantType* q = find_quant_type(view.dtype)) {
     at::Tensor out = at::empty(view.shape, at::TensorOptions().dtype(at::kFloat));
-    dequantize_q8_0(view.data, out.data_ptr<float>(), numel / kQ8Block);
+    dequantize_blocks(*q, view.data, out.data_ptr<float>(), numel / q->block_elems);
     return dtype == at::kFloat ? out : out.to(dtype);
   }
   const at::ScalarType src_type = plain_scalar_type(view.dtype);

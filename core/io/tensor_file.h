@@ -16,17 +16,20 @@ namespace c10 { enum class ScalarType : int8_t; }
 
 namespace ms {
 
-enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kQ8_0 };
-const char* dtype_name(DType t);  // "F32", "Q8_0", ...
-// Bytes per element (F32: 4, BOOL: 1); for the block-quantized Q8_0, 0 (see dtype_nbytes).
+// The plain dtypes, then ggml's block-quantized ones (GGUF only; their block layouts and
+// dequantizers are in core/io/ggml_quants.h).
+enum class DType {
+  kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool,
+  kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ8_0, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K,
+};
+const char* dtype_name(DType t);  // "F32", "Q4_K", ...
+// Bytes per element (F32: 4, BOOL: 1); for a block-quantized dtype, 0 (see dtype_nbytes).
 size_t dtype_size(DType t);
-// Whether to_tensor can turn the dtype into a float tensor (F32, F16, BF16, F64, Q8_0).
+// Whether to_tensor can turn the dtype into a float tensor (F32, F16, BF16, F64 and every
+// block-quantized dtype).
 bool dtype_is_float(DType t);
-// Q8_0 stores blocks of kQ8Block values: an f16 scale d then kQ8Block int8 q (value = d * q).
-constexpr int64_t kQ8Block = 32;
-constexpr size_t kQ8BlockBytes = 2 + kQ8Block;
-// Bytes that numel elements of dtype t take, or -1 when that overflows or (Q8_0) numel is not a
-// whole number of blocks.
+// Bytes that numel elements of dtype t take, or -1 when that overflows or (block-quantized)
+// numel is not a whole number of blocks.
 int64_t dtype_nbytes(DType t, int64_t numel);
 // "[5, 6]", for messages.
 std::string shape_str(const std::vector<int64_t>& shape);
@@ -72,8 +75,9 @@ class TensorSource {
   virtual std::string describe() const = 0;
 };
 
-// Converts (copies) a view to a contiguous CPU tensor of the given floating dtype; F16, BF16 and
-// Q8_0 are converted/dequantized. Throws InputError for a dtype that cannot become a float.
+// Converts (copies) a view to a contiguous CPU tensor of the given floating dtype; F16 and BF16
+// are converted, block-quantized dtypes dequantized to float32 first (as ggml does) and then
+// converted. Throws InputError for a dtype that cannot become a float.
 // When the view is aligned and already of that dtype, the tensor shares the file's copy-on-write
 // mapping instead (no copy; pages are read on first use, writes stay private to the process).
 at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype);

@@ -1,6 +1,7 @@
 // GGUF reader tests: the real stories260K model (metadata, vocabulary, and the token embedding
 // checked against llama2.c's independent .bin of the same weights), small files written here with
-// F16/BF16/Q8_0 tensors, and malformed or truncated files that must give errors, never crashes.
+// F16/BF16 and every block-quantized type (blocks of known codes, quantized random rows), and
+// malformed or truncated files that must give errors, never crashes.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -12,144 +13,20 @@
 #include <limits>
 
 #include "core/io/gguf.h"
+#include "tests/support/ggml_quantize.h"
+#include "tests/support/gguf_builder.h"
 #include "tests/support/test_support.h"
 
 namespace {
 
 using ms::ErrorCode;
+using ms::test::GgufBuilder;
+using ms::test::half_to_float;
 using ms::test::temp_dir;
 using ms::test::write_file;
 
-constexpr uint32_t kTypeF32 = 0, kTypeF16 = 1, kTypeQ4_0 = 2, kTypeQ8_0 = 8, kTypeQ4_K = 12,
-                   kTypeBF16 = 30;
-
-// IEEE half -> float by its bit fields, written independently of the reader's conversion.
-float half_to_float(uint16_t h) {
-  const int sign = h >> 15, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
-  double v;
-  if (exp == 0) {
-    v = std::ldexp(mant, -24);
-  } else if (exp == 31) {
-    v = mant ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
-  } else {
-    v = std::ldexp(mant + 1024, exp - 25);
-  }
-  return static_cast<float>(sign ? -v : v);
-}
-
-// A minimal GGUF writer: key/values and tensors in, file bytes out.
-class GgufBuilder {
- public:
-  template <class T>
-  static void put(std::string& out, T v) {
-    out.append(reinterpret_cast<const char*>(&v), sizeof(T));
-  }
-  static void put_str(std::string& out, const std::string& s) {
-    put<uint64_t>(out, s.size());
-    out += s;
-  }
-
-  void kv_u32(const std::string& key, uint32_t v) {
-    begin_kv(key, 4);
-    put(m_kv, v);
-  }
-  void kv_i32(const std::string& key, int32_t v) {
-    begin_kv(key, 5);
-    put(m_kv, v);
-  }
-  void kv_f32(const std::string& key, float v) {
-    begin_kv(key, 6);
-    put(m_kv, v);
-  }
-  void kv_bool(const std::string& key, bool v) {
-    begin_kv(key, 7);
-    put<uint8_t>(m_kv, v);
-  }
-  void kv_str(const std::string& key, const std::string& v) {
-    begin_kv(key, 8);
-    put_str(m_kv, v);
-  }
-  void kv_u64(const std::string& key, uint64_t v) {
-    begin_kv(key, 10);
-    put(m_kv, v);
-  }
-  void kv_strs(const std::string& key, const std::vector<std::string>& v) {
-    begin_kv(key, 9);
-    put<uint32_t>(m_kv, 8);
-    put<uint64_t>(m_kv, v.size());
-    for (const auto& s : v) put_str(m_kv, s);
-  }
-  void kv_f32s(const std::string& key, const std::vector<float>& v) {
-    begin_kv(key, 9);
-    put<uint32_t>(m_kv, 6);
-    put<uint64_t>(m_kv, v.size());
-    for (float f : v) put(m_kv, f);
-  }
-  void kv_i32s(const std::string& key, const std::vector<int32_t>& v) {
-    begin_kv(key, 9);
-    put<uint32_t>(m_kv, 5);
-    put<uint64_t>(m_kv, v.size());
-    for (int32_t i : v) put(m_kv, i);
-  }
-  // Raw bytes after the key (type and value), for malformed entries.
-  void kv_raw(const std::string& key, const std::string& type_and_value) {
-    put_str(m_kv, key);
-    m_kv += type_and_value;
-    ++m_n_kv;
-  }
-  // ne in ggml order (innermost first). offset < 0: the next aligned offset.
-  void tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, std::string data,
-              int64_t offset = -1) {
-    m_tensors.push_back({name, std::move(ne), type, std::move(data), offset});
-  }
-
-  std::string build(uint32_t version = 3, uint64_t alignment = 32) const {
-    std::string out = "GGUF";
-    put(out, version);
-    put<uint64_t>(out, m_tensors.size());
-    put<uint64_t>(out, m_n_kv);
-    out += m_kv;
-    std::vector<uint64_t> offsets;
-    uint64_t next = 0;
-    for (const auto& t : m_tensors) {
-      uint64_t off = t.offset >= 0 ? static_cast<uint64_t>(t.offset) : next;
-      offsets.push_back(off);
-      next = (off + t.data.size() + alignment - 1) / alignment * alignment;
-      put_str(out, t.name);
-      put<uint32_t>(out, static_cast<uint32_t>(t.ne.size()));
-      for (uint64_t n : t.ne) put(out, n);
-      put(out, t.type);
-      put(out, off);
-    }
-    out.append((alignment - out.size() % alignment) % alignment, '\0');
-    const size_t data_start = out.size();
-    for (size_t i = 0; i < m_tensors.size(); ++i) {
-      const std::string& d = m_tensors[i].data;
-      if (out.size() < data_start + offsets[i] + d.size()) {
-        out.resize(data_start + offsets[i] + d.size(), '\0');
-      }
-      out.replace(data_start + offsets[i], d.size(), d);
-    }
-    return out;
-  }
-
- private:
-  void begin_kv(const std::string& key, uint32_t type) {
-    put_str(m_kv, key);
-    put(m_kv, type);
-    ++m_n_kv;
-  }
-  struct Tensor {
-    std::string name;
-    std::vector<uint64_t> ne;
-    uint32_t type;
-    std::string data;
-    int64_t offset;
-  };
-  std::string m_kv;
-  uint64_t m_n_kv = 0;
-  std::vector<Tensor> m_tensors;
-};
+constexpr uint32_t kTypeF32 = 0, kTypeF16 = 1, kTypeQ8_0 = 8, kTypeQ8_1 = 9, kTypeQ8_K = 15,
+                   kTypeIQ2_XS = 17, kTypeBF16 = 30;
 
 template <class T>
 std::string bytes_of(const std::vector<T>& v) {
@@ -381,12 +258,13 @@ TEST(Gguf, VocabDefaultsAndGpt2Vocab) {
 }
 
 TEST(Gguf, RefusesUnsupportedTypesByName) {
-  for (auto [type, name] : {std::pair<uint32_t, const char*>{kTypeQ4_0, "Q4_0"},
-                            {kTypeQ4_K, "Q4_K"}}) {
+  for (auto [type, name] : {std::pair<uint32_t, const char*>{kTypeQ8_1, "Q8_1"},
+                            {kTypeQ8_K, "Q8_K"}, {kTypeIQ2_XS, "IQ2_XS"}, {99, "unknown"}}) {
     GgufBuilder b;
-    b.tensor("blk.0.ffn_up.weight", {32, 2}, type, std::string(64, '\0'));
+    b.tensor("blk.0.ffn_up.weight", {256, 2}, type, std::string(1024, '\0'));
     expect_bad(b.build(), std::string("tensor 'blk.0.ffn_up.weight' has ggml type ") + name);
-    expect_bad(b.build(), "only F32, F16, BF16 and Q8_0 are supported");
+    expect_bad(b.build(), "only F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, "
+                          "Q5_K, Q6_K are supported. Re-quantize the model");
   }
 }
 
@@ -435,6 +313,8 @@ TEST(Gguf, RandomCorruptionNeverCrashes) {
   b.kv_u32("tokenizer.ggml.bos_token_id", 1);
   b.tensor("w", {4, 2}, kTypeF16, std::string(16, '\1'));
   b.tensor("q", {32, 2}, kTypeQ8_0, q8_blocks(2));
+  b.tensor("k", {256}, ms::test::kGgmlQ4_K, std::string(144, '\x5A'));  // f16 scales 203.25
+  b.tensor("k6", {256}, ms::test::kGgmlQ6_K, std::string(210, '\x3A'));
   const std::string good = b.build();
   const std::string path = temp_dir("gguf-fuzz") + "/fuzz.gguf";
   uint64_t state = 12345;
@@ -529,7 +409,7 @@ TEST(Gguf, RefusesBadTensorInfos) {
   {
     GgufBuilder b;
     b.tensor("w", {48}, kTypeQ8_0, std::string(51, '\0'));
-    expect_bad(b.build(), "row length 48 is not a multiple of 32");
+    expect_bad(b.build(), "is Q8_0 but its row length 48 is not a multiple of Q8_0's block size 32");
   }
   {
     GgufBuilder b;
