@@ -185,8 +185,9 @@ def check_attention_invariants(name, hooks, model):
         pos = torch.arange(q)
         diff = pos[:, None] - pos[None, :]
         expect = diff >= 0
-        if arch["sliding_window"] is not None:
-            expect &= diff < arch["sliding_window"]
+        window = arch["layer_windows"][L]
+        if window is not None:
+            expect &= diff < window
         expect = expect[None, None].expand_as(scores)
         check(torch.equal(torch.isfinite(scores), expect), f"{name} L{L} finite scores != mask")
         check(bool((scores[~expect] == float("-inf")).all()), f"{name} L{L} masked scores not -inf")
@@ -195,6 +196,10 @@ def check_attention_invariants(name, hooks, model):
         worst_sum = max(worst_sum, float((pattern.sum(-1) - 1).abs().max()))
         b_O = model.params["layers"][L]["b_O"]
         summed = hooks[pre + "hook_result"].sum(dim=2) + b_O
+        if arch["post_norm"]:  # hook_attn_out is after ln1_post: undo it with its own scale and weight
+            w = model.params["layers"][L]["ln1_post_w"]
+            w = 1.0 + w if arch["norm_plus_one"] else w
+            summed = summed / hooks[f"blocks.{L}.ln1_post.hook_scale"] * w
         worst_res = max(worst_res, rel_err(summed, hooks[f"blocks.{L}.hook_attn_out"]))
     check(worst_sum < 1e-12, f"{name} pattern rows do not sum to 1 ({worst_sum})")
     check(worst_res < 1e-12, f"{name} sum(result)+b_O != attn_out ({worst_res})")
@@ -208,8 +213,8 @@ def check_masks_and_results(root):
         _, hooks = model.forward(tokens)
         s, r = check_attention_invariants(name, hooks, model)
         extra = ""
-        if model.arch["sliding_window"] is not None:
-            w = model.arch["sliding_window"]
+        if model.arch["layer_windows"][0] is not None:
+            w = model.arch["layer_windows"][0]
             vis = torch.isfinite(hooks["blocks.0.attn.hook_attn_scores"][0, 0]).sum(-1)
             extra = f"; window {w}: visible keys per query {vis.tolist()}"
             check(vis.tolist() == [min(i + 1, w) for i in range(vis.numel())], "sliding window count")
@@ -315,6 +320,8 @@ def hf_style_block(model, weights, L, hooks):
         hid = F.gelu(F.linear(x2, g(h + "mlp.dense_h_to_4h.weight"), g(h + "mlp.dense_h_to_4h.bias")))
         out[f"blocks.{L}.hook_mlp_out"] = F.linear(hid, g(h + "mlp.dense_4h_to_h.weight"), g(h + "mlp.dense_4h_to_h.bias"))
         return out
+    if mt in ("qwen3", "phi3", "olmo2", "gemma2", "gemma3_text"):
+        return hf_style_block_2025(model, weights, L, hooks)
     # llama / mistral / qwen2
     h = f"model.layers.{L}."
 
@@ -355,6 +362,99 @@ def hf_style_block(model, weights, L, hooks):
     return out
 
 
+def hf_style_block_2025(model, weights, L, hooks):
+    """Qwen3, Phi-3, OLMo 2, Gemma 2/3 as their HF modeling code lays the block out, read from the
+    config itself (not the reference's describe()): fused Phi-3 projections split by chunk, q/k
+    norms before or after the head reshape, Gemma's 1 + w norms, soft-capping, layer_types."""
+    cfg = model.config
+    mt = cfg["model_type"]
+    gemma = mt.startswith("gemma")
+    H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    dm = cfg["hidden_size"]
+    dh = cfg.get("head_dim") or dm // H
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    g = lambda n: weights[n].to(DT)  # noqa: E731
+    h = f"model.layers.{L}."
+    resid = hooks[f"blocks.{L}.hook_resid_pre"]
+    b, p, _ = resid.shape
+    pos = torch.arange(p)
+
+    def rms(t, name):
+        w = g(name)
+        return (1.0 + w if gemma else w) * (t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + eps))
+
+    def lin(t, name):
+        bias = weights.get(name + ".bias")
+        return F.linear(t, g(name + ".weight"), None if bias is None else bias.to(DT))
+
+    x = resid if mt == "olmo2" else rms(resid, h + "input_layernorm.weight")
+    if mt == "phi3":
+        q, k, v = lin(x, h + "self_attn.qkv_proj").split([H * dh, Hkv * dh, Hkv * dh], dim=-1)
+    else:
+        q, k, v = (lin(x, h + f"self_attn.{n}_proj") for n in "qkv")
+    if mt == "olmo2":
+        q, k = rms(q, h + "self_attn.q_norm.weight"), rms(k, h + "self_attn.k_norm.weight")
+    q, k, v = (t.view(b, p, -1, dh) for t in (q, k, v))
+    if mt in ("qwen3", "gemma3_text"):
+        q, k = rms(q, h + "self_attn.q_norm.weight"), rms(k, h + "self_attn.k_norm.weight")
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+    if gemma:
+        types = cfg.get("layer_types") or [
+            "sliding_attention" if (i + 1) % cfg.get("sliding_window_pattern", 6 if mt == "gemma3_text" else 2)
+            else "full_attention" for i in range(cfg["num_hidden_layers"])]
+        sliding = types[L] == "sliding_attention"
+        window = cfg.get("sliding_window", 4096) if sliding else None
+        base = cfg.get("rope_local_base_freq", 10000.0) if (mt == "gemma3_text" and sliding) else cfg["rope_theta"]
+    else:
+        window = cfg.get("sliding_window") if mt == "phi3" else None
+        base = cfg["rope_theta"]
+    rd = int(dh * cfg.get("partial_rotary_factor", 1.0)) if mt == "phi3" else dh
+    inv = 1.0 / (base ** (torch.arange(0, rd, 2, dtype=DT) / rd))
+    emb = torch.cat([torch.outer(pos.to(DT), inv)] * 2, dim=-1)
+    cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+
+    def rope(t):
+        t_rot, t_pass = t[..., :rd], t[..., rd:]
+        half = torch.cat([-t_rot[..., rd // 2:], t_rot[..., : rd // 2]], dim=-1)
+        return torch.cat([t_rot * cos + half * sin, t_pass], dim=-1)
+
+    q, k = rope(q), rope(k)
+    n_rep = H // Hkv
+    k = k[:, :, None].expand(b, Hkv, n_rep, p, dh).reshape(b, H, p, dh)
+    v = v[:, :, None].expand(b, Hkv, n_rep, p, dh).reshape(b, H, p, dh)
+    scaling = cfg.get("query_pre_attn_scalar", 256) ** -0.5 if gemma else dh ** -0.5
+    w = torch.matmul(q, k.transpose(2, 3)) * scaling
+    cap = cfg.get("attn_logit_softcapping", 50.0 if mt == "gemma2" else None) if gemma else None
+    if cap is not None:
+        w = torch.tanh(w / cap) * cap
+    qi, kj = pos[:, None], pos[None, :]
+    allowed = kj <= qi
+    if window is not None:
+        allowed &= kj > qi - window
+    w = w + torch.where(allowed, torch.tensor(0.0, dtype=DT), torch.tensor(torch.finfo(DT).min, dtype=DT))
+    att = lin(torch.matmul(F.softmax(w, dim=-1), v).transpose(1, 2).reshape(b, p, H * dh), h + "self_attn.o_proj")
+    if gemma or mt == "olmo2":
+        att = rms(att, h + "post_attention_layernorm.weight")
+    out = {f"blocks.{L}.hook_attn_out": att}
+    mid = resid + att
+    if gemma:
+        x2 = rms(mid, h + "pre_feedforward_layernorm.weight")
+    elif mt == "olmo2":
+        x2 = mid
+    else:
+        x2 = rms(mid, h + "post_attention_layernorm.weight")
+    if mt == "phi3":
+        gate, up = lin(x2, h + "mlp.gate_up_proj").chunk(2, dim=-1)
+    else:
+        gate, up = lin(x2, h + "mlp.gate_proj"), lin(x2, h + "mlp.up_proj")
+    act = (lambda t: F.gelu(t, approximate="tanh")) if gemma else F.silu
+    mlp = lin(act(gate) * up, h + "mlp.down_proj")
+    if gemma or mt == "olmo2":
+        mlp = rms(mlp, h + "post_feedforward_layernorm.weight")
+    out[f"blocks.{L}.hook_mlp_out"] = mlp
+    return out
+
+
 def check_hf_style(root):
     print("[5] HF-style recomputation from HF-named tensors (torch built-ins)")
     from safetensors_io import read_checkpoint
@@ -374,11 +474,18 @@ def check_hf_style(root):
             xf = F.layer_norm(last, (a["d_model"],), weights[key_w].to(DT),
                               weights[key_w.replace("weight", "bias")].to(DT), a["eps"])
         else:
-            xf = weights["model.norm.weight"].to(DT) * (last * torch.rsqrt(last.pow(2).mean(-1, keepdim=True) + a["eps"]))
+            wn = weights["model.norm.weight"].to(DT)
+            if model.config["model_type"].startswith("gemma"):
+                wn = 1.0 + wn
+            xf = wn * (last * torch.rsqrt(last.pow(2).mean(-1, keepdim=True) + a["eps"]))
         head_key = {"gpt2": None, "gpt_neox": "embed_out.weight"}.get(a["model_type"], "lm_head.weight")
         if head_key is None or head_key not in weights:
             head_key = [k for k in weights if k.endswith("wte.weight") or k.endswith("embed_tokens.weight")][0]
-        worst = max(worst, rel_err(xf @ weights[head_key].to(DT).T, logits))
+        hf_logits = xf @ weights[head_key].to(DT).T
+        cap = model.config.get("final_logit_softcapping", 30.0 if a["model_type"] == "gemma2" else None)
+        if a["model_type"].startswith("gemma") and cap is not None:
+            hf_logits = torch.tanh(hf_logits / cap) * cap
+        worst = max(worst, rel_err(hf_logits, logits))
         print(f"    {name:20s} attn_out / mlp_out / logits worst rel err {worst:.1e}")
         check(worst < 1e-12, f"{name} HF-style recomputation {worst}")
 
