@@ -16,6 +16,7 @@ void add_dla_results(const DlaResult& dla, RunResults& res) {
   res.scores.push_back(head_scores_from_tensor("dla", dla.per_head));
   nlohmann::json dm = {{"kind", "dla_components"}, {"components", dla.components},
                        {"logit_diff", dla.logit_diff}, {"bias_terms", dla.bias_terms}};
+  if (!dla.notes.empty()) dm["notes"] = dla.notes;
   res.tensors.push_back({"dla_components", at::tensor(dla.per_component, at::kDouble).to(at::kFloat), dm.dump()});
 }
 

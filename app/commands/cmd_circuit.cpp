@@ -52,6 +52,7 @@ void print_json(const CircuitRunOutcome& r, const std::vector<Row>& rows) {
   if (r.params["evaluate"].get<bool>())
     j["evaluation"] = {{"faithfulness", f.faithfulness}, {"normalized", f.normalized},
                        {"metric_circuit", f.metric_circuit}, {"n_edges", f.n_edges}, {"n_nodes", f.n_nodes}};
+  j["dla"] = {{"logit_diff", cr.dla.logit_diff}, {"bias_terms", cr.dla.bias_terms}, {"notes", cr.dla.notes}};
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
@@ -81,6 +82,7 @@ void print_text(const CircuitRunOutcome& r, const std::vector<Row>& rows, int64_
                 flat[i].item<double>());
   }
   std::printf("\n");
+  for (const std::string& note : cr.dla.notes) std::printf("  note: %s\n", note.c_str());
 }
 
 int run(const Opts& o) {

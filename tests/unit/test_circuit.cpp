@@ -50,7 +50,7 @@ TEST(CircuitGraph, Shapes) {
 
 TEST(CircuitGraph, EdgeForwardWithZeroOffsetsIsTheForwardPass) {
   at::NoGradGuard ng;
-  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "attn_only"}) {
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "attn_only", "qwen3", "phi3", "olmo2", "gemma2", "gemma3"}) {
     auto m = test::tiny_model(fam);
     CircuitGraph g(m->config());
     TaskPairs t = induction_task();
@@ -77,7 +77,7 @@ TEST(CircuitGraph, EdgeForwardWithZeroOffsetsIsTheForwardPass) {
 // EAP is the first-order term of exact edge patching: with the corrupted outputs moved towards
 // the clean ones by alpha, exact / alpha tends to the EAP score.
 TEST(CircuitEap, SmallDeltaLimitMatchesExactPatching) {
-  for (const char* fam : {"gpt2", "llama", "neox"}) {
+  for (const char* fam : {"gpt2", "llama", "neox", "olmo2", "gemma2"}) {
     auto m = test::tiny_model(fam);
     CircuitGraph g(m->config());
     TaskPairs t = induction_task();
@@ -224,7 +224,9 @@ TEST(PathPatching, AgreesWithExactEdgePatchingIntoLogits) {
 }
 
 TEST(Dla, ComponentsSumToTheLogitDifference) {
-  for (const char* fam : {"gpt2", "llama", "neox"}) {
+  // OLMo 2 and Gemma: heads through the post-norm with its scale frozen; Gemma 2's logit_diff is
+  // before the final soft-cap (the attributions are linear in those logits).
+  for (const char* fam : {"gpt2", "llama", "neox", "olmo2", "gemma2", "gemma3"}) {
     auto m = test::tiny_model(fam);
     TaskPairs t = induction_task();
     DlaResult r = direct_logit_attribution(*m, t);

@@ -1,6 +1,9 @@
 // The circuit graph and the edge-level forward pass. Each target's input is recomputed from the
 // residual stream plus its offset inside hooks: q/k/v through ln1 and that head's rows of W_qkv,
-// MLP inputs through ln2, the logits' input at the last hook_resid_post.
+// MLP inputs through ln2, the logits' input at the last hook_resid_post. Models without pre-norms
+// (OLMo 2) project the offset input directly; with a norm after attention (OLMo 2, Gemma 2/3) a
+// head's output is what it writes through that norm: result * ln1_post weight / the norm's scale
+// in the same run, so a layer's heads sum to its hook_attn_out (exactly, without an output bias).
 #include "core/analysis/circuits/circuit_graph.h"
 
 #include <ATen/ATen.h>
@@ -99,11 +102,18 @@ const TargetGroup& CircuitGraph::group_of(TargetKind kind, int layer) const {
   throw std::out_of_range(std::string("no target group ") + target_kind_name(kind) + " in layer " + std::to_string(layer));
 }
 
+at::Tensor through_post_norm(const Model& model, int layer, const at::Tensor& result, const at::Tensor& scale) {
+  const at::Tensor& w = model.weights().layers[static_cast<size_t>(layer)].ln1_post_w;
+  at::Tensor r = result.to(at::kFloat) / scale.to(at::kFloat).unsqueeze(2);  // scale (B, T, 1) -> (B, T, 1, 1)
+  return w.defined() ? r * w.to(at::kFloat) : r;
+}
+
 at::Tensor collect_source_outputs(const Model& model, const CircuitGraph& g, const at::Tensor& tokens) {
   at::NoGradGuard no_grad;
   ActivationCache cache;
   HookRegistry reg;
-  for (const char* n : {"hook_embed", "hook_pos_embed", "blocks.*.attn.hook_result", "blocks.*.hook_mlp_out"})
+  for (const char* n : {"hook_embed", "hook_pos_embed", "blocks.*.attn.hook_result", "blocks.*.hook_mlp_out",
+                        "blocks.*.ln1_post.hook_scale"})
     reg.add_forward(n, cache_hook(cache));
   ForwardOptions fo;
   fo.hooks = &reg;
@@ -116,6 +126,8 @@ at::Tensor collect_source_outputs(const Model& model, const CircuitGraph& g, con
   out.push_back(in);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     at::Tensor r = cache.at(get_act_name("result", static_cast<int>(l))).to(at::kFloat);  // (B, T, H, d)
+    if (c.post_norm)
+      r = through_post_norm(model, static_cast<int>(l), r, cache.at("blocks." + std::to_string(l) + ".ln1_post.hook_scale"));
     for (int64_t h = 0; h < c.n_heads; ++h) out.push_back(r.select(2, h));
     if (!c.attn_only()) out.push_back(cache.at(get_act_name("mlp_out", static_cast<int>(l))).to(at::kFloat));
   }
@@ -144,7 +156,7 @@ at::Tensor project_heads(const Model& m, int layer, TargetKind kind, const at::T
   const ModelConfig& c = m.config();
   const LayerWeights& lw = m.weights().layers[static_cast<size_t>(layer)];
   const QkvRows r = qkv_rows(c, kind);
-  at::Tensor xn = apply_norm_f32(c, x, lw.ln1_w, lw.ln1_b);  // (B, T, n, d)
+  at::Tensor xn = c.pre_norm ? apply_norm_f32(c, x, lw.ln1_w, lw.ln1_b) : x.to(at::kFloat);  // (B, T, n, d)
   at::Tensor out = at::einsum("btnd,nkd->btnk", {xn, head_weights(c, lw, r)});
   if (lw.b_qkv.defined()) out = out + lw.b_qkv.narrow(0, r.row0, r.n * c.d_head).to(at::kFloat).view({r.n, c.d_head});
   return out.to(m.dtype());
@@ -213,7 +225,7 @@ at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at:
       reg.add_forward(get_act_name(hook, l), [&, l, kind, grp](const at::Tensor& act, const HookContext&) {
         at::Tensor off = opts.offsets ? opts.offsets(grp, outputs) : at::Tensor();
         if (!off.defined()) return at::Tensor();
-        if (opts.linearized_heads)
+        if (opts.linearized_heads && c.pre_norm)
           return act + linearized_heads(model, l, kind, resid_pre[static_cast<size_t>(l)], off).to(act.scalar_type());
         at::Tensor x = resid_pre[static_cast<size_t>(l)].to(at::kFloat).unsqueeze(2) + off;  // (B, T, n, d)
         return project_heads(model, l, kind, x);
@@ -224,6 +236,14 @@ at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at:
         outputs[static_cast<size_t>(g.head_source(l, static_cast<int>(h)))] = a.select(2, h).to(at::kFloat);
       return at::Tensor();
     });
+    if (c.post_norm)  // the heads' outputs as they reach the residual stream, once the norm's scale is known
+      reg.add_forward("blocks." + std::to_string(l) + ".ln1_post.hook_scale", [&, l](const at::Tensor& scale, const HookContext&) {
+        for (int64_t h = 0; h < c.n_heads; ++h) {
+          at::Tensor& o = outputs[static_cast<size_t>(g.head_source(l, static_cast<int>(h)))];
+          o = through_post_norm(model, l, o.unsqueeze(2), scale).squeeze(2);
+        }
+        return at::Tensor();
+      });
     if (c.attn_only()) continue;
     if (!c.parallel_attn_mlp)
       reg.add_forward(get_act_name("resid_mid", l), [&, l](const at::Tensor& a, const HookContext&) {
@@ -231,13 +251,33 @@ at::Tensor run_edge_forward(const Model& model, const CircuitGraph& g, const at:
         return at::Tensor();
       });
     const TargetGroup& mg = g.group_of(TargetKind::kMlp, l);
-    reg.add_forward(get_act_name("normalized", l, "ln2"), [&, l, mg](const at::Tensor&, const HookContext&) {
-      at::Tensor off = opts.offsets ? opts.offsets(mg, outputs) : at::Tensor();
-      if (!off.defined()) return at::Tensor();
-      const LayerWeights& lw = model.weights().layers[static_cast<size_t>(l)];
-      at::Tensor in = c.parallel_attn_mlp ? resid_pre[static_cast<size_t>(l)] : resid_mid[static_cast<size_t>(l)];
-      return norm_normalized_f32(c, in.to(at::kFloat) + off, lw.ln2_w, lw.ln2_b);
-    });
+    if (c.pre_norm) {
+      reg.add_forward(get_act_name("normalized", l, "ln2"), [&, l, mg](const at::Tensor&, const HookContext&) {
+        at::Tensor off = opts.offsets ? opts.offsets(mg, outputs) : at::Tensor();
+        if (!off.defined()) return at::Tensor();
+        const LayerWeights& lw = model.weights().layers[static_cast<size_t>(l)];
+        at::Tensor in = c.parallel_attn_mlp ? resid_pre[static_cast<size_t>(l)] : resid_mid[static_cast<size_t>(l)];
+        return norm_normalized_f32(c, in.to(at::kFloat) + off, lw.ln2_w, lw.ln2_b);
+      });
+    } else {
+      // No norm before the MLP (OLMo 2): its input is the residual stream itself, so the offset
+      // enters through W_in, exactly: hook_pre (the gate half when gated) and hook_pre_linear.
+      auto mlp_in_offset = [&, l](const at::Tensor& off, int64_t first, int64_t rows) {
+        const LayerWeights& lw = model.weights().layers[static_cast<size_t>(l)];
+        return at::matmul(off, lw.w_in.narrow(0, first, rows).to(at::kFloat).t());
+      };
+      reg.add_forward(get_act_name("pre", l), [&, mg, mlp_in_offset](const at::Tensor& a, const HookContext&) {
+        at::Tensor off = opts.offsets ? opts.offsets(mg, outputs) : at::Tensor();
+        if (!off.defined()) return at::Tensor();
+        return (a.to(at::kFloat) + mlp_in_offset(off, 0, c.d_mlp)).to(a.scalar_type());
+      });
+      if (c.gated_mlp)
+        reg.add_forward(get_act_name("pre_linear", l), [&, mg, mlp_in_offset](const at::Tensor& a, const HookContext&) {
+          at::Tensor off = opts.offsets ? opts.offsets(mg, outputs) : at::Tensor();
+          if (!off.defined()) return at::Tensor();
+          return (a.to(at::kFloat) + mlp_in_offset(off, c.d_mlp, c.d_mlp)).to(a.scalar_type());
+        });
+    }
     reg.add_forward(get_act_name("mlp_out", l), [&, l](const at::Tensor& a, const HookContext&) {
       outputs[static_cast<size_t>(g.mlp_source(l))] = a.to(at::kFloat);
       return at::Tensor();

@@ -106,7 +106,8 @@ DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
   ActivationCache cache;
   HookRegistry reg;
   for (const char* n : {"hook_embed", "hook_pos_embed", "blocks.*.attn.hook_result", "blocks.*.hook_attn_out",
-                        "blocks.*.hook_mlp_out", "ln_final.hook_scale"})
+                        "blocks.*.hook_mlp_out", "ln_final.hook_scale", "ln_final.hook_normalized",
+                        "blocks.*.ln1_post.hook_scale"})
     reg.add_forward(n, cache_hook(cache));
   ForwardOptions fo;
   fo.hooks = &reg;
@@ -159,6 +160,11 @@ DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
   r.per_head = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
   for (int l = 0; l < static_cast<int>(c.n_layers); ++l) {
     at::Tensor res = at_answer(cache.at(get_act_name("result", l)));  // (N, H, d)
+    if (c.post_norm) {  // through ln1_post, its scale frozen: the heads then sum to hook_attn_out
+      const std::string sname = "blocks." + std::to_string(l) + ".ln1_post.hook_scale";
+      at::Tensor post_scale = at_answer(cache.at(sname)).view({N, 1, 1});
+      res = res * w.layers[static_cast<size_t>(l)].ln1_post_w.to(at::kDouble) / post_scale;
+    }
     for (int64_t h = 0; h < c.n_heads; ++h) r.per_head[l][h] = project(res.select(1, h));
     r.components.push_back("attn" + std::to_string(l));
     r.per_component.push_back(project(at_answer(cache.at(get_act_name("attn_out", l)))));
@@ -168,9 +174,19 @@ DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
     }
   }
   r.bias_terms = bias.mean().item<double>();
+  // The logits the attributions add up to: with final soft-capping, those before the cap (RMSNorm's
+  // hook_normalized is before the weight).
+  at::Tensor lin = logits;
+  if (c.final_softcap > 0) {
+    at::Tensor xf = cache.at("ln_final.hook_normalized").to(at::kDouble);
+    if (w.ln_f_w.defined()) xf = xf * w.ln_f_w.to(at::kDouble);
+    lin = at::matmul(xf, wu.t());
+    if (w.b_u.defined()) lin = lin + w.b_u.to(at::kDouble);
+    if (task.metric == MetricKind::kLogitDiff) r.capped_logit_diff = task_metric(task, logits).item<double>();
+  }
   if (task.metric == MetricKind::kProbDiff) {
     // The logit difference along the same direction: mean logit of later years minus earlier.
-    at::Tensor x = at_answer(logits.to(at::kDouble));
+    at::Tensor x = at_answer(lin.to(at::kDouble));
     double acc = 0;
     for (int64_t i = 0; i < N; ++i) {
       std::vector<int64_t> hi, lo;
@@ -182,8 +198,18 @@ DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
     }
     r.logit_diff = acc / static_cast<double>(N);
   } else {
-    r.logit_diff = task_metric(task, logits).item<double>();
+    r.logit_diff = task_metric(task, lin.to(at::kFloat)).item<double>();
   }
+  if (c.post_norm)
+    r.notes.push_back("post-norm model: each head's output is taken through ln1_post with the norm's scale "
+                      "frozen at the clean run (as the final norm's is), so the heads of a layer sum to its "
+                      "attention output");
+  if (c.final_softcap > 0)
+    r.notes.push_back("final logit soft-capping (cap " + std::to_string(c.final_softcap) +
+                      "): attributions and logit_diff are of the logits before the cap" +
+                      (task.metric == MetricKind::kLogitDiff
+                           ? "; the model's capped logit difference is " + std::to_string(r.capped_logit_diff)
+                           : std::string()));
   return r;
 }
 

@@ -56,6 +56,12 @@ struct DlaResult {
   std::vector<double> per_component;
   double logit_diff = 0;                   // the model's (direction-projected) logit difference
   double bias_terms = 0;                   // ln_final bias and unembedding bias contributions
+  // What the numbers mean on models that are not plain pre-norm ones (empty otherwise): per-head
+  // attributions through a post-norm (OLMo 2, Gemma: each head's output times ln1_post's weight
+  // over its scale, frozen at the clean run, so the heads sum to the attention output), and, with
+  // final logit soft-capping (Gemma 2), that attributions and logit_diff are before the cap.
+  std::vector<std::string> notes;
+  double capped_logit_diff = 0;            // with final soft-capping: the model's capped difference
 };
 DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task);
 

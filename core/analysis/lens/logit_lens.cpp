@@ -29,7 +29,10 @@ void LogitLens::attach(HookRegistry& hooks) {
 at::Tensor LogitLens::logits(const at::Tensor& resid) const {
   at::Tensor x = apply_norm_f32(m_model.config(), resid.to(at::kCPU), m_ln_w, m_ln_b);
   at::Tensor lg = at::matmul(x, m_wu.t());  // (..., d_vocab)
-  return m_bu.defined() ? lg + m_bu : lg;
+  if (m_bu.defined()) lg = lg + m_bu;
+  // Gemma 2's final soft-capping, as the model applies it: the last layer's lens is its prediction.
+  const double cap = m_model.config().final_softcap;
+  return cap > 0 ? at::tanh(lg / cap) * cap : lg;
 }
 
 LogitLens::Top1 LogitLens::top1(const at::Tensor& resid) const {
