@@ -50,7 +50,29 @@ void register_info(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cm
     if (c.pos == PosKind::kRotary)
       std::cout << "rotary:       " << c.rotary_dim << " dims, theta " << c.rope_theta
                 << (c.rope_scaling_type.empty() ? "" : ", scaling " + c.rope_scaling_type) << "\n";
-    if (c.sliding_window > 0) std::cout << "window:       " << c.sliding_window << "\n";
+    if (c.has_local_rope()) std::cout << "local rotary: theta " << c.rope_local_theta << " (local layers)\n";
+    if (c.sliding_window > 0) {
+      std::cout << "window:       " << c.sliding_window;
+      if (!c.layer_local.empty()) {
+        std::cout << " on local layers";
+        for (int64_t l = 0; l < c.n_layers; ++l)
+          if (c.window(l) > 0) std::cout << " " << l;
+      }
+      std::cout << "\n";
+    }
+    std::vector<std::string> notes;
+    if (!c.pre_norm) notes.push_back("no pre-norms");
+    if (c.post_norm) notes.push_back("post-norms (ln1_post, ln2_post)");
+    if (c.qk_norm != QkNorm::kNone) notes.push_back(c.qk_norm == QkNorm::kPerHead ? "q/k norm per head" : "q/k norm over all heads");
+    if (c.embed_scaled) notes.push_back("embeddings x sqrt(d_model)");
+    if (c.query_pre_attn_scalar > 0) notes.push_back("scores x " + std::to_string(c.attn_scale()));
+    if (c.attn_softcap > 0) notes.push_back("attention soft-cap " + std::to_string(c.attn_softcap));
+    if (c.final_softcap > 0) notes.push_back("final soft-cap " + std::to_string(c.final_softcap));
+    if (!notes.empty()) {
+      std::cout << "structure:    ";
+      for (size_t i = 0; i < notes.size(); ++i) std::cout << (i ? "; " : "") << notes[i];
+      std::cout << "\n";
+    }
     std::cout << "parameters:   " << m->parameter_count() << "\n"
               << "dtype:        " << dtype << " on " << m->device().str() << "\n"
               << "tokenizer:    " << tok << "\n"

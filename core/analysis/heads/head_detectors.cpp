@@ -154,8 +154,8 @@ Result<at::Tensor> attention_to_position(const Model& model, const at::Tensor& t
     if (k < 0 || k >= T) fail_usage("key position " + std::to_string(k) + " is outside the sequence");
     // The queries that see key k are k .. k + n - 1 (core/attention/visibility.h): all later ones
     // without a sliding window, the window's first n with one.
-    const int64_t w = model.config().sliding_window, n = w > 0 ? std::min(T - k, w) : T - k;
-    return score_layers(model, tok, [&](int64_t, const at::Tensor& a) {
+    return score_layers(model, tok, [&](int64_t layer, const at::Tensor& a) {
+      const int64_t w = model.config().window(layer), n = w > 0 ? std::min(T - k, w) : T - k;
       // Column k, from the queries that can see it: [B, H, n] -> mean over queries and batch.
       return a.select(3, k).narrow(2, k, n).to(at::kDouble).mean(at::IntArrayRef{0, 2});
     });

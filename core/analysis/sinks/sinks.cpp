@@ -105,8 +105,13 @@ SinkReport analyze_sinks(const Model& model, const std::vector<std::vector<int32
     denom.narrow(0, 0, nc) += static_cast<double>(L * H);
 
     // Hidden sinks: later keys above the absolute or the uniform-relative threshold.
-    at::Tensor threshold = o.hidden_relative ? uniform_alpha(T, c.sliding_window) * o.hidden_threshold
-                                             : at::full({T}, o.hidden_threshold, f);
+    // Relative: to the uniform weight under each layer's own window (Gemma's local and global layers).
+    at::Tensor threshold = at::full({T}, o.hidden_threshold, f);
+    if (o.hidden_relative) {
+      std::vector<at::Tensor> per_layer;
+      for (int64_t l = 0; l < alpha.size(0); ++l) per_layer.push_back(uniform_alpha(T, c.window(l)) * o.hidden_threshold);
+      threshold = at::stack(per_layer).unsqueeze(1);  // (L, 1, T)
+    }
     at::Tensor hidden = hidden_sink_mask(alpha, threshold);  // (L, H, T)
     r.head_hidden_count += hidden.sum(-1);
     at::Tensor found = hidden.nonzero();
