@@ -29,6 +29,8 @@ void register_zoo(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   rnd->add_option("--n-ctx", o->spec.n_ctx)->capture_default_str();
   rnd->add_option("--seed", o->spec.seed)->capture_default_str();
   rnd->add_option("--init-std", o->spec.init_std)->capture_default_str();
+  rnd->add_option("--d-head", o->spec.d_head, "0: d_model / n_heads (families with a head_dim field)")->capture_default_str();
+  rnd->add_option("--dtype", o->spec.dtype, "stored dtype: f32 or bf16")->capture_default_str();
   rnd->add_option("--out,-o", o->out, "output folder")->required();
   rnd->add_flag("--force", o->force, "replace an existing folder");
   cmds.emplace_back(rnd, [o]() {

@@ -23,12 +23,13 @@ struct Maker {
   double std;
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   bool dry = false;  // only the config: nothing allocated (checked before the weights are made)
+  c10::ScalarType dtype = at::kFloat;  // each tensor is stored in it as soon as it is drawn
 
   void normal(const std::string& name, std::vector<int64_t> shape) {
-    if (!dry) tensors.emplace_back(name, at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)));
+    if (!dry) tensors.emplace_back(name, at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype));
   }
   void fill(const std::string& name, std::vector<int64_t> shape, double v) {
-    if (!dry) tensors.emplace_back(name, at::full(shape, v, at::TensorOptions().dtype(at::kFloat)));
+    if (!dry) tensors.emplace_back(name, at::full(shape, v, at::TensorOptions().dtype(at::kFloat)).to(dtype));
   }
 };
 
@@ -47,11 +48,12 @@ nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
   const ArchSpec* a = find_arch(s.arch);
   if (!a) fail_usage("unknown architecture '" + s.arch + "' (" + arch_names() + ")");
   nlohmann::json cfg = random_hf_config(
-      *a, {s.n_layers, s.d_model, s.n_heads, s.n_kv_heads, s.d_mlp, s.d_vocab, s.n_ctx});
+      *a, {s.n_layers, s.d_model, s.n_heads, s.n_kv_heads, s.d_mlp, s.d_vocab, s.n_ctx, s.d_head});
+  if (s.dtype == "bf16") cfg["torch_dtype"] = "bfloat16";
   for (const ConfigField& f : a->config)  // partial rotary: a fraction valid for this head size
     if (f.field == Field::kRotaryFraction && cfg.contains(f.keys[0]) && cfg[f.keys[0]].is_number() &&
         s.n_heads > 0)
-      cfg[f.keys[0]] = valid_rotary_fraction(cfg[f.keys[0]].get<double>(), s.d_model / s.n_heads);
+      cfg[f.keys[0]] = valid_rotary_fraction(cfg[f.keys[0]].get<double>(), s.d_head > 0 ? s.d_head : s.d_model / s.n_heads);
   Result<ModelConfig> c = parse_hf_config_text(cfg.dump(), "random " + s.arch + " model");
   if (!c) fail_usage(c.error().message);
   for_each_tensor(*a, c->n_layers, [&](const TensorSpec& t, int64_t layer) {
@@ -113,8 +115,9 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, double std) {
 
 Status write_random_model(const RandomModelSpec& s, const std::string& out_dir, bool force) {
   return guard([&] {
-    if (s.n_layers <= 0 || s.d_model <= 0 || s.n_heads <= 0 || s.d_model % s.n_heads)
-      fail_usage("random model: need positive sizes and d_model divisible by n_heads");
+    if (s.n_layers <= 0 || s.d_model <= 0 || s.n_heads <= 0 || (s.d_head <= 0 && s.d_model % s.n_heads))
+      fail_usage("random model: need positive sizes and d_model divisible by n_heads (or --d-head)");
+    if (s.dtype != "f32" && s.dtype != "bf16") fail_usage("random model: --dtype must be f32 or bf16, got " + s.dtype);
     fs::path out(out_dir);
     std::error_code ec;
     if (fs::exists(out, ec) && !fs::is_empty(out, ec) && !force)
@@ -126,6 +129,7 @@ Status write_random_model(const RandomModelSpec& s, const std::string& out_dir, 
     Result<ModelConfig> check = parse_hf_config_text(make_tensors(s, dry).dump(), "random model config");
     if (!check) fail_usage("random model: " + check.error().message);
     Maker mk{at::detail::createCPUGenerator(s.seed), s.init_std, {}};
+    mk.dtype = s.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
     nlohmann::json cfg = make_tensors(s, mk);
     fs::path tmp = out.string() + ".tmp";
     fs::remove_all(tmp, ec);

@@ -21,6 +21,8 @@ struct RandomModelSpec {
   int64_t n_ctx = 1024;
   uint64_t seed = 0;
   double init_std = 0.02;  // std of the weight matrices (norm weights 1, biases 0)
+  int64_t d_head = 0;      // 0: d_model / n_heads (families whose config has head_dim write it)
+  std::string dtype = "f32";  // stored dtype: f32 or bf16
 };
 
 // Writes config.json and model.safetensors into out_dir (created; refused when it holds files

@@ -65,7 +65,7 @@ json random_size(Field f, const ArchSpec& a, const ArchSizes& s) {
     case Field::kNKvHeads: return s.n_kv_heads > 0 ? s.n_kv_heads : s.n_heads;
     case Field::kDVocab: return s.d_vocab;
     case Field::kNCtx: return s.n_ctx;
-    case Field::kDHead: return s.n_heads > 0 ? s.d_model / s.n_heads : 0;  // families that write it
+    case Field::kDHead: return s.d_head > 0 ? s.d_head : s.n_heads > 0 ? s.d_model / s.n_heads : 0;
     case Field::kDMlp:
       if (s.d_mlp > 0) return s.d_mlp;
       // Gated MLPs: 8/3 d_model rounded up to 64 (the parameters of a 4 d_model MLP).

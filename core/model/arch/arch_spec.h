@@ -163,6 +163,7 @@ nlohmann::json hf_config_fields(const ArchSpec& a, const ModelConfig& c);
 // family's random_overrides.
 struct ArchSizes {
   int64_t n_layers, d_model, n_heads, n_kv_heads, d_mlp, d_vocab, n_ctx;
+  int64_t d_head = 0;  // 0: d_model / n_heads
 };
 nlohmann::json random_hf_config(const ArchSpec& a, const ArchSizes& s);
 
