@@ -177,6 +177,19 @@ TEST(TokenizerLlama, LlamaCppSpmVectorsThroughTokenizerModel) {
             static_cast<int>(cases.size()));
 }
 
+// Phi-3's vocabulary is Llama 2's 32,000 SentencePiece pieces (its tokenizer.json adds chat tokens
+// from id 32000 on); llama.cpp's "phi-3" vectors, made with Phi-3's own tokenizer, must come out of
+// the Llama 2 tokenizer.model unchanged. (No Gemma, Qwen or OLMo tokenizer file is in
+// ../shared/reference; their vectors cannot be checked here.)
+TEST(TokenizerLlama, Phi3VectorsThroughTheLlama2Vocabulary) {
+  MS_REQUIRE_REFERENCE();
+  auto tok = llama_sp();
+  ASSERT_TRUE(tok);
+  const auto cases = read_llamacpp_vectors("phi-3");
+  ASSERT_GT(cases.size(), 20u);
+  EXPECT_EQ(expect_cases(*tok, cases, kNoSpecial, kNoSpecial, "phi-3 via tokenizer.model"), static_cast<int>(cases.size()));
+}
+
 TEST(TokenizerLlama, LlamaCppSpmVectorsThroughGgufVocab) {
   MS_REQUIRE_REFERENCE();
   auto tok = must(tokenizer_from_gguf_vocab(
