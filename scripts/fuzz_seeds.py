@@ -192,6 +192,15 @@ def main():
               ("tokenizer.ggml.tokens", 9, (8, ["a", "b", "c", "ab", "\u0120", "\u0120a"])),
               ("tokenizer.ggml.merges", 9, (8, ["a b", "\u0120 a"]))]
     put("gguf", "gpt2-vocab.gguf", gguf(bpe_kv, []))
+    # a gemma2 file: the keys of a family beyond llama (sliding window, soft-caps, key_length)
+    g2 = [("general.architecture", 8, "gemma2"), ("gemma2.embedding_length", 4, 8),
+          ("gemma2.block_count", 4, 2), ("gemma2.attention.head_count", 4, 2),
+          ("gemma2.attention.head_count_kv", 4, 1), ("gemma2.attention.key_length", 4, 4),
+          ("gemma2.feed_forward_length", 4, 16), ("gemma2.context_length", 4, 32),
+          ("gemma2.attention.layer_norm_rms_epsilon", 6, 1e-6), ("gemma2.attention.sliding_window", 4, 4),
+          ("gemma2.attn_logit_softcapping", 6, 50.0), ("gemma2.final_logit_softcapping", 6, 30.0)]
+    g2_emb = struct.pack("<32f", *[0.01 * (i % 5) for i in range(32)])
+    put("gguf", "gemma2-config.gguf", gguf(g2, [("token_embd.weight", [8, 4], 0, g2_emb)]))
     # npy: small real arrays from the parity fixtures
     ref = os.path.join(parity, "gpt2", "reference")
     for name in ["blocks.0.attn.hook_q.npy", "ln_final.hook_scale.npy"]:

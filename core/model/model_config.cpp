@@ -3,6 +3,7 @@
 #include "core/model/model_config.h"
 
 #include <cmath>
+#include <stdexcept>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -330,6 +331,8 @@ Status validate_config(const ModelConfig& c, const std::string& where) {
     if (c.pos == PosKind::kRotary && (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)))
       fail_input(where + ": rotary base (rope_theta) must be a positive number");
     if (c.sliding_window < 0) fail_input(where + ": sliding window must not be negative");
+    if (!c.rope_scaling_type.empty() && (!(c.rope_scaling_factor > 0) || !std::isfinite(c.rope_scaling_factor)))
+      fail_input(where + ": rope scaling factor must be a positive number");
     if (!c.layer_local.empty() && static_cast<int64_t>(c.layer_local.size()) != c.n_layers)
       fail_input(where + ": 'layer_types' lists " + std::to_string(c.layer_local.size()) + " layers, the model has " +
                  std::to_string(c.n_layers));
@@ -352,6 +355,7 @@ Status validate_config(const ModelConfig& c, const std::string& where) {
     at_most(c.d_mlp, kMaxDMlp, "MLP size");
     at_most(c.d_vocab, kMaxVocab, "vocabulary size");
     at_most(c.n_ctx, kMaxPositions, "maximum positions");
+    at_most(c.sliding_window, kMaxPositions, "sliding window");
     at_most(c.q_dim(), kMaxDModel * 8, "number of heads x head dimension");
   });
 }
@@ -384,12 +388,67 @@ Result<ModelConfig> parse_hf_config(const std::string& path) {
 }
 
 namespace {
-// The GGUF name of a model-wide slot in the family's table ("token_embd.weight"), or "".
+
+// The GGUF name of a slot in the family's table ("token_embd.weight"; layer 0 for per-layer
+// slots), or "" when it has none.
 std::string gguf_name_of(const ArchSpec& a, Slot slot) {
   for (const TensorSpec& t : a.tensors)
-    if (t.slot == slot && t.gguf.name) return t.gguf.name;
+    if (t.slot == slot && t.gguf.name) return tensor_name(t.gguf.name, 0);
   return "";
 }
+
+bool has_field(const ArchSpec& a, Field f) {
+  for (const ConfigField& cf : a.config)
+    if (cf.field == f) return true;
+  return false;
+}
+
+// A family's own GGUF key, read as set_field expects its field (a soft-cap of 0 means none, as
+// llama.cpp reads it), with the key's full name in messages.
+void read_gguf_field(const GgufFile& g, const ArchSpec& a, const GgufField& gf, const std::string& prefix,
+                     ModelConfig& c, Seen& seen, const std::string& where) {
+  const ConfigField* table = nullptr;
+  for (const ConfigField& cf : a.config)
+    if (cf.field == gf.field) table = &cf;
+  if (!table) throw std::logic_error("GGUF key " + std::string(gf.key) + " sets a field the family's table lacks");
+  ConfigField cf = *table;
+  cf.keys = {prefix + gf.key};
+  json v = gf.def;
+  if (g.get(cf.keys[0])) {
+    switch (gf.field) {
+      case Field::kAttnSoftcap: case Field::kFinalSoftcap: {
+        const double x = g.get_float(cf.keys[0]);
+        if (x == 0) {
+          (gf.field == Field::kAttnSoftcap ? c.attn_softcap : c.final_softcap) = 0;
+          return;
+        }
+        v = x;
+        break;
+      }
+      case Field::kRopeLocalTheta: case Field::kQueryPreAttnScalar: v = g.get_float(cf.keys[0]); break;
+      default: v = g.get_int(cf.keys[0]); break;
+    }
+  }
+  set_field(c, seen, cf, v, where);
+}
+
+// rope.scaling: linear (llama.cpp's default type when a factor is given) or none; YaRN and
+// LongRoPE are refused.
+void read_gguf_rope_scaling(const GgufFile& g, const std::string& p, ModelConfig& c, const std::string& where) {
+  const std::string type = g.get_string(p + "rope.scaling.type", "");
+  double factor = g.get_float(p + "rope.scaling.factor", 0.0);
+  if (factor == 0) factor = g.get_float(p + "rope.scale_linear", 0.0);
+  if (type == "none") return;
+  if (!type.empty() && type != "linear")
+    fail_input(where + ": '" + p + "rope.scaling.type' is '" + type + "', not supported (supported: none, linear)");
+  if (!(factor >= 0) || !std::isfinite(factor))
+    fail_input(where + ": '" + p + "rope.scaling.factor' must be a positive number");
+  if (factor > 0 && factor != 1) {
+    c.rope_scaling_type = "linear";
+    c.rope_scaling_factor = factor;
+  }
+}
+
 }  // namespace
 
 Result<ModelConfig> config_from_gguf(const GgufFile& g) {
@@ -400,8 +459,10 @@ Result<ModelConfig> config_from_gguf(const GgufFile& g) {
     if (!a)
       fail_input(where + ": GGUF architecture '" + arch + "' is not supported (supported: " +
                  arch_names(", ", true) + ")");
-    // The family's structure and config defaults, then llama.cpp's metadata keys, which are the
-    // same for every architecture under its name.
+    for (const RefusedTensor& r : a->gguf_refused)
+      if (g.find(r.name)) fail_input(where + ": tensor '" + r.name + "': " + r.why);
+    // The family's structure and config defaults, then llama.cpp's metadata keys: first those
+    // every architecture has under its name, then the family's own (ArchSpec::gguf_config).
     ModelConfig c = structure_of(*a);
     Seen seen;
     for (const ConfigField& cf : a->config)
@@ -419,12 +480,31 @@ Result<ModelConfig> config_from_gguf(const GgufFile& g) {
     if (c.pos == PosKind::kRotary) {
       c.rotary_dim = g.get_int(p + "rope.dimension_count", c.d_head);
       c.rope_theta = g.get_float(p + "rope.freq_base", 10000.0);
+      read_gguf_rope_scaling(g, p, c, where);
     }
+    for (const GgufField& gf : a->gguf_config) read_gguf_field(g, *a, gf, p, c, seen, where);
+    if (a->gguf_wide_scalar_layers > 0 && c.n_heads > 0)
+      c.query_pre_attn_scalar = static_cast<double>(
+          c.n_layers == a->gguf_wide_scalar_layers ? c.d_model / c.n_heads : c.d_head);
+    // The local/global layer pattern (Gemma), once n_layers is known.
+    if (seen.sliding_pattern > 0 && c.n_layers > 0 && c.n_layers <= kMaxLayers)
+      for (int64_t l = 0; l < c.n_layers; ++l) c.layer_local.push_back((l + 1) % seen.sliding_pattern != 0);
     const std::string emb_name = gguf_name_of(*a, Slot::kEmbed);
     const TensorView* emb = g.find(emb_name);
     if (!emb) fail_input(where + ": tensor '" + emb_name + "' is missing");
     c.d_vocab = g.get_int(p + "vocab_size", emb->shape.empty() ? 0 : emb->shape[0]);
+    // What GGUF says by the tensors it holds: a tied output (no output.weight) and the biases a
+    // config.json switch would turn on (attention_bias, mlp_bias).
     c.tie_embeddings = g.find(gguf_name_of(*a, Slot::kUnembed)) == nullptr;
+    auto present = [&](Slot s) {
+      const std::string n = gguf_name_of(*a, s);
+      return !n.empty() && g.find(n) != nullptr;
+    };
+    if (has_field(*a, Field::kAttnBias)) {
+      c.qkv_bias = present(Slot::kQkvB);
+      c.o_bias = present(Slot::kOB);
+    }
+    if (has_field(*a, Field::kMlpBias)) c.mlp_bias = present(Slot::kInB) || present(Slot::kOutB);
     for (auto [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &c.bos_token_id},
                            std::pair{"tokenizer.ggml.eos_token_id", &c.eos_token_id}}) {
       const int64_t v = g.get_int(key, -1);

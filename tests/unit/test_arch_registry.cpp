@@ -89,6 +89,13 @@ TEST(ArchRegistry, TablesAreWellFormed) {
       for (const std::string& k : f.keys) EXPECT_TRUE(keys.insert(k).second) << k;
     }
     for (const auto& [k, v] : a->random_overrides.items()) EXPECT_TRUE(keys.count(k)) << k;
+    // A family's own GGUF keys set fields of its config table, and only a GGUF family has them.
+    for (const GgufField& g : a->gguf_config) {
+      EXPECT_FALSE(a->gguf_arch.empty()) << g.key;
+      bool in_table = false;
+      for (const ConfigField& f : a->config) in_table = in_table || f.field == g.field;
+      EXPECT_TRUE(in_table) << g.key;
+    }
   }
 }
 

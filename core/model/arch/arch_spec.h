@@ -34,6 +34,7 @@ enum class Conv {
   kNeoxQkv,    // NeoX fused qkv, per head [head, (q|k|v), d_head, ...]
   kMetaRope,   // GGUF q/k: each head's rows in Meta's interleaved RoPE order (pairs 2i, 2i+1)
   kPlusOne,    // Gemma's RMSNorm weights: the stored w scales by (1 + w); canonical = stored + 1
+               // (GGUF files hold 1 + w already: convert_hf_to_gguf.py adds the 1)
 };
 // When a tensor is present, decided by the parsed config.
 enum class When { kAlways, kQkvBias, kOBias, kMlpBias, kUntied };
@@ -100,6 +101,20 @@ struct RefusedSetting {
   const char* why;
 };
 
+// GGUF metadata: a family's own key (after "<arch>.", llama.cpp's name: "attention.sliding_window")
+// and the field it sets. The keys every family shares (sizes, norm epsilon, RoPE base and
+// dimensions, rope.scaling) are read for all of them (config_from_gguf).
+struct GgufField {
+  Field field;     // a field of the family's config table
+  const char* key;
+  nlohmann::json def = nullptr;  // when the key is absent; null: the config table's default
+};
+// A GGUF tensor whose presence marks a variant the forward pass cannot run: refused with `why`.
+struct RefusedTensor {
+  const char* name;
+  const char* why;
+};
+
 // What the family fixes (config.json cannot change it), and the forward pass reads through
 // ModelConfig. Biases here are the family's when no config field sets them.
 struct ArchStructure {
@@ -121,6 +136,11 @@ struct ArchSpec {
   ArchStructure structure;
   std::vector<ConfigField> config;     // in reading order
   std::vector<RefusedSetting> refused;
+  std::vector<GgufField> gguf_config;    // the family's own GGUF keys (gguf_arch set)
+  std::vector<RefusedTensor> gguf_refused;
+  // GGUF stores no query_pre_attn_scalar; llama.cpp derives it: d_model / n_heads for the one model
+  // it recognises by this layer count (Gemma's 27B), d_head otherwise. 0: the family has none.
+  int64_t gguf_wide_scalar_layers = 0;
   // In file order: model-wide tensors, then the per-layer block, then model-wide ones again.
   std::vector<TensorSpec> tensors;
   // Config values `zoo random` writes where they differ from `def` (kept so random models stay

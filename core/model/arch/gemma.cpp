@@ -10,6 +10,8 @@
 //   ln2_post); GeGLU with the tanh GELU; tied embeddings by default;
 // - local (sliding-window) and global layers: layer_types when present, else Gemma 2's even layers
 //   and Gemma 3's five of every six (sliding_window_pattern) are local;
+// - GGUF: llama.cpp's gemma2 and gemma3 (text) files, norms stored as 1 + w, the attention scale as
+//   llama.cpp derives it (d_head, or d_model / n_heads for the 27B models);
 // - Gemma 3 adds q_norm / k_norm per head (1 + w) before RoPE, a RoPE base of its own on local
 //   layers (rope_local_base_freq, no rope_scaling) and rope_scaling on global ones; soft-capping
 //   off by default.
@@ -45,32 +47,42 @@ ArchSpec make_gemma(bool v3) {
   a.config.push_back({Field::kAttnSoftcap, {"attn_logit_softcapping"}, v3 ? nlohmann::json(nullptr) : nlohmann::json(50.0)});
   a.config.push_back({Field::kFinalSoftcap, {"final_logit_softcapping"}, v3 ? nlohmann::json(nullptr) : nlohmann::json(30.0)});
   if (v3) a.config.push_back({Field::kRopeLocalTheta, {"rope_local_base_freq"}, 10000.0});
+  // GGUF (llama.cpp's gemma2 / gemma3): the norms hold 1 + w (Conv::kNone there); the sliding
+  // window and soft-caps are keys, the local/global pattern (2, 6) and Gemma 3's local RoPE base
+  // (10000 unless rope.freq_base_swa says otherwise) are fixed as the table's defaults fix them;
+  // no local window when gemma3's sliding_window is absent or 0 (llama.cpp since late 2025).
+  a.gguf_arch = v3 ? "gemma3" : "gemma2";
+  a.gguf_config = {{Field::kSlidingWindow, "attention.sliding_window", v3 ? nlohmann::json(0) : nlohmann::json(nullptr)},
+                   {Field::kFinalSoftcap, "final_logit_softcapping"}};
+  if (v3) a.gguf_config.push_back({Field::kRopeLocalTheta, "rope.freq_base_swa"});
+  else a.gguf_config.push_back({Field::kAttnSoftcap, "attn_logit_softcapping"});
+  a.gguf_wide_scalar_layers = v3 ? 62 : 46;
   const When A = When::kAlways, QB = When::kQkvBias, OB = When::kOBias;
   const Conv P = Conv::kPlusOne;
   a.tensors = {
-      {Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {}},
-      {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight", P}, {}},
-      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {}},
-      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {}},
-      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {}},
-      {Slot::kQkvB, Part::kQ, QB, {"model.layers.{L}.self_attn.q_proj.bias"}, {}},
-      {Slot::kQkvB, Part::kK, QB, {"model.layers.{L}.self_attn.k_proj.bias"}, {}},
-      {Slot::kQkvB, Part::kV, QB, {"model.layers.{L}.self_attn.v_proj.bias"}, {}},
-      {Slot::kOW, Part::kAll, A, {"model.layers.{L}.self_attn.o_proj.weight"}, {}},
-      {Slot::kOB, Part::kAll, OB, {"model.layers.{L}.self_attn.o_proj.bias"}, {}},
-      {Slot::kLn1PostW, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight", P}, {}},
-      {Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.pre_feedforward_layernorm.weight", P}, {}},
-      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {}},
-      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {}},
-      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {}},
-      {Slot::kLn2PostW, Part::kAll, A, {"model.layers.{L}.post_feedforward_layernorm.weight", P}, {}},
-      {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight", P}, {}},
-      {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {}},
+      {Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {"token_embd.weight"}},
+      {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight", P}, {"blk.{L}.attn_norm.weight"}},
+      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {"blk.{L}.attn_q.weight"}},
+      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {"blk.{L}.attn_k.weight"}},
+      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {"blk.{L}.attn_v.weight"}},
+      {Slot::kQkvB, Part::kQ, QB, {"model.layers.{L}.self_attn.q_proj.bias"}, {"blk.{L}.attn_q.bias"}},
+      {Slot::kQkvB, Part::kK, QB, {"model.layers.{L}.self_attn.k_proj.bias"}, {"blk.{L}.attn_k.bias"}},
+      {Slot::kQkvB, Part::kV, QB, {"model.layers.{L}.self_attn.v_proj.bias"}, {"blk.{L}.attn_v.bias"}},
+      {Slot::kOW, Part::kAll, A, {"model.layers.{L}.self_attn.o_proj.weight"}, {"blk.{L}.attn_output.weight"}},
+      {Slot::kOB, Part::kAll, OB, {"model.layers.{L}.self_attn.o_proj.bias"}, {"blk.{L}.attn_output.bias"}},
+      {Slot::kLn1PostW, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight", P}, {"blk.{L}.post_attention_norm.weight"}},
+      {Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.pre_feedforward_layernorm.weight", P}, {"blk.{L}.ffn_norm.weight"}},
+      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {"blk.{L}.ffn_gate.weight"}},
+      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {"blk.{L}.ffn_up.weight"}},
+      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {"blk.{L}.ffn_down.weight"}},
+      {Slot::kLn2PostW, Part::kAll, A, {"model.layers.{L}.post_feedforward_layernorm.weight", P}, {"blk.{L}.post_ffw_norm.weight"}},
+      {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight", P}, {"output_norm.weight"}},
+      {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {v3 ? "output.weight" : nullptr}},
   };
   if (v3) {  // q_norm / k_norm after the projections, in Gemma 3's file order
     auto at = a.tensors.begin() + 10;  // after o_proj's bias
-    a.tensors.insert(at, {{Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight", P}, {}},
-                          {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight", P}, {}}});
+    a.tensors.insert(at, {{Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight", P}, {"blk.{L}.attn_q_norm.weight"}},
+                          {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight", P}, {"blk.{L}.attn_k_norm.weight"}}});
   }
   return a;
 }
