@@ -137,6 +137,22 @@ at::ScalarType plain_scalar_type(DType t) {
 
 }  // namespace
 
+namespace {
+// After a tensor was copied out of a file mapping (converted or dequantized), its pages are
+// dropped from memory: a big checkpoint read in another dtype then costs its converted weights,
+// not those plus the file (issue [3/7]: a bf16 Gemma-2-2B loaded as f32 within the f32 weights +
+// 1.5 GiB). Only whole pages inside the tensor's bytes: a neighbour may share the boundary pages.
+// The mapping is private and read from the file again should anything touch these pages.
+at::Tensor released(const TensorView& view, at::Tensor copy) {
+  if (!view.file || view.nbytes == 0) return copy;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(view.data), end = begin + view.nbytes;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  return copy;
+}
+}  // namespace
+
 at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
   if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16 &&
       dtype != at::kDouble) {
@@ -157,7 +173,7 @@ at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
   if (const QuantType* q = find_quant_type(view.dtype)) {
     at::Tensor out = at::empty(view.shape, at::TensorOptions().dtype(at::kFloat));
     dequantize_blocks(*q, view.data, out.data_ptr<float>(), numel / q->block_elems);
-    return dtype == at::kFloat ? out : out.to(dtype);
+    return released(view, dtype == at::kFloat ? out : out.to(dtype));
   }
   const at::ScalarType src_type = plain_scalar_type(view.dtype);
   const auto address = reinterpret_cast<uintptr_t>(view.data);
@@ -172,12 +188,12 @@ at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
     // Aligned: read the mapping in place and convert in one pass (copy = true: a new tensor).
     at::Tensor src = at::from_blob(const_cast<uint8_t*>(view.data), view.shape,
                                    at::TensorOptions().dtype(src_type));
-    return src.to(dtype, /*non_blocking=*/false, /*copy=*/true);
+    return released(view, src.to(dtype, /*non_blocking=*/false, /*copy=*/true));
   }
   // Unaligned (or empty): copy the bytes into an aligned tensor first, then convert.
   at::Tensor raw = at::empty(view.shape, at::TensorOptions().dtype(src_type));
   if (view.nbytes > 0) std::memcpy(raw.data_ptr(), view.data, view.nbytes);
-  return raw.scalar_type() == dtype ? raw : raw.to(dtype);
+  return released(view, raw.scalar_type() == dtype ? raw : raw.to(dtype));
 }
 
 }  // namespace ms

@@ -17,6 +17,15 @@
 
 namespace ms {
 
+namespace {
+// cap * tanh(x / cap): in place when no gradient needs x (the logits of a 256k vocabulary are 1 GiB
+// at 1,024 tokens; out of place, two more such temporaries), else out of place for autograd.
+at::Tensor soft_cap(const at::Tensor& x, double cap) {
+  if (c10::GradMode::is_enabled() && x.requires_grad()) return at::tanh(x / cap) * cap;
+  return x.div_(cap).tanh_().mul_(cap);
+}
+}  // namespace
+
 class ForwardPass {
  public:
   ForwardPass(const Model& m, const ForwardOptions& o)
@@ -155,7 +164,7 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     at::Tensor qb = qg.narrow(3, t0, tb).reshape({B, KV, G * tb, dh});
     at::Tensor kb = kh.narrow(2, k_begin, nk), vb = vh.narrow(2, k_begin, nk);
     at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).to(at::kFloat);  // (B, KV, G*tb, nk)
-    if (cap > 0) scores = at::tanh(scores / cap) * cap;  // Gemma 2: soft-capping before the mask
+    if (cap > 0) scores = soft_cap(scores, cap);  // Gemma 2: soft-capping before the mask
     // Additive mask: -inf where query P+t0+i may not see key k_begin+j (future, or outside the
     // sliding window), else 0; one pass over the scores.
     at::Tensor masked = visibility_mask(P + t0, tb, k_begin, nk, window, q.device()).logical_not_();
@@ -321,7 +330,7 @@ at::Tensor ForwardPass::run(const at::Tensor& tokens_in) {
   if (m_opts.last_logits_only) resid = resid.narrow(1, m_len - 1, 1);
   at::Tensor x = norm(resid, m_w.ln_f_w, m_w.ln_f_b, ids.lnf_scale, ids.lnf_normalized);
   at::Tensor logits = at::linear(x, m_w.w_u, m_w.b_u);
-  if (m_cfg.final_softcap > 0) logits = at::tanh(logits / m_cfg.final_softcap) * m_cfg.final_softcap;
+  if (m_cfg.final_softcap > 0) logits = soft_cap(logits, m_cfg.final_softcap);
   return logits.scalar_type() == at::kFloat ? logits : logits.to(at::kFloat);
 }
 

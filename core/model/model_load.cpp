@@ -96,6 +96,7 @@ ModelWeights load_by_table(const ArchSpec& a, const ModelConfig& c, const Getter
       for (auto& pt : list) ts.push_back(pt.second);
       dst = at::cat(ts);
     }
+    list.clear();  // the parts are freed slot by slot: the peak is the weights plus one slot
   }
   if (c.tie_embeddings) w.w_u = w.w_e;
   return w;

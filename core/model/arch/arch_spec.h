@@ -155,6 +155,16 @@ const ArchSpec* find_arch_gguf(const std::string& gguf_arch);    // nullptr when
 // "gpt2, gpt_neox, llama, mistral, qwen2" (last_sep before the last one); gguf: GGUF ones only.
 std::string arch_names(const std::string& last_sep = ", ", bool gguf = false);
 
+// --- Rows the Llama-style families share (Hugging Face's "model.layers.{L}.self_attn.q_proj"
+// and llama.cpp's "blk.{L}.attn_q" names) ---
+// q, k, v weights, then their biases (present when `bias` says); gguf_qk: the GGUF layout of the
+// q and k rows (kMetaRope for llama's); gguf_bias: whether the biases have GGUF names.
+std::vector<TensorSpec> hf_qkv_rows(When bias, Conv gguf_qk = Conv::kNone, bool gguf_bias = true);
+std::vector<TensorSpec> hf_o_rows(When bias, bool gguf_bias = true);  // o_proj weight, bias
+std::vector<TensorSpec> hf_gated_mlp_rows();  // gate_proj, up_proj, down_proj weights
+// The parts one after another.
+std::vector<TensorSpec> table_rows(std::initializer_list<std::vector<TensorSpec>> parts);
+
 // --- Table helpers (core/model/arch/arch_tensors.cpp) ---
 bool is_layer_slot(Slot s);
 // "model.layers.{L}.x" with layer 3 -> "model.layers.3.x".

@@ -180,4 +180,40 @@ at::Tensor& slot_ref(ModelWeights& w, Slot s, int64_t layer) {
   }
 }
 
+std::vector<TensorSpec> hf_qkv_rows(When bias, Conv gguf_qk, bool gguf_bias) {
+  const When A = When::kAlways;
+  auto g = [&](const char* name) { return gguf_bias ? StoredName{name} : StoredName{}; };
+  return {
+      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {"blk.{L}.attn_q.weight", gguf_qk}},
+      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {"blk.{L}.attn_k.weight", gguf_qk}},
+      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {"blk.{L}.attn_v.weight"}},
+      {Slot::kQkvB, Part::kQ, bias, {"model.layers.{L}.self_attn.q_proj.bias"}, g("blk.{L}.attn_q.bias")},
+      {Slot::kQkvB, Part::kK, bias, {"model.layers.{L}.self_attn.k_proj.bias"}, g("blk.{L}.attn_k.bias")},
+      {Slot::kQkvB, Part::kV, bias, {"model.layers.{L}.self_attn.v_proj.bias"}, g("blk.{L}.attn_v.bias")},
+  };
+}
+
+std::vector<TensorSpec> hf_o_rows(When bias, bool gguf_bias) {
+  return {
+      {Slot::kOW, Part::kAll, When::kAlways, {"model.layers.{L}.self_attn.o_proj.weight"}, {"blk.{L}.attn_output.weight"}},
+      {Slot::kOB, Part::kAll, bias, {"model.layers.{L}.self_attn.o_proj.bias"},
+       gguf_bias ? StoredName{"blk.{L}.attn_output.bias"} : StoredName{}},
+  };
+}
+
+std::vector<TensorSpec> hf_gated_mlp_rows() {
+  const When A = When::kAlways;
+  return {
+      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {"blk.{L}.ffn_gate.weight"}},
+      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {"blk.{L}.ffn_up.weight"}},
+      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {"blk.{L}.ffn_down.weight"}},
+  };
+}
+
+std::vector<TensorSpec> table_rows(std::initializer_list<std::vector<TensorSpec>> parts) {
+  std::vector<TensorSpec> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
 }  // namespace ms

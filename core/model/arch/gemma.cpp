@@ -59,26 +59,18 @@ ArchSpec make_gemma(bool v3) {
   a.gguf_wide_scalar_layers = v3 ? 62 : 46;
   const When A = When::kAlways, QB = When::kQkvBias, OB = When::kOBias;
   const Conv P = Conv::kPlusOne;
-  a.tensors = {
-      {Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {"token_embd.weight"}},
-      {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight", P}, {"blk.{L}.attn_norm.weight"}},
-      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {"blk.{L}.attn_q.weight"}},
-      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {"blk.{L}.attn_k.weight"}},
-      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {"blk.{L}.attn_v.weight"}},
-      {Slot::kQkvB, Part::kQ, QB, {"model.layers.{L}.self_attn.q_proj.bias"}, {"blk.{L}.attn_q.bias"}},
-      {Slot::kQkvB, Part::kK, QB, {"model.layers.{L}.self_attn.k_proj.bias"}, {"blk.{L}.attn_k.bias"}},
-      {Slot::kQkvB, Part::kV, QB, {"model.layers.{L}.self_attn.v_proj.bias"}, {"blk.{L}.attn_v.bias"}},
-      {Slot::kOW, Part::kAll, A, {"model.layers.{L}.self_attn.o_proj.weight"}, {"blk.{L}.attn_output.weight"}},
-      {Slot::kOB, Part::kAll, OB, {"model.layers.{L}.self_attn.o_proj.bias"}, {"blk.{L}.attn_output.bias"}},
-      {Slot::kLn1PostW, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight", P}, {"blk.{L}.post_attention_norm.weight"}},
-      {Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.pre_feedforward_layernorm.weight", P}, {"blk.{L}.ffn_norm.weight"}},
-      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {"blk.{L}.ffn_gate.weight"}},
-      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {"blk.{L}.ffn_up.weight"}},
-      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {"blk.{L}.ffn_down.weight"}},
-      {Slot::kLn2PostW, Part::kAll, A, {"model.layers.{L}.post_feedforward_layernorm.weight", P}, {"blk.{L}.post_ffw_norm.weight"}},
-      {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight", P}, {"output_norm.weight"}},
-      {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {v3 ? "output.weight" : nullptr}},
-  };
+  a.tensors = table_rows({
+      {{Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {"token_embd.weight"}},
+       {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight", P}, {"blk.{L}.attn_norm.weight"}}},
+      hf_qkv_rows(QB),
+      hf_o_rows(OB),
+      {{Slot::kLn1PostW, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight", P}, {"blk.{L}.post_attention_norm.weight"}},
+       {Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.pre_feedforward_layernorm.weight", P}, {"blk.{L}.ffn_norm.weight"}}},
+      hf_gated_mlp_rows(),
+      {{Slot::kLn2PostW, Part::kAll, A, {"model.layers.{L}.post_feedforward_layernorm.weight", P}, {"blk.{L}.post_ffw_norm.weight"}},
+       {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight", P}, {"output_norm.weight"}},
+       {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {v3 ? "output.weight" : nullptr}}},
+  });
   if (v3) {  // q_norm / k_norm after the projections, in Gemma 3's file order
     auto at = a.tensors.begin() + 10;  // after o_proj's bias
     a.tensors.insert(at, {{Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight", P}, {"blk.{L}.attn_q_norm.weight"}},

@@ -23,26 +23,18 @@ ArchSpec make_olmo2() {
   set_field_default(a.config, Field::kNormEps, 1e-5);
   a.config.push_back({Field::kAttnBias, {"attention_bias"}, false});
   const When A = When::kAlways, QB = When::kQkvBias, OB = When::kOBias;
-  a.tensors = {
-      {Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {}},
-      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {}},
-      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {}},
-      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {}},
-      {Slot::kQkvB, Part::kQ, QB, {"model.layers.{L}.self_attn.q_proj.bias"}, {}},
-      {Slot::kQkvB, Part::kK, QB, {"model.layers.{L}.self_attn.k_proj.bias"}, {}},
-      {Slot::kQkvB, Part::kV, QB, {"model.layers.{L}.self_attn.v_proj.bias"}, {}},
-      {Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight"}, {}},
-      {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight"}, {}},
-      {Slot::kOW, Part::kAll, A, {"model.layers.{L}.self_attn.o_proj.weight"}, {}},
-      {Slot::kOB, Part::kAll, OB, {"model.layers.{L}.self_attn.o_proj.bias"}, {}},
-      {Slot::kLn1PostW, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight"}, {}},
-      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {}},
-      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {}},
-      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {}},
-      {Slot::kLn2PostW, Part::kAll, A, {"model.layers.{L}.post_feedforward_layernorm.weight"}, {}},
-      {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight"}, {}},
-      {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {}},
-  };
+  a.tensors = table_rows({
+      {{Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {}}},
+      hf_qkv_rows(QB),
+      {{Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight"}, {}},
+       {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight"}, {}}},
+      hf_o_rows(OB),
+      {{Slot::kLn1PostW, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight"}, {}}},
+      hf_gated_mlp_rows(),
+      {{Slot::kLn2PostW, Part::kAll, A, {"model.layers.{L}.post_feedforward_layernorm.weight"}, {}},
+       {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight"}, {}},
+       {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {}}},
+  });
   return a;
 }
 

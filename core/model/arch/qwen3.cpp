@@ -25,26 +25,18 @@ ArchSpec make_qwen3() {
   a.config.push_back({Field::kAttnBias, {"attention_bias"}, false});
   a.refused = {{"use_sliding_window", true, "qwen3 with use_sliding_window true is not supported"}};
   const When A = When::kAlways, QB = When::kQkvBias, OB = When::kOBias;
-  a.tensors = {
-      {Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {"token_embd.weight"}},
-      {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight"}, {"blk.{L}.attn_norm.weight"}},
-      {Slot::kQkvW, Part::kQ, A, {"model.layers.{L}.self_attn.q_proj.weight"}, {"blk.{L}.attn_q.weight"}},
-      {Slot::kQkvW, Part::kK, A, {"model.layers.{L}.self_attn.k_proj.weight"}, {"blk.{L}.attn_k.weight"}},
-      {Slot::kQkvW, Part::kV, A, {"model.layers.{L}.self_attn.v_proj.weight"}, {"blk.{L}.attn_v.weight"}},
-      {Slot::kQkvB, Part::kQ, QB, {"model.layers.{L}.self_attn.q_proj.bias"}, {"blk.{L}.attn_q.bias"}},
-      {Slot::kQkvB, Part::kK, QB, {"model.layers.{L}.self_attn.k_proj.bias"}, {"blk.{L}.attn_k.bias"}},
-      {Slot::kQkvB, Part::kV, QB, {"model.layers.{L}.self_attn.v_proj.bias"}, {"blk.{L}.attn_v.bias"}},
-      {Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight"}, {"blk.{L}.attn_q_norm.weight"}},
-      {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight"}, {"blk.{L}.attn_k_norm.weight"}},
-      {Slot::kOW, Part::kAll, A, {"model.layers.{L}.self_attn.o_proj.weight"}, {"blk.{L}.attn_output.weight"}},
-      {Slot::kOB, Part::kAll, OB, {"model.layers.{L}.self_attn.o_proj.bias"}, {"blk.{L}.attn_output.bias"}},
-      {Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight"}, {"blk.{L}.ffn_norm.weight"}},
-      {Slot::kInW, Part::kGate, A, {"model.layers.{L}.mlp.gate_proj.weight"}, {"blk.{L}.ffn_gate.weight"}},
-      {Slot::kInW, Part::kUp, A, {"model.layers.{L}.mlp.up_proj.weight"}, {"blk.{L}.ffn_up.weight"}},
-      {Slot::kOutW, Part::kAll, A, {"model.layers.{L}.mlp.down_proj.weight"}, {"blk.{L}.ffn_down.weight"}},
-      {Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight"}, {"output_norm.weight"}},
-      {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {"output.weight"}},
-  };
+  a.tensors = table_rows({
+      {{Slot::kEmbed, Part::kAll, A, {"model.embed_tokens.weight"}, {"token_embd.weight"}},
+       {Slot::kLn1W, Part::kAll, A, {"model.layers.{L}.input_layernorm.weight"}, {"blk.{L}.attn_norm.weight"}}},
+      hf_qkv_rows(QB),
+      {{Slot::kQNormW, Part::kAll, A, {"model.layers.{L}.self_attn.q_norm.weight"}, {"blk.{L}.attn_q_norm.weight"}},
+       {Slot::kKNormW, Part::kAll, A, {"model.layers.{L}.self_attn.k_norm.weight"}, {"blk.{L}.attn_k_norm.weight"}}},
+      hf_o_rows(OB),
+      {{Slot::kLn2W, Part::kAll, A, {"model.layers.{L}.post_attention_layernorm.weight"}, {"blk.{L}.ffn_norm.weight"}}},
+      hf_gated_mlp_rows(),
+      {{Slot::kFinalNormW, Part::kAll, A, {"model.norm.weight"}, {"output_norm.weight"}},
+       {Slot::kUnembed, Part::kAll, When::kUntied, {"lm_head.weight"}, {"output.weight"}}},
+  });
   return a;
 }
 
