@@ -330,8 +330,12 @@ void check_point(const Sae& sae, const Model& model, const std::string& hook, in
 Status check_sae_fits(const Sae& sae, const Model& model) {
   return guard([&] {
     check_point(sae, model, sae.cfg.hook_name, sae.cfg.d_in, true);
-    if (sae_is_transcoder(sae.cfg.arch) && !sae.cfg.hook_name_out.empty())
+    if (sae_is_transcoder(sae.cfg.arch) && !sae.cfg.hook_name_out.empty()) {
       check_point(sae, model, sae.cfg.hook_name_out, sae.cfg.d_out, false);
+      if (model.hook_points().find(sae.cfg.hook_name_out) <= model.hook_points().find(sae.cfg.hook_name))
+        fail_input(sae.cfg.source + ": the transcoder's output point " + sae.cfg.hook_name_out +
+                   " does not come after its input point " + sae.cfg.hook_name + " in the forward pass");
+    }
   });
 }
 

@@ -27,11 +27,13 @@ Result<SaeMetrics> sae_metrics(const Model& model, std::shared_ptr<const Sae> sa
   return guard([&] {
     c10::InferenceMode guard;
     const SaeConfig& c = sae->cfg;
-    if (sae_is_transcoder(c.arch)) fail_usage(c.source + ": metrics for transcoders are not supported yet");
+    const bool transcoder = sae_is_transcoder(c.arch);
+    // What the reconstruction stands in for: the activation it replaces (a transcoder's output point).
+    const std::string target_hook = transcoder ? c.hook_name_out : c.hook_name;
     if (prompts.empty()) fail_usage("sae metrics need at least one prompt");
     SaeMetrics m;
     double sq_err = 0, sum_sq = 0, l0 = 0, ce_clean = 0, ce_sae = 0, ce_zero = 0;
-    at::Tensor sum_x = at::zeros({c.d_in}, at::kDouble);
+    at::Tensor sum_x = at::zeros({c.d_out}, at::kDouble);
     at::Tensor fired = at::zeros({c.d_sae}, at::kBool);
     for (const auto& ids : prompts) {
       if (ids.size() < 2) fail_usage("every prompt needs at least 2 tokens for the CE loss");
@@ -40,12 +42,14 @@ Result<SaeMetrics> sae_metrics(const Model& model, std::shared_ptr<const Sae> sa
       HookRegistry reg;
       ActivationCache cache;
       reg.add_forward(c.hook_name, cache_hook(cache));
+      if (transcoder) reg.add_forward(target_hook, cache_hook(cache));
       ForwardOptions fo;
       fo.hooks = &reg;
       ce_clean += summed_ce(model.forward(tokens, fo), tokens);
       at::Tensor x = sae->to_input(cache.at(c.hook_name)).to(at::kFloat).reshape({-1, c.d_in});  // (T, d_in)
       SaePass p = sae->run(x);
-      at::Tensor xd = x.to(at::kDouble), rd = p.out.to(at::kDouble);
+      at::Tensor target = transcoder ? cache.at(target_hook).to(at::kFloat).reshape({-1, c.d_out}) : x;
+      at::Tensor xd = target.to(at::kDouble), rd = p.out.to(at::kDouble);
       sq_err += (xd - rd).pow(2).sum().item<double>();
       sum_sq += xd.pow(2).sum().item<double>();
       sum_x += xd.sum(0).cpu();
@@ -65,8 +69,8 @@ Result<SaeMetrics> sae_metrics(const Model& model, std::shared_ptr<const Sae> sa
       {
         HookRegistry zreg;
         Selection sel;
-        if (c.hook_head_index >= 0) sel.heads = {c.hook_head_index};
-        zreg.add_forward(c.hook_name, zero_ablate_hook(sel));
+        if (c.hook_head_index >= 0 && !transcoder) sel.heads = {c.hook_head_index};
+        zreg.add_forward(target_hook, zero_ablate_hook(sel));
         ForwardOptions zo;
         zo.hooks = &zreg;
         ce_zero += summed_ce(model.forward(tokens, zo), tokens);
@@ -77,7 +81,7 @@ Result<SaeMetrics> sae_metrics(const Model& model, std::shared_ptr<const Sae> sa
     const double n = static_cast<double>(m.n_tokens);
     const double total_var = sum_sq - sum_x.pow(2).sum().item<double>() / n;  // sum |x - mean|^2
     m.explained_variance = total_var > 0 ? 1.0 - sq_err / total_var : 0.0;
-    m.mse = sq_err / (n * static_cast<double>(c.d_in));
+    m.mse = sq_err / (n * static_cast<double>(c.d_out));
     m.l0 = l0 / n;
     m.dead_features = c.d_sae - fired.sum().item<int64_t>();
     const double np = static_cast<double>(m.n_predictions);

@@ -12,7 +12,58 @@ struct SaeSplice::State {
   SpliceOptions opts;
   HookPointTable table;
   std::vector<std::string> names;
-  HookHandle handle = 0;
+  HookHandle handle = 0, handle_out = 0;
+  // A transcoder's pass, from its input point to its output point (one forward at a time).
+  mutable at::Tensor pending_out, pending_clean;
+  mutable bool pending_modified = false;
+
+  // At a transcoder's input point: run it, keep the result for the output point, change nothing.
+  at::Tensor run_transcoder_in(const at::Tensor& act, const HookContext& ctx) const {
+    ActiveHooks inner(registry, table);
+    pending_out = pending_clean = at::Tensor();
+    if (opts.keep_error && !inner.any()) return {};
+    inner.set_pos_offset(ctx.pos_offset);
+    const at::Tensor x = sae->to_input(act).to(at::kFloat);
+    bool modified = false;
+    SaePass p = sae->run(x, [&](SaeStage st, const at::Tensor& t) -> at::Tensor {
+      const int id = static_cast<int>(st);
+      if (!inner.live(id)) return t;
+      at::Tensor r = inner.apply(id, t);
+      if (!r.is_same(t)) modified = true;
+      return r;
+    });
+    pending_out = p.out;
+    pending_clean = modified ? sae->run(x).out : p.out;
+    pending_modified = modified;
+    return {};
+  }
+
+  // At its output point: the activation there replaced as an SAE's is at its own point.
+  at::Tensor run_transcoder_out(const at::Tensor& act, const HookContext& ctx) const {
+    if (!pending_out.defined()) {
+      if (opts.keep_error) return {};
+      fail_input(sae->cfg.source + ": the transcoder's output point " + sae->cfg.hook_name_out +
+                 " ran before its input point " + sae->cfg.hook_name);
+    }
+    ActiveHooks inner(registry, table);
+    inner.set_pos_offset(ctx.pos_offset);
+    auto stage = [&](SaeStage st, const at::Tensor& t) {
+      const int id = static_cast<int>(st);
+      return inner.live(id) ? inner.apply(id, t) : t;
+    };
+    const at::Tensor y = act.to(at::kFloat);
+    at::Tensor out;
+    if (!opts.keep_error) {
+      out = pending_out;
+    } else if (inner.live(static_cast<int>(SaeStage::kError))) {
+      out = pending_out + stage(SaeStage::kError, y - pending_clean);
+    } else {
+      out = pending_modified ? y + (pending_out - pending_clean) : y;
+    }
+    out = stage(SaeStage::kOutput, out);
+    pending_out = pending_clean = at::Tensor();
+    return out.reshape(act.sizes()).to(act.scalar_type());
+  }
 
   at::Tensor run(const at::Tensor& act, const HookContext& ctx) const {
     ActiveHooks inner(registry, table);
@@ -56,8 +107,8 @@ std::string SaeSplice::hook_name(const std::string& point, SaeStage stage) {
 
 SaeSplice::SaeSplice(HookRegistry& registry, std::shared_ptr<const Sae> sae, SpliceOptions opts)
     : m(std::make_unique<State>()) {
-  if (sae_is_transcoder(sae->cfg.arch))
-    fail_usage(sae->cfg.source + ": splicing a transcoder is not supported yet (encode works)");
+  if (sae_is_transcoder(sae->cfg.arch) && sae->cfg.hook_name_out.empty())
+    fail_usage(sae->cfg.source + ": the transcoder names no output hook point (hook_name_out)");
   if (sae->cfg.hook_name.empty())
     fail_usage(sae->cfg.source + ": the SAE names no hook point; give one with --hook");
   m->registry = &registry;
@@ -68,11 +119,23 @@ SaeSplice::SaeSplice(HookRegistry& registry, std::shared_ptr<const Sae> sae, Spl
   }
   m->sae = std::move(sae);
   const State* state = m.get();
+  if (sae_is_transcoder(m->sae->cfg.arch)) {
+    m->handle = registry.add_forward(m->sae->cfg.hook_name, [state](const at::Tensor& act, const HookContext& ctx) {
+      return state->run_transcoder_in(act, ctx);
+    });
+    m->handle_out = registry.add_forward(m->sae->cfg.hook_name_out, [state](const at::Tensor& act, const HookContext& ctx) {
+      return state->run_transcoder_out(act, ctx);
+    });
+    return;
+  }
   m->handle = registry.add_forward(m->sae->cfg.hook_name,
                                    [state](const at::Tensor& act, const HookContext& ctx) { return state->run(act, ctx); });
 }
 
-SaeSplice::~SaeSplice() { m->registry->remove(m->handle); }
+SaeSplice::~SaeSplice() {
+  m->registry->remove(m->handle);
+  if (m->handle_out) m->registry->remove(m->handle_out);
+}
 
 const std::vector<std::string>& SaeSplice::hook_names() const { return m->names; }
 

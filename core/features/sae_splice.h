@@ -15,6 +15,11 @@
 // feature changes the output by exactly its decoder row times its activation. When a hook is on
 // hook_sae_error the output is SAELens' recons + hook_sae_error(x - clean recons). Without the
 // error term the output is the reconstruction.
+//
+// A transcoder reads at hook_name and writes at hook_name_out (later in the forward pass): the
+// hook at its input point runs the pass and changes nothing, the hook at its output point treats
+// the activation there as an SAE's own (error term, hook_sae_error, hook_sae_output). All six
+// names sit under the input point, where the pass runs.
 #pragma once
 
 #include <memory>
@@ -32,8 +37,8 @@ struct SpliceOptions {
 
 class SaeSplice {
  public:
-  // Adds the splice's hook to registry; it is removed when the splice is destroyed. Transcoders
-  // are refused (InputError, kUsage) for now.
+  // Adds the splice's hook(s) to registry; they are removed when the splice is destroyed. A
+  // transcoder without hook_name_out is refused (InputError, kUsage).
   SaeSplice(HookRegistry& registry, std::shared_ptr<const Sae> sae, SpliceOptions opts = {});
   ~SaeSplice();
   SaeSplice(const SaeSplice&) = delete;

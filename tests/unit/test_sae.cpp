@@ -363,3 +363,58 @@ TEST(SaeMetricsTest, ExactReconstructionRecoversEverything) {
   EXPECT_LT(rr->explained_variance, 0.9);
   EXPECT_GT(rr->l0, 0.0);
 }
+
+TEST(SaeSplice, TranscoderFromItsInputToItsOutputPoint) {
+  c10::InferenceMode guard;
+  auto m = test::tiny_model("gpt2");
+  at::Tensor tokens = m->tokens_tensor({2, 7, 1, 8, 2, 8});
+  at::Tensor clean = m->forward(tokens);
+  const double scale = clean.abs().max().item<double>();
+  auto t = random_sae(32, 48, "blocks.0.ln2.hook_normalized", 13, SaeArch::kSkipTranscoder);
+  t->cfg.hook_name_out = "blocks.0.hook_mlp_out";
+  t->cfg.apply_b_dec_to_input = false;
+  t->w.W_skip = at::randn({32, 32}) * 0.1;
+  ASSERT_TRUE(check_sae_fits(*t, *m).ok()) << check_sae_fits(*t, *m).error().message;
+
+  const std::string base = "blocks.0.ln2.hook_normalized";
+  ActivationCache before, after;
+  {
+    HookRegistry reg;
+    SaeSplice splice(reg, t);
+    reg.add_forward(base + ".hook_sae_*", cache_hook(before));
+    EXPECT_LE((logits_with(*m, tokens, &reg) - clean).abs().max().item<double>(), 1e-5 * scale);
+  }
+  for (const char* h : {".hook_sae_input", ".hook_sae_acts_post", ".hook_sae_recons", ".hook_sae_output"})
+    EXPECT_TRUE(before.contains(base + h)) << h;
+  at::Tensor acts = before.at(base + ".hook_sae_acts_post")[0];
+  const int64_t f = (acts > 0).sum(0).argmax().item<int64_t>();
+  {
+    HookRegistry reg;
+    SaeSplice splice(reg, t);
+    reg.add_forward(base + ".hook_sae_acts_post", [f](const at::Tensor& a, const HookContext&) {
+      at::Tensor r = a.clone();
+      r.select(-1, f).zero_();
+      return r;
+    });
+    reg.add_forward(base + ".hook_sae_output", cache_hook(after));
+    logits_with(*m, tokens, &reg);
+  }
+  at::Tensor expected = -acts.select(-1, f).unsqueeze(1) * t->w.W_dec[f].unsqueeze(0);
+  EXPECT_LE(rel_diff(after.at(base + ".hook_sae_output")[0] - before.at(base + ".hook_sae_output")[0], expected,
+                     "transcoder, ablated feature"), 1e-5);
+  {
+    HookRegistry reg;
+    SaeSplice splice(reg, t, SpliceOptions{false});
+    EXPECT_GT((logits_with(*m, tokens, &reg) - clean).abs().max().item<double>(), 1e-4 * scale);
+  }
+  auto r = sae_metrics(*m, t, {{1, 2, 3, 4, 5}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->n_tokens, 5);
+  EXPECT_NE(r->ce_spliced, r->ce_clean);
+
+  auto backwards = random_sae(32, 48, "blocks.0.hook_mlp_out", 13, SaeArch::kTranscoder);
+  backwards->cfg.hook_name_out = "blocks.0.ln2.hook_normalized";
+  Status st = check_sae_fits(*backwards, *m);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("does not come after its input point"), std::string::npos) << st.error().message;
+}
