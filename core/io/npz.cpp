@@ -33,6 +33,16 @@ std::string zip_message(int code) {
   return msg;
 }
 
+// A member name as messages show it: bytes outside printable ASCII become '?' (a damaged archive's
+// names are arbitrary bytes, and messages go to terminals and JSON).
+std::string printable(const std::string& s) {
+  std::string out = s.substr(0, 200);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::map<std::string, at::Tensor>> read_npz(const std::string& path) {
@@ -54,7 +64,7 @@ Result<std::map<std::string, at::Tensor>> read_npz(const std::string& path) {
       if (zip_stat_index(zip.get(), static_cast<zip_uint64_t>(i), 0, &st) != 0)
         fail_input(path + ": member " + std::to_string(i) + " cannot be read: " + zip_strerror(zip.get()));
       const std::string name = (st.valid & ZIP_STAT_NAME) && st.name ? st.name : "";
-      const std::string where = path + ": member '" + name + "'";
+      const std::string where = path + ": member '" + printable(name) + "'";
       if (name.size() < 5 || name.compare(name.size() - 4, 4, ".npy") != 0)
         fail_input(where + " is not a .npy array (an .npz holds only NAME.npy members)");
       if (!(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE))
@@ -82,7 +92,7 @@ Result<std::map<std::string, at::Tensor>> read_npz(const std::string& path) {
       if (!t) throw InputError(t.error().message, t.error().code);
       const std::string key = name.substr(0, name.size() - 4);
       if (!out.emplace(key, std::move(t.value())).second)
-        fail_input(path + ": two members are named '" + name + "'");
+        fail_input(path + ": two members are named '" + printable(name) + "'");
     }
     return out;
   });
