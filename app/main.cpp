@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   ms::app::register_heads(app, cmds);
   ms::app::register_batch(app, cmds);
   ms::app::register_merge(app, cmds);
+  ms::app::register_sae(app, cmds);
 #if MECHSCOPE_WITH_GUI
   ms::app::register_gui(app, cmds);
 #endif

@@ -102,6 +102,27 @@ def spm_model(pieces):
     return out + field(2, 2, trainer) + field(3, 2, normalizer)
 
 
+def npy_f32(shape, values):
+    """A float32 .npy (format 1.0, header padded to 64 bytes as numpy does)."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % (
+        "%d," % shape[0] if len(shape) == 1 else ", ".join(str(n) for n in shape))
+    header += " " * (64 - (10 + len(header) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + struct.pack("<%df" % len(values), *values)
+
+
+def small_npz():
+    """A stored .npz of a 2 -> 3 -> 2 JumpReLU SAE, fixed timestamps (byte-identical reruns)."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    arrays = {"W_enc": ([2, 3], [1.0] * 6), "W_dec": ([3, 2], [1.0] * 6), "b_enc": ([3], [0.0] * 3),
+              "b_dec": ([2], [0.0] * 2), "threshold": ([3], [0.0] * 3)}
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, (shape, values) in arrays.items():
+            z.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), npy_f32(shape, values))
+    return buf.getvalue()
+
+
 def main():
     if os.path.isdir(OUT):
         for t in os.listdir(OUT):
@@ -225,6 +246,14 @@ def main():
     put("batch_job", "example.toml", job)
     put("batch_job", "grid.toml", '[[model]]\nname = "m"\npath = "model"\n\n[[prompts]]\nname = "p"\npath = "prompts.txt"\n\n'
         '[[analysis]]\nkind = "sinks"\n\n[[analysis]]\nkind = "heads"\nprompts = ["p"]\n\n[[report]]\nformat = "html"\nout = "r.html"\n')
+    # sae: cfg.json NUL sae_weights.safetensors of the SAE fixtures (scripts/reference/make_sae_fixtures.py)
+    sae_dir = os.path.join(ROOT, "tests", "fixtures", "sae")
+    for case in ["standard", "gated", "jumprelu", "topk_legacy_cfg", "skip_transcoder", "standard_expected_average"]:
+        d = os.path.join(sae_dir, case)
+        put("sae", case + ".bin", read(os.path.join(d, "cfg.json")) + b"\0" + read(os.path.join(d, "sae_weights.safetensors")))
+    # npz: the Gemma Scope fixture (deflated) and a small stored archive (np.savez's layout)
+    put("npz", "gemma_scope_deflated.npz", read(os.path.join(sae_dir, "gemma_scope_npz", "params.npz")))
+    put("npz", "stored_small.npz", small_npz())
     # encode targets: real texts and invalid UTF-8
     for t in ("encode_bytelevel", "encode_spm"):
         put(t, "text.txt", "Once upon a time, there was a little girl named Lily. 123 caf\u00e9 \u65e5\u672c \U0001F600")

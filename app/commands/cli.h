@@ -54,6 +54,8 @@ void register_circuit(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
 void register_heads(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_batch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 void register_merge(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+// `sae info|encode|splice` (app/commands/cmd_sae.cpp).
+void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // The workbench (app/commands/cmd_gui.cpp), built with MECHSCOPE_BUILD_GUI.
 void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 

@@ -188,9 +188,11 @@ Result<at::Tensor> read_npy(const std::string& path) {
   auto mapped = MappedFile::open(path);
   if (!mapped) return mapped.error();
   std::shared_ptr<MappedFile> file = mapped.value();
+  return parse_npy(file->data(), file->size(), path);
+}
+
+Result<at::Tensor> parse_npy(const uint8_t* d, size_t size, const std::string& path) {
   return guard([&]() -> at::Tensor {
-    const uint8_t* d = file->data();
-    const size_t size = file->size();
     if (size < kMagicLen + 4 || std::memcmp(d, kMagic, kMagicLen) != 0) {
       fail_input(path + ": not a .npy file (no \\x93NUMPY magic)");
     }

@@ -2,6 +2,8 @@
 // them back (tests, reference fixtures).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "core/base/result.h"
@@ -16,5 +18,8 @@ namespace ms {
 Status write_npy(const std::string& path, const at::Tensor& tensor);
 // Reads float32/float64/float16/int64/int32/bool .npy (C order; Fortran order refused).
 Result<at::Tensor> read_npy(const std::string& path);
+// The same from bytes in memory (an .npz entry); `where` names the source in messages. Every
+// header field and the data length are checked against size before anything is allocated.
+Result<at::Tensor> parse_npy(const uint8_t* data, size_t size, const std::string& where);
 
 }  // namespace ms
