@@ -6,6 +6,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <map>
 
 #include "core/analysis/sinks/hidden_sinks.h"
 #include "core/attention/attention_stats.h"
@@ -108,8 +109,14 @@ SinkReport analyze_sinks(const Model& model, const std::vector<std::vector<int32
     // Relative: to the uniform weight under each layer's own window (Gemma's local and global layers).
     at::Tensor threshold = at::full({T}, o.hidden_threshold, f);
     if (o.hidden_relative) {
+      // One uniform curve per distinct window (it costs a T x T mask): usually one for all layers.
+      std::map<int64_t, at::Tensor> by_window;
       std::vector<at::Tensor> per_layer;
-      for (int64_t l = 0; l < alpha.size(0); ++l) per_layer.push_back(uniform_alpha(T, c.window(l)) * o.hidden_threshold);
+      for (int64_t l = 0; l < alpha.size(0); ++l) {
+        at::Tensor& u = by_window[c.window(l)];
+        if (!u.defined()) u = uniform_alpha(T, c.window(l)) * o.hidden_threshold;
+        per_layer.push_back(u);
+      }
       threshold = at::stack(per_layer).unsqueeze(1);  // (L, 1, T)
     }
     at::Tensor hidden = hidden_sink_mask(alpha, threshold);  // (L, H, T)
