@@ -175,9 +175,8 @@ void inputs_section(std::string& s, const Bundle& b) {
     s += "<div class=\"input\"><div class=\"sub\">input " + std::to_string(in.index) + ", " +
          std::to_string(in.token_ids.size()) + " tokens</div><pre class=\"prompt\">" + esc(in.text) + "</pre><div>";
     for (size_t i = 0; i < in.token_ids.size() && i < 512; ++i) {
-      std::string label = i < in.tokens.size() ? in.tokens[i] : "";
-      s += "<span class=\"tok\" title=\"id " + std::to_string(in.token_ids[i]) + "\">" +
-           esc(label.empty() ? token_id_label(in.token_ids[i]) : label) + "</span>";
+      std::string label = i < in.tokens.size() ? token_display(in.tokens[i]) : token_id_label(in.token_ids[i]);
+      s += "<span class=\"tok\" title=\"id " + std::to_string(in.token_ids[i]) + "\">" + esc(label) + "</span>";
     }
     if (in.token_ids.size() > 512) s += " ...";
     s += "</div></div>";
@@ -192,8 +191,12 @@ std::vector<std::string> token_labels(const Bundle& b, int input, int n, int ste
   for (const auto& x : b.inputs)
     if (x.index == input && step == 1) in = &x;
   for (int i = 0; i < n; ++i) {
-    std::string l = in && i < static_cast<int>(in->tokens.size()) ? in->tokens[i] : std::to_string(i * step);
-    if (l.size() > 14) l = l.substr(0, 13) + "~";
+    std::string l = in && i < static_cast<int>(in->tokens.size()) ? token_display(in->tokens[i]) : std::to_string(i * step);
+    if (l.size() > 14) {  // cut at a character boundary (never inside a UTF-8 sequence)
+      size_t cut = 13;
+      while (cut > 0 && (static_cast<unsigned char>(l[cut]) & 0xC0) == 0x80) --cut;
+      l = l.substr(0, cut) + "~";
+    }
     v.push_back(l);
   }
   return v;

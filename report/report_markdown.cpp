@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/tokenizer/token_label.h"
 #include "report/png.h"
 #include "report/report_common.h"
 
@@ -96,7 +97,7 @@ std::vector<OutFile> render_markdown(Database& db, const std::vector<Bundle>& ru
       s += fenced(in.text);
       if (!in.tokens.empty()) {
         std::string toks;
-        for (size_t i = 0; i < in.tokens.size(); ++i) toks += (i ? " | " : "") + in.tokens[i];
+        for (size_t i = 0; i < in.tokens.size(); ++i) toks += (i ? " | " : "") + token_display(in.tokens[i]);
         s += "\nTokens:\n\n" + fenced(toks);
       }
     }

@@ -17,6 +17,7 @@
 #include "core/analysis/sinks/sinks.h"
 #include "core/attention/attention_stats.h"
 #include "core/attention/observer_chain.h"
+#include "core/model/context_warning.h"
 #include "core/tokenizer/token_label.h"
 
 namespace ms::views {
@@ -86,7 +87,7 @@ std::vector<Prediction> top_predictions(const Model& model, const at::Tensor& pr
     Prediction p;
     p.id = static_cast<int32_t>(pi[i].item<int64_t>());
     p.prob = pv[i].item<double>();
-    p.token = token_label(model, p.id);
+    p.token = token_display(token_label(model, p.id));
     out.push_back(p);
   }
   return out;
@@ -103,7 +104,7 @@ void fill_lens(const Model& model, const LogitLens& lens, ForwardResult& r) {
       LensCell cell;
       cell.id = static_cast<int32_t>(pi[t]);
       cell.prob = pv[t];
-      cell.token = token_label(model, cell.id);
+      cell.token = token_display(token_label(model, cell.id));
       r.lens.push_back(cell);
     }
   }
@@ -170,7 +171,8 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   r.n_layers = c.n_layers;
   r.n_heads = c.n_heads;
   r.n_pos = static_cast<int64_t>(req.ids.size());
-  for (int32_t id : req.ids) r.tokens.push_back(token_label(model, id));
+  for (int32_t id : req.ids) r.tokens.push_back(token_display(token_label(model, id)));
+  r.context_note = context_warning(c, r.n_pos);
   bool keep_all = c.n_layers * c.n_heads * r.n_pos * r.n_pos <= req.max_full_floats;
   PatternRecorder rec(c.n_layers, c.n_heads, r.n_pos, keep_all, req.keep_layer, req.keep_head);
   AttentionStats stats(c.n_layers, c.n_heads, 1, r.n_pos, AttentionStatsOptions{false});

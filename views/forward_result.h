@@ -27,7 +27,8 @@ struct LensCell {
 
 struct ForwardResult {
   std::vector<int32_t> ids;
-  std::vector<std::string> tokens;   // display text per position
+  std::vector<std::string> tokens;   // display text per position (token_display: visible whitespace)
+  std::string context_note;          // context_warning: the prompt is longer than the model's context
   std::vector<Prediction> top;       // next-token predictions after the last position
   int64_t n_layers = 0, n_heads = 0, n_pos = 0;
   // Attention patterns [query, key] (n_pos x n_pos, future keys NaN), index layer * n_heads + head;

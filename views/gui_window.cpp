@@ -20,9 +20,9 @@ std::string load_font(float size) {
   ImGuiIO& io = ImGui::GetIO();
   for (const char* f : {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf"}) {
     if (!std::filesystem::exists(f)) continue;
-    // Latin, Greek, Cyrillic, punctuation, arrows and box drawing: what token strings often hold.
+    // Latin, Greek, Cyrillic, punctuation, arrows, mathematical operators and box drawing: what token strings often hold.
     static const ImWchar ranges[] = {0x0020, 0x024F, 0x0370, 0x03FF, 0x0400, 0x052F, 0x2000, 0x206F,
-                                     0x2190, 0x21FF, 0x2500, 0x257F, 0xFFFD, 0xFFFD, 0};
+                                     0x2190, 0x22FF, 0x2500, 0x257F, 0xFFFD, 0xFFFD, 0};
     if (io.Fonts->AddFontFromFileTTF(f, size, nullptr, ranges)) return f;
   }
   io.Fonts->AddFontDefault();

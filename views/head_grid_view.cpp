@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "core/base/colormap.h"
 #include "views/view.h"
@@ -18,6 +19,7 @@ struct MetricSource {
   std::string label;
   int64_t run_id = 0;  // 0: the current prompt
   HeadScores scores;
+  std::string model_path;  // the stored run's model ("" for the current prompt)
 };
 
 class HeadGridView : public View {
@@ -40,7 +42,9 @@ class HeadGridView : public View {
       auto all = db->get_head_scores(s.run.id);
       if (!all) continue;
       for (HeadScores& hs : *all)
-        m_stored.push_back({"run " + std::to_string(s.run.id) + " " + s.run.spec.kind + ": " + hs.metric, s.run.id, hs});
+        m_stored.push_back({"run " + std::to_string(s.run.id) + " " + s.run.spec.kind + ": " + hs.metric + "  [" +
+                                std::filesystem::path(s.model_path).filename().string() + "]",
+                            s.run.id, hs, s.model_path});
     }
   }
 
@@ -74,6 +78,15 @@ class HeadGridView : public View {
     if (ImGui::SmallButton("refresh")) refresh_stored();
     const HeadScores& hs = sources[m_choice]->scores;
     if (hs.n_layers == 0 || hs.n_heads == 0) return;
+    // A run of another model is not drawn over this one's heads (its L.H are another model's).
+    const std::string& run_model = sources[m_choice]->model_path;
+    if (sources[m_choice]->run_id > 0 && m_wb.model() && !m_wb.is_open_model(run_model)) {
+      ImGui::TextWrapped("run %lld is of another model (%s), not the open one (%s): its heads are not this model's. "
+                         "Open that model to see them.",
+                         static_cast<long long>(sources[m_choice]->run_id), run_model.c_str(), m_wb.model_path().c_str());
+      if (ImGui::SmallButton("open that model")) m_wb.open_model(run_model);
+      return;
+    }
     ColorScale scale = color_scale_for(hs.values);
 
     ImVec2 avail = ImGui::GetContentRegionAvail();

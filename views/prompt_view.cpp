@@ -37,6 +37,8 @@ class PromptView : public View {
     }
     ImGui::Text("%lld tokens, forward %.1f ms%s", static_cast<long long>(f->n_pos), f->seconds * 1e3,
                 m_wb.forward_pending() ? "  (updating...)" : "");
+    if (!m_wb.model_note().empty()) ImGui::TextDisabled("%s", m_wb.model_note().c_str());
+    if (!f->context_note.empty()) ImGui::TextColored(ImVec4(1, 0.75f, 0.3f, 1), "warning: %s", f->context_note.c_str());
     ImGui::Separator();
     // Token chips: text above, id below, wrapping to the window width. Long prompts are capped.
     float right = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x;

@@ -11,7 +11,12 @@ Workbench::Workbench(TaskManager& tasks, Settings& settings) : m_tasks(tasks), m
 Workbench::~Workbench() = default;
 
 std::string Workbench::default_prompt(const Model& model) {
-  if (model.tokenizer()) return "When Mary and John went to the store, John gave a drink to";
+  // A sentence said twice: its second half shows the induction heads (each token attends to the
+  // one after its earlier copy) and is predicted well by any model that has them. The words are
+  // the default model's own (core/zoo/zoo_text.cpp), so its tokenizer keeps them whole.
+  if (model.tokenizer())
+    return "Ada saw the red cat in the garden and Ben found the old book. "
+           "Ada saw the red cat in the garden and Ben found the old book.";
   // Constructed zoo models have no tokenizer: ids, <bos> first and two <delim> (id 1).
   return "0 5 9 13 1 17 21 25 29 1 33 37 41 45";
 }
@@ -82,6 +87,13 @@ void Workbench::start_forward() {
                   inbox->forward_error = err;
                   ctx.set_progress(1.0);
                 });
+}
+
+bool Workbench::is_open_model(const std::string& path) const {
+  if (!m_model || path.empty() || m_model_path.empty()) return false;
+  std::error_code e1, e2;
+  auto a = std::filesystem::weakly_canonical(path, e1), b = std::filesystem::weakly_canonical(m_model_path, e2);
+  return !e1 && !e2 ? a == b : path == m_model_path;
 }
 
 void Workbench::select_head(int l, int h) {
@@ -155,13 +167,25 @@ void Workbench::poll() {
     m_model_loading = false;
     m_model_error = in.model_error;
     if (in.model) {
+      // Everything that belonged to the previous model goes with it: its interventions (heads of
+      // another model), its forward pass and the selected run. The user's own prompt stays; the
+      // previous model's default prompt is replaced by this one's.
+      const bool own_prompt = m_model && !prompt.empty() && prompt != default_prompt(*m_model);
       m_model = in.model;
       m_model_path = in.model_path;
       m_forward.reset();
+      if (!ablated.empty() || !calibrated.empty())
+        m_model_note = "another model was opened: the ablated and calibrated heads of the previous one were cleared";
+      else
+        m_model_note.clear();
+      ablated.clear();
+      calibrated.clear();
+      selected_run = 0;
       if (layer >= m_model->config().n_layers || head >= m_model->config().n_heads) layer = head = 0;
       m_settings.add_recent(in.model_path);
       m_settings.save();
-      prompt = next_prompt.empty() ? default_prompt(*m_model) : next_prompt;
+      if (!next_prompt.empty()) prompt = next_prompt;
+      else if (!own_prompt) prompt = default_prompt(*m_model);
       next_prompt.clear();
       run_prompt();
     } else {

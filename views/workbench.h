@@ -32,6 +32,10 @@ class Workbench {
   const std::string& model_path() const { return m_model_path; }
   bool model_loading() const { return m_model_loading; }
   const std::string& model_error() const { return m_model_error; }  // the last failed load's message
+  // What opening the last model changed that the user had set ("" when nothing).
+  const std::string& model_note() const { return m_model_note; }
+  // Whether a stored run's model path is the open model's (same file after resolving links).
+  bool is_open_model(const std::string& path) const;
 
   // --- prompt and its forward pass ---
   std::string prompt;
@@ -85,7 +89,7 @@ class Workbench {
   std::shared_ptr<const Model> m_model;
   std::string m_model_path;
   bool m_model_loading = false;
-  std::string m_model_error;
+  std::string m_model_error, m_model_note;
   std::shared_ptr<const ForwardResult> m_forward;
   bool m_forward_running = false, m_rerun = false;
   int64_t m_forward_gen = 0;

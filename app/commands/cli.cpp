@@ -5,9 +5,12 @@
 
 #include <ATen/Parallel.h>
 
+#include <iostream>
 #include <sstream>
 #include <thread>
 
+#include "core/model/context_warning.h"
+#include "core/model/model.h"
 #include "core/tokenizer/token_label.h"
 
 namespace ms::app {
@@ -56,12 +59,18 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 std::vector<int32_t> input_ids(const Model& m, const std::string& text, const std::string& tokens,
                                bool add_special, bool allow_empty) {
   if (!tokens.empty() && !text.empty()) fail_usage("give --text or --tokens, not both");
-  if (!tokens.empty()) return parse_ids(tokens);
-  if (!m.tokenizer())
-    fail_usage(m.source() + " has no tokenizer files (tokenizer.json, vocab.json + merges.txt, "
-               "tokenizer.model); give token ids with --tokens 1,2,3");
-  std::vector<int32_t> ids = m.tokenizer()->encode(text, add_special);
-  if (ids.empty() && !allow_empty) fail_usage("--text encodes to no tokens");
+  std::vector<int32_t> ids;
+  if (!tokens.empty()) {
+    ids = parse_ids(tokens);
+  } else {
+    if (!m.tokenizer())
+      fail_usage(m.source() + " has no tokenizer files (tokenizer.json, vocab.json + merges.txt, "
+                 "tokenizer.model); give token ids with --tokens 1,2,3");
+    ids = m.tokenizer()->encode(text, add_special);
+    if (ids.empty() && !allow_empty) fail_usage("--text encodes to no tokens");
+  }
+  std::string warn = context_warning(m.config(), static_cast<int64_t>(ids.size()));
+  if (!warn.empty()) std::cerr << "mechscope: warning: " << warn << "\n";
   return ids;
 }
 

@@ -20,4 +20,11 @@ std::string token_label(const Tokenizer* tok, int32_t id);
 // The same with the model's tokenizer (none: "<id>").
 std::string token_label(const Model& model, int32_t id);
 
+// A label made visible for display (workbench chips, axes and predictions; report tables):
+// space -> "·" (U+00B7), newline -> "↵" (U+21B5), tab -> "→" (U+2192), carriage return -> "\r",
+// other control bytes -> "\xNN", and the empty label -> "∅" (U+2205). Stored labels keep the raw
+// text; only what is drawn or printed for people goes through this. The symbols are in the ranges
+// the workbench's font loads (views/gui_window.cpp).
+std::string token_display(const std::string& label);
+
 }  // namespace ms

@@ -14,8 +14,11 @@
 #include "core/analysis/sinks/sinks.h"
 #include "core/zoo/zoo_construct.h"
 #include "core/attention/visibility.h"
+#include "core/tokenizer/token_label.h"
+#include "core/tokenizer/tokenizer.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/numerics.h"
+#include "tests/support/test_support.h"
 #include "tests/support/tiny_models.h"
 #include "views/forward_result.h"
 
@@ -220,3 +223,24 @@ TEST(ForwardResult, SlidingWindowAlphaEqualsTheSinksAnalysis) {
 }
 
 }  // namespace
+
+// What the workbench draws for tokens: whitespace made visible (token_display), on the bundled
+// default model's byte-level BPE, whose " " and "\n" bytes would otherwise draw as blank chips.
+TEST(ForwardResult, TokensAreDrawnWithVisibleWhitespace) {
+  auto m = Model::load(ms::test::source_dir() + "/resources/models/default");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  ASSERT_TRUE((*m)->tokenizer());
+  ForwardRequest req;
+  req.ids = (*m)->tokenizer()->encode("a cat\n\nsat", false);
+  ForwardResult r = compute_forward(**m, req);
+  ASSERT_EQ(r.tokens.size(), req.ids.size());
+  std::string all;
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    EXPECT_EQ(r.tokens[i], token_display(token_label(**m, req.ids[i])));
+    EXPECT_EQ(r.tokens[i].find_first_of(" \n"), std::string::npos) << i;
+    all += r.tokens[i];
+  }
+  EXPECT_EQ(all, "a\u00b7cat\u21b5\u21b5sat");
+  for (const Prediction& p : r.top) EXPECT_EQ(p.token.find_first_of(" \n"), std::string::npos) << p.id;
+  EXPECT_EQ(r.context_note, "");  // 6 tokens within a context of 128
+}

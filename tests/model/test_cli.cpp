@@ -51,6 +51,21 @@ TEST_F(Cli, HelpAndVersion) {
   EXPECT_NE(r.out.find("--dump-logits"), std::string::npos);
 }
 
+// A prompt longer than the context runs on a rotary model (it can), with a warning on stderr
+// naming both lengths; within the context there is none.
+TEST_F(Cli, PromptPastTheContextIsWarnedAbout) {
+  std::string dir = test::temp_dir("cli-ctx") + "/m";
+  auto r = run_mechscope({"zoo", "random", "--arch", "llama", "--n-layers", "1", "--d-model", "16", "--n-heads", "2",
+                          "--d-vocab", "32", "--n-ctx", "8", "--seed", "1", "--out", dir});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_mechscope({"forward", "--model", dir, "--tokens", "1,2,3,4,5,6,7,8,9,10"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the prompt has 10 tokens, more than the model's context of 8"), std::string::npos) << r.err;
+  r = run_mechscope({"forward", "--model", dir, "--tokens", "1,2,3,4,5,6,7,8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, Info) {
   auto r = run_mechscope({"info", "--model", *model});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -13,6 +13,8 @@
 #include "core/analysis/lens/logit_lens.h"
 #include "core/attention/attention_stats.h"
 #include "core/attention/visibility.h"
+#include "core/model/context_warning.h"
+#include "core/model/model_config.h"
 #include "core/model/norm.h"
 #include "core/tokenizer/token_label.h"
 #include "core/tokenizer/tokenizer.h"
@@ -223,6 +225,32 @@ TEST(TokenLabel, WhitespaceControlAndInvalidBytesWithGpt2) {
   EXPECT_EQ(token_label(tok, 50256), "<|endoftext|>");
   EXPECT_EQ(token_label(tok, 50257), "<50257>");    // a padded embedding row past the vocabulary
   EXPECT_EQ(token_label(tok, -3), "<-3>");
+}
+
+// What people see: whitespace and control bytes as visible symbols, the rest as is; the stored
+// label stays raw (the test above).
+TEST(TokenLabel, DisplayMakesWhitespaceVisible) {
+  EXPECT_EQ(token_display(" the"), "\u00b7the");
+  EXPECT_EQ(token_display(" "), "\u00b7");
+  EXPECT_EQ(token_display("\n\n"), "\u21b5\u21b5");
+  EXPECT_EQ(token_display("\t"), "\u2192");
+  EXPECT_EQ(token_display("\r"), "\\r");
+  EXPECT_EQ(token_display(std::string(1, '\0')), "\\x00");
+  EXPECT_EQ(token_display(std::string(1, '\x7F')), "\\x7F");
+  EXPECT_EQ(token_display(""), "\u2205");
+  EXPECT_EQ(token_display("caf\u00e9"), "caf\u00e9");          // UTF-8 passes through
+  EXPECT_EQ(token_display("\\x8B"), "\\x8B");               // token_label's escape stays
+  EXPECT_EQ(token_display("<|endoftext|>"), "<|endoftext|>");
+}
+
+TEST(ContextWarning, OnlyPastTheContext) {
+  ModelConfig c;
+  c.n_ctx = 128;
+  EXPECT_EQ(context_warning(c, 128), "");
+  EXPECT_EQ(context_warning(c, 0), "");
+  std::string w = context_warning(c, 129);
+  EXPECT_NE(w.find("129 tokens"), std::string::npos) << w;
+  EXPECT_NE(w.find("context of 128"), std::string::npos) << w;
 }
 
 }  // namespace
