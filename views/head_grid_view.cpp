@@ -87,11 +87,22 @@ class HeadGridView : public View {
       if (ImGui::SmallButton("open that model")) m_wb.open_model(run_model);
       return;
     }
+    // Honest scales: scores that live in [0, 1] (attention fractions, detector scores) are drawn on
+    // 0..1 by default, so a score of 0.06 stays dark; "this run's range" stretches min..max instead.
+    bool unit = true;
+    for (double v : hs.values) unit = unit && (std::isnan(v) || (v >= 0 && v <= 1));
+    ImGui::SetNextItemWidth(170);
+    const char* scale_names[] = {"absolute (0 to 1)", "this run's range"};
+    if (!unit) ImGui::BeginDisabled();
+    ImGui::Combo("scale", &m_scale_choice, scale_names, 2);
+    if (!unit) ImGui::EndDisabled();
     ColorScale scale = color_scale_for(hs.values);
+    if (unit && m_scale_choice == 0) scale = ColorScale{Colormap::kViridis, 0.0, 1.0};
 
     ImVec2 avail = ImGui::GetContentRegionAvail();
     float label_w = 36, label_h = ImGui::GetTextLineHeight() + 2;
-    float cell = std::min({(avail.x - label_w) / hs.n_heads, (avail.y - label_h - 4) / hs.n_layers, 64.f});
+    const float bar_w = 14, bar_room = 70;  // the colour bar and its labels, right of the grid
+    float cell = std::min({(avail.x - label_w - bar_room) / hs.n_heads, (avail.y - label_h - 4) / hs.n_layers, 64.f});
     cell = std::max(cell, 6.f);
     ImVec2 p = ImGui::GetCursorScreenPos();
     ImDrawList* dl = ImGui::GetWindowDrawList();
@@ -116,6 +127,18 @@ class HeadGridView : public View {
           dl->AddText(ImVec2(a.x + 3, a.y + cell / 2 - label_h / 2), lum > 128 ? IM_COL32(0, 0, 0, 255) : IM_COL32(255, 255, 255, 255), buf);
         }
       }
+    }
+    {  // colour bar: top = scale.hi, bottom = scale.lo
+      float bx = p.x + label_w + hs.n_heads * cell + 8, by = p.y + label_h, bh = hs.n_layers * cell;
+      const int steps = 48;
+      for (int i = 0; i < steps; ++i) {
+        Rgb c = colormap_at(scale.map, 1.0 - (i + 0.5) / steps);
+        dl->AddRectFilled(ImVec2(bx, by + bh * i / steps), ImVec2(bx + bar_w, by + bh * (i + 1) / steps + 1), IM_COL32(c.r, c.g, c.b, 255));
+      }
+      std::snprintf(buf, sizeof buf, "%.3g", scale.hi);
+      dl->AddText(ImVec2(bx + bar_w + 3, by), IM_COL32(220, 220, 220, 255), buf);
+      std::snprintf(buf, sizeof buf, "%.3g", scale.lo);
+      dl->AddText(ImVec2(bx + bar_w + 3, by + bh - label_h), IM_COL32(220, 220, 220, 255), buf);
     }
     ImGui::InvisibleButton("##grid", ImVec2(label_w + hs.n_heads * cell, label_h + hs.n_layers * cell));
     if (ImGui::IsItemHovered()) {
@@ -180,6 +203,7 @@ class HeadGridView : public View {
   std::vector<MetricSource> m_stored;
   int64_t m_db_gen = 0;
   int m_choice = 0;
+  int m_scale_choice = 0;  // 0: absolute 0..1 (when the scores are in [0, 1]), 1: this run's range
   int m_menu_layer = 0, m_menu_head = 0;
 };
 }  // namespace
