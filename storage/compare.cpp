@@ -1,6 +1,8 @@
 // Head-by-head comparison of two runs' scores with summary statistics.
 #include "storage/compare.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -46,7 +48,18 @@ MetricComparison compare_scores(const HeadScores& a, const HeadScores& b) {
   return m;
 }
 
-Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, const std::string& metric) {
+namespace {
+// (layers, heads) from a stored model's config JSON (TransformerLens names); (0, 0) when absent.
+std::pair<int64_t, int64_t> model_shape(const ModelInfo& m) {
+  nlohmann::json j = nlohmann::json::parse(m.config_json, nullptr, false);
+  if (!j.is_object()) return {0, 0};
+  auto get = [&](const char* k) { return j.contains(k) && j[k].is_number_integer() ? j[k].get<int64_t>() : 0; };
+  return {get("n_layers"), get("n_heads")};
+}
+}  // namespace
+
+Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, const CompareOptions& opts) {
+  const std::string& metric = opts.metric;
   RunComparison c;
   Result<RunInfo> a = db.get_run(run_a);
   if (!a) return a.error();
@@ -54,6 +67,32 @@ Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, c
   if (!b) return b.error();
   c.a = *a;
   c.b = *b;
+  const int64_t ma = a->spec.model_id, mb = b->spec.model_id;
+  if (ma > 0 && mb > 0 && ma != mb) {
+    Result<ModelInfo> ia = db.get_model(ma);
+    if (!ia) return ia.error();
+    Result<ModelInfo> ib = db.get_model(mb);
+    if (!ib) return ib.error();
+    c.model_a = ia->path;
+    c.model_b = ib->path;
+    c.same_model = ia->content_hash == ib->content_hash && !ia->content_hash.empty();
+    if (!c.same_model) {
+      auto name = [](const ModelInfo& m) { return (m.path.empty() ? "an in-memory model" : m.path) + " (" + m.content_hash.substr(0, 19) + ")"; };
+      const std::string both = "run " + std::to_string(run_a) + " is of " + name(*ia) + " and run " + std::to_string(run_b) +
+                               " of " + name(*ib);
+      if (!opts.across_models)
+        return Error{ErrorCode::kUsage, db.path() + ": " + both + ", two different models: head L.H of one is not head L.H "
+                                        "of the other. Pass --across-models to match their heads by layer and head anyway"};
+      auto sa = model_shape(*ia), sb = model_shape(*ib);
+      if (sa != sb)
+        return Error{ErrorCode::kUsage, db.path() + ": " + both + ", whose shapes differ (" + std::to_string(sa.first) + "x" +
+                                        std::to_string(sa.second) + " and " + std::to_string(sb.first) + "x" +
+                                        std::to_string(sb.second) + " layers x heads): their heads cannot be matched"};
+      c.note = both + ": two different models of the same shape, heads matched by layer.head as asked";
+    }
+  } else if (ma > 0 || mb > 0) {
+    if (Result<ModelInfo> i = db.get_model(ma > 0 ? ma : mb)) c.model_a = c.model_b = i->path;
+  }
   Result<std::vector<HeadScores>> sa = db.get_head_scores(run_a);
   if (!sa) return sa.error();
   Result<std::vector<HeadScores>> sb = db.get_head_scores(run_b);

@@ -28,13 +28,24 @@ struct MetricComparison {
 
 struct RunComparison {
   RunInfo a, b;
+  // Whether the two runs are of one model (the same model id or the same weights). Runs of two
+  // models are compared only when asked (CompareOptions::across_models) and when both models have
+  // the same layers x heads; `note` then says that heads were matched by layer.head.
+  bool same_model = true;
+  std::string model_a, model_b;  // the models' paths ("" for a run without a model)
+  std::string note;
   std::vector<MetricComparison> metrics;      // metrics both runs have, by name
   std::vector<std::string> only_a, only_b;    // metrics one run lacks
   std::vector<CircuitComparison> circuits;    // circuits of the same name (else the first of each)
 };
 
 MetricComparison compare_scores(const HeadScores& a, const HeadScores& b);
-// metric "" compares every metric the two runs share; a named metric must be in both.
-Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, const std::string& metric = "");
+struct CompareOptions {
+  std::string metric;          // "": every metric the two runs share; else it must be in both
+  bool across_models = false;  // match heads of two different models by layer.head (same shape only)
+};
+// Runs of two different models are refused (kUsage, naming both models) unless
+// opts.across_models, and then also when their layer x head shapes differ.
+Result<RunComparison> compare_runs(Database& db, int64_t run_a, int64_t run_b, const CompareOptions& opts = {});
 
 }  // namespace ms

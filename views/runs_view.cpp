@@ -1,6 +1,8 @@
 // Runs window: the runs in the database (filter by kind and status, progress of running ones), the
 // selected run's inputs, scores, tensors and circuits, and its HTML report (Ctrl+E).
 #include <imgui.h>
+
+#include <filesystem>
 #include <imgui_stdlib.h>
 
 #include <algorithm>
@@ -128,14 +130,38 @@ class RunsView : public View {
   // Compare the selected run with another, metric by metric (storage/compare.h).
   void draw_compare() {
     ImGui::Separator();
-    ImGui::SetNextItemWidth(100);
-    ImGui::InputInt("##other", &m_other);
+    // A comparison belongs to the run it was made for: selecting another run drops it.
+    if (m_cmp_for != m_wb.selected_run) {
+      m_cmp.reset();
+      m_cmp_error.clear();
+      m_cmp_for = m_wb.selected_run;
+    }
+    // The partner is picked from the list (done runs other than the selected one), with its model.
+    auto label = [](const RunSummary& r) {
+      return "run " + std::to_string(r.run.id) + " " + r.run.spec.kind + "  [" +
+             std::filesystem::path(r.model_path).filename().string() + "]";
+    };
+    std::string current = "pick a run to compare with";
+    for (const auto& r : m_runs)
+      if (r.run.id == m_other) current = label(r);
+    ImGui::SetNextItemWidth(320);
+    if (ImGui::BeginCombo("##other", current.c_str())) {
+      for (const auto& r : m_runs) {
+        if (r.run.id == m_wb.selected_run || r.run.status != RunStatus::kDone) continue;
+        if (ImGui::Selectable(label(r).c_str(), r.run.id == m_other)) m_other = r.run.id;
+      }
+      ImGui::EndCombo();
+    }
     ImGui::SameLine();
-    if (ImGui::Button("Compare with this run")) {
+    ImGui::Checkbox("across models", &m_across_models);
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("match the heads of two different models by layer.head (only when their shapes match)");
+    ImGui::SameLine();
+    if (ImGui::Button("Compare")) {
       m_cmp.reset();
       m_cmp_error.clear();
       if (Database* db = m_wb.db()) {
-        Result<RunComparison> c = compare_runs(*db, m_wb.selected_run, m_other);
+        Result<RunComparison> c = compare_runs(*db, m_wb.selected_run, m_other, CompareOptions{"", m_across_models});
         if (c) m_cmp = std::make_unique<RunComparison>(std::move(*c));
         else m_cmp_error = c.error().message;
       }
@@ -143,6 +169,7 @@ class RunsView : public View {
     if (!m_cmp_error.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", m_cmp_error.c_str());
     if (!m_cmp) return;
     ImGui::Text("run %lld vs run %lld", static_cast<long long>(m_cmp->a.id), static_cast<long long>(m_cmp->b.id));
+    if (!m_cmp->note.empty()) ImGui::TextColored(ImVec4(1, 0.75f, 0.3f, 1), "%s", m_cmp->note.c_str());
     if (ImGui::BeginTable("cmp", 5, ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV)) {
       for (const char* h : {"metric", "heads", "mean |diff|", "pearson", "largest change"}) ImGui::TableSetupColumn(h);
       ImGui::TableHeadersRow();
@@ -172,7 +199,9 @@ class RunsView : public View {
   std::vector<HeadScores> m_scores;
   std::vector<TensorInfo> m_tensors;
   size_t m_n_circuits = 0, m_n_inputs = 0;
-  int m_other = 1;
+  int64_t m_other = 0;
+  int64_t m_cmp_for = 0;
+  bool m_across_models = false;
   double m_refreshed = 0;
   std::unique_ptr<RunComparison> m_cmp;
   std::string m_cmp_error;

@@ -15,7 +15,7 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
     std::string db, metric;
     int64_t a = 0, b = 0;
     int top = 20;
-    bool json = false;
+    bool json = false, across_models = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("compare", "Compare two runs' head scores (biggest differences first) and circuits (node / edge IoU)");
@@ -25,10 +25,12 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
   cmd->add_option("--metric", o->metric, "compare only this metric");
   cmd->add_option("--top", o->top, "heads to show per metric (0: all)")->capture_default_str();
   cmd->add_flag("--json", o->json, "print JSON");
+  cmd->add_flag("--across-models", o->across_models,
+                "compare runs of two different models by layer.head (refused otherwise; the shapes must match)");
   cmds.emplace_back(cmd, [o]() {
     if (o->top < 0) fail_usage("--top must not be negative");
     std::unique_ptr<Database> db = open_database(o->db, true);
-    Result<RunComparison> r = compare_runs(*db, o->a, o->b, o->metric);
+    Result<RunComparison> r = compare_runs(*db, o->a, o->b, CompareOptions{o->metric, o->across_models});
     if (!r) throw InputError(r.error().message, r.error().code);
     const RunComparison& c = *r;
     size_t top = o->top == 0 ? SIZE_MAX : static_cast<size_t>(o->top);
@@ -36,6 +38,10 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
       nlohmann::json j;
       j["run_a"] = {{"id", c.a.id}, {"kind", c.a.spec.kind}, {"model_id", c.a.spec.model_id}};
       j["run_b"] = {{"id", c.b.id}, {"kind", c.b.spec.kind}, {"model_id", c.b.spec.model_id}};
+      j["same_model"] = c.same_model;
+      j["model_a"] = c.model_a;
+      j["model_b"] = c.model_b;
+      if (!c.note.empty()) j["note"] = c.note;
       j["only_a"] = c.only_a;
       j["only_b"] = c.only_b;
       j["metrics"] = nlohmann::json::array();
@@ -65,6 +71,7 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
     }
     std::cout << "run " << c.a.id << " (" << c.a.spec.kind << ") vs run " << c.b.id << " (" << c.b.spec.kind
               << "); diff = b - a\n";
+    if (!c.note.empty()) std::cout << "note: " << c.note << "\n";
     if (c.metrics.empty() && c.circuits.empty()) std::cout << "the two runs share no metric and no circuit\n";
     auto join = [](const std::vector<std::string>& v) {
       std::string out;

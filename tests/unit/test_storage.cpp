@@ -465,7 +465,33 @@ TEST(Storage, CompareModelsOfDifferentShapes) {
   EXPECT_EQ(c.metrics[0].metric, "sink_rate");
   EXPECT_EQ(c.only_a, std::vector<std::string>{"dla"});
   EXPECT_EQ(c.only_b, std::vector<std::string>{"induction_score"});
-  EXPECT_EQ(compare_runs(*db, ia, ib, "dla").error().code, ErrorCode::kUsage);
+  EXPECT_EQ(compare_runs(*db, ia, ib, CompareOptions{"dla"}).error().code, ErrorCode::kUsage);
+}
+
+// Runs of different models: refused unless asked, and never across different shapes.
+TEST(Storage, CompareRunsOfDifferentModels) {
+  auto db = fresh_db();
+  int64_t m1 = db->register_model(test::demo_model("sha256:11", 4, 8)).value();
+  int64_t m2 = db->register_model(test::demo_model("sha256:22", 4, 8)).value();
+  int64_t m3 = db->register_model(test::demo_model("sha256:33", 2, 4)).value();
+  int64_t r1 = db->store_run(test::demo_spec(m1), test::demo_results(4, 8, 0)).value();
+  int64_t r1b = db->store_run(test::demo_spec(m1), test::demo_results(4, 8, 1)).value();
+  int64_t r2 = db->store_run(test::demo_spec(m2), test::demo_results(4, 8, 0)).value();
+  int64_t r3 = db->store_run(test::demo_spec(m3), test::demo_results(2, 4, 0)).value();
+  RunComparison same = compare_runs(*db, r1, r1b).value();
+  EXPECT_TRUE(same.same_model);
+  EXPECT_EQ(same.note, "");
+  Result<RunComparison> other = compare_runs(*db, r1, r2);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, ErrorCode::kUsage);
+  EXPECT_NE(other.error().message.find("two different models"), std::string::npos) << other.error().message;
+  RunComparison asked = compare_runs(*db, r1, r2, CompareOptions{"", true}).value();
+  EXPECT_FALSE(asked.same_model);
+  EXPECT_NE(asked.note.find("matched by layer.head"), std::string::npos);
+  EXPECT_EQ(asked.metrics.size(), test::demo_results(4, 8, 0).scores.size());
+  Result<RunComparison> shapes = compare_runs(*db, r1, r3, CompareOptions{"", true});
+  ASSERT_FALSE(shapes.ok());
+  EXPECT_NE(shapes.error().message.find("shapes differ (4x8 and 2x4"), std::string::npos) << shapes.error().message;
 }
 
 TEST(Storage, ShellJoinQuotes) {

@@ -116,9 +116,16 @@ TEST_F(StorageCli, DeleteRun) {
 }
 
 TEST_F(StorageCli, CompareBiggestDifferenceFirst) {
+  // Runs a and b are of two different models (other weights, same shape): refused unless asked.
   auto r = run_mechscope({"compare", "--db", *db, id(a), id(b), "--json"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.err.find("two different models"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--across-models"), std::string::npos) << r.err;
+  r = run_mechscope({"compare", "--db", *db, id(a), id(b), "--json", "--across-models"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["same_model"], false);
+  EXPECT_NE(j["note"].get<std::string>().find("matched by layer.head"), std::string::npos);
   ASSERT_EQ(j["metrics"].size(), 4u);
   nlohmann::json sink;
   for (const auto& m : j["metrics"])
@@ -136,11 +143,12 @@ TEST_F(StorageCli, CompareBiggestDifferenceFirst) {
       EXPECT_EQ(m["max_abs_diff"], 0.0);
       EXPECT_DOUBLE_EQ(m["pearson"].get<double>(), 1.0);
     }
-  r = run_mechscope({"compare", "--db", *db, id(a), id(b), "--metric", "sink_rate", "--top", "3"});
+  r = run_mechscope({"compare", "--db", *db, id(a), id(b), "--metric", "sink_rate", "--top", "3", "--across-models"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("sink_rate: 32 heads in both"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("-0.92"), std::string::npos) << r.out;
-  r = run_mechscope({"compare", "--db", *db, id(a), id(b), "--metric", "nope"});
+  EXPECT_NE(r.out.find("note: run"), std::string::npos) << r.out;
+  r = run_mechscope({"compare", "--db", *db, id(a), id(b), "--metric", "nope", "--across-models"});
   EXPECT_EQ(r.exit_code, 2);
   r = run_mechscope({"compare", "--db", *db, id(a), "77"});
   EXPECT_EQ(r.exit_code, 2);
