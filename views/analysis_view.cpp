@@ -57,6 +57,10 @@ class AnalysisView : public View {
     ImGui::SameLine();
     if (ImGui::SmallButton("clear finished")) m_wb.tasks().clear_finished();
     for (const TaskSnapshot& t : m_wb.tasks().snapshot()) {
+      // The workbench's own forward passes and model loads are listed only while they run (their
+      // result is in the Prompt and Model windows); analyses stay listed with how they ended.
+      const bool routine = t.name.rfind("forward pass", 0) == 0 || t.name.rfind("load ", 0) == 0;
+      if (routine && !t.running && !t.failed) continue;
       ImGui::PushID(static_cast<int>(t.id));
       ImGui::TextUnformatted(t.name.c_str());
       ImGui::SameLine();
@@ -68,7 +72,9 @@ class AnalysisView : public View {
       } else if (t.failed) {
         ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "failed: %s", t.error.c_str());
       } else {
-        ImGui::TextDisabled("done %s", t.status.c_str());
+        // "cancelled" / "stored as run N" say how it ended; other statuses follow "finished:".
+        if (t.status == "cancelled") ImGui::TextColored(ImVec4(1, 0.75f, 0.3f, 1), "cancelled");
+        else ImGui::TextDisabled("finished: %s", t.status.empty() ? "done" : t.status.c_str());
       }
       ImGui::PopID();
     }
