@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "storage/compare.h"
 #include "views/view.h"
@@ -29,9 +30,25 @@ class RunsView : public View {
     m_refreshed = ImGui::GetTime();
     m_runs.clear();
     m_details_for = -1;
+    m_n_items.clear();
     if (Database* db = m_wb.db()) {
       auto r = db->list_runs();
       if (r) m_runs = std::move(*r);
+      // Item runs (a retrieval grid's cells, a batch's items: an "item-of" link) are grouped under
+      // their parent. Links are written with a run's results and never change, so a done run's
+      // parent is looked up once.
+      for (const RunSummary& s : m_runs) {
+        if (!m_parent_of.count(s.run.id)) {
+          int64_t parent = 0;
+          if (auto links = db->get_links(s.run.id))
+            for (const RunLink& l : *links)
+              if (l.relation == "item-of" && l.run_id == s.run.id) parent = l.source_run_id;
+          if (s.run.status != RunStatus::kRunning && s.run.status != RunStatus::kQueued) m_parent_of[s.run.id] = parent;
+          else if (parent) m_parent_of[s.run.id] = parent;
+        }
+        auto it = m_parent_of.find(s.run.id);
+        if (it != m_parent_of.end() && it->second > 0) ++m_n_items[it->second];
+      }
     }
   }
 
@@ -64,12 +81,17 @@ class RunsView : public View {
     ImGui::SetNextItemWidth(100);
     ImGui::Combo("##status", &m_status, "any status\0queued\0running\0done\0failed\0cancelled\0");
     ImGui::SameLine();
+    ImGui::Checkbox("item runs", &m_show_items);
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("also list the runs that are items of another run (grid cells, batch items)");
+    ImGui::SameLine();
     if (ImGui::SmallButton("Export report (Ctrl+E)")) m_wb.export_run(m_wb.selected_run);
 
     std::vector<const RunSummary*> rows;
     for (const auto& r : m_runs) {
       if (!m_kind.empty() && r.run.spec.kind.find(m_kind) == std::string::npos) continue;
       if (m_status > 0 && static_cast<int>(r.run.status) != m_status - 1) continue;
+      auto parent = m_parent_of.find(r.run.id);
+      if (!m_show_items && parent != m_parent_of.end() && parent->second > 0 && m_kind.empty()) continue;
       rows.push_back(&r);
     }
     float table_h = std::max(80.f, ImGui::GetContentRegionAvail().y * 0.55f);
@@ -93,7 +115,14 @@ class RunsView : public View {
           if (ImGui::Selectable(id.c_str(), r.run.id == m_wb.selected_run, ImGuiSelectableFlags_SpanAllColumns))
             m_wb.selected_run = r.run.id;
           ImGui::TableNextColumn();
-          ImGui::TextUnformatted(r.run.spec.kind.c_str());
+          auto items = m_n_items.find(r.run.id);
+          auto parent = m_parent_of.find(r.run.id);
+          if (items != m_n_items.end())
+            ImGui::Text("%s (+%lld items)", r.run.spec.kind.c_str(), static_cast<long long>(items->second));
+          else if (parent != m_parent_of.end() && parent->second > 0)
+            ImGui::Text("  %s of run %lld", r.run.spec.kind.c_str(), static_cast<long long>(parent->second));
+          else
+            ImGui::TextUnformatted(r.run.spec.kind.c_str());
           ImGui::TableNextColumn();
           if (r.run.status == RunStatus::kRunning) ImGui::ProgressBar(static_cast<float>(r.run.progress), ImVec2(-1, 0));
           else ImGui::TextUnformatted(run_status_name(r.run.status));
@@ -193,6 +222,9 @@ class RunsView : public View {
 
  private:
   std::vector<RunSummary> m_runs;
+  std::map<int64_t, int64_t> m_parent_of;  // run -> the run it is an item of (0: none)
+  std::map<int64_t, int64_t> m_n_items;    // run -> how many item runs it has
+  bool m_show_items = false;
   std::string m_kind;
   int m_status = 0;
   int64_t m_db_gen = 0, m_details_for = -1;
