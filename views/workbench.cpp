@@ -11,12 +11,12 @@ Workbench::Workbench(TaskManager& tasks, Settings& settings) : m_tasks(tasks), m
 Workbench::~Workbench() = default;
 
 std::string Workbench::default_prompt(const Model& model) {
-  // A sentence said twice: its second half shows the induction heads (each token attends to the
-  // one after its earlier copy) and is predicted well by any model that has them. The words are
-  // the default model's own (core/zoo/zoo_text.cpp), so its tokenizer keeps them whole.
+  // A list said twice: in its second copy the induction heads show (each token attends to the one
+  // after its earlier occurrence; the default model's 2.3) and the repeat is predicted well by any
+  // model that has them. Words and frame are the default model's own corpus (core/zoo/zoo_text.cpp,
+  // repeated_span), so its tokenizer keeps each word whole.
   if (model.tokenizer())
-    return "Ada saw the red cat in the garden and Ben found the old book. "
-           "Ada saw the red cat in the garden and Ben found the old book.";
+    return "The list was: red cat old book garden bell stone. Again, the list was: red cat old book garden bell stone.";
   // Constructed zoo models have no tokenizer: ids, <bos> first and two <delim> (id 1).
   return "0 5 9 13 1 17 21 25 29 1 33 37 41 45";
 }
