@@ -72,7 +72,7 @@ const AnalysisSpec& sae_train_spec() {
         decl("hook", ParamType::kString, nullptr, "hook point the SAE reads (e.g. blocks.1.hook_resid_post)"),
         decl("hook_out", ParamType::kString, "", "transcoders: the hook point they write (e.g. blocks.1.hook_mlp_out)"),
         arch,
-        decl("out", ParamType::kPath, nullptr, "output folder (SAELens layout; checkpoints in OUT/checkpoints)"),
+        decl("out", ParamType::kString, nullptr, "output folder (SAELens layout; checkpoints in OUT/checkpoints)"),
         decl("d_sae", ParamType::kInt, 0, "features (0: expansion_factor x d_in)", 0, 1 << 24),
         decl("expansion_factor", ParamType::kInt, 8, "d_sae = this x d_in when d_sae is 0", 1, 1024),
         decl("k", ParamType::kInt, 32, "topk: active features per position", 1, 1 << 20),
@@ -184,6 +184,10 @@ SaeTrainRunOutcome run_sae_train(RunSession& session, const Model& m, const std:
       return std::nullopt;
     }
     out.train.sae->cfg.source = out.out;
+    // hook_z rows are the heads concatenated (the store flattens every point to [pos, width]),
+    // which SAELens writes as reshape_activations = hook_z.
+    const std::string& hook = out.train.sae->cfg.hook_name;
+    out.train.sae->cfg.reshape_hook_z = hook.size() >= 6 && hook.compare(hook.size() - 6, 6, "hook_z") == 0;
     out.train.sae->cfg.prepend_bos = true;
     nlohmann::json meta{{"context_size", context}, {"training_tokens", out.n_train_tokens},
                         {"training_steps", steps}, {"train_batch_size_tokens", o.batch_size},

@@ -20,6 +20,9 @@ int run(const AnalysisOptions& o) {
   CliRun cli(o, "sae train");
   SaeTrainRunOutcome r = run_sae_train(cli.session, *cli.model, records, params);
   cli.bar.finish();
+  if (r.cancelled && r.train.steps_done == 0)
+    throw InputError("interrupted before training began; run " + std::to_string(r.run_id) + " marked cancelled",
+                     ErrorCode::kInternal);
   if (r.cancelled)
     throw InputError("interrupted at step " + std::to_string(r.train.steps_done) + "; run " + std::to_string(r.run_id) +
                      " marked cancelled; a checkpoint is in " + r.out + "/checkpoints: rerun with --resume",

@@ -145,6 +145,10 @@ Result<std::unique_ptr<ActivationStore>> ActivationStore::collect(
       model.forward(model.tokens_tensor(ids), fo);
       auto flat = [&](const std::string& h) {
         at::Tensor a = cache.at(h)[0];  // (pos, ..)
+        const bool z = h.size() >= 6 && h.compare(h.size() - 6, 6, "hook_z") == 0;
+        if (a.dim() > 2 && !z)
+          fail_usage(h + ": an SAE reads a [pos, d] point or hook_z (heads concatenated); this one is " +
+                     std::to_string(a.dim()) + "-D per sequence");
         return a.reshape({a.size(0), -1}).narrow(0, first, a.size(0) - first);
       };
       at::Tensor x = flat(opts.hook_name), y = s->m_has_y ? flat(opts.hook_name_out) : at::Tensor();

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -101,9 +102,16 @@ TEST(SaeTrainCli, DISABLED_SparsitySweep) {
       {"--arch", "topk", "--k", "32"},    {"--arch", "standard", "--l1-coefficient", "1"},
       {"--arch", "standard", "--l1-coefficient", "3"},
       {"--arch", "jumprelu", "--l0-coefficient", "0.1", "--jumprelu-bandwidth", "0.05", "--jumprelu-init-threshold", "0.05"},
-      {"--arch", "jumprelu", "--l0-coefficient", "0.3", "--jumprelu-bandwidth", "0.05", "--jumprelu-init-threshold", "0.05"}};
+      {"--arch", "jumprelu", "--l0-coefficient", "0.3", "--jumprelu-bandwidth", "0.05", "--jumprelu-init-threshold", "0.05"},
+      {"--arch", "jumprelu", "--l0-coefficient", "0.3", "--jumprelu-bandwidth", "0.1", "--jumprelu-init-threshold", "0.5"},
+      {"--arch", "jumprelu", "--l0-coefficient", "0.3", "--jumprelu-bandwidth", "0.1", "--jumprelu-init-threshold", "1"},
+      {"--arch", "jumprelu", "--l0-coefficient", "0.3", "--jumprelu-bandwidth", "0.05", "--jumprelu-init-threshold", "0.15"}};
+  const char* only = std::getenv("MECHSCOPE_SWEEP_ONLY");  // a substring of the settings to run
   int i = 0;
   for (const auto& s : settings) {
+    std::string joined;
+    for (const auto& a : s) joined += a + " ";
+    if (only && joined.find(only) == std::string::npos) continue;
     std::vector<std::string> args = {"sae", "train", "--model", kModel, "--prompts", prompts, "--hook",
                                      "blocks.1.hook_resid_post", "--d-sae", "512", "--steps", "600", "--batch-size", "512",
                                      "--lr", "2e-3", "--lr-decay-steps", "150", "--log-every", "200", "--eval-prompts", "16",
