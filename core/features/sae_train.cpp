@@ -34,6 +34,9 @@ struct Trainer {
   double s_in = 1, s_out = 1;  // norm scaling factors
   std::vector<std::string> names;
   std::map<std::string, at::Tensor> p, m, v;  // parameters and Adam's moments
+  // Reused every step (a fresh 10^7-float tensor per step costs page faults, not just bandwidth):
+  // the matrices' gradients and Adam's denominators.
+  std::map<std::string, at::Tensor> gbuf, dbuf;
   at::Tensor since_fired;                     // [d_sae] float64: steps since each feature fired
   std::vector<SaeTrainPoint> curve;
   int64_t step = 0;
@@ -86,6 +89,13 @@ struct Trainer {
     since_fired = at::zeros({o.d_sae}, at::kDouble);
   }
 
+  void alloc_buffers() {
+    if (!dbuf.empty()) return;
+    for (const std::string& n : names) dbuf[n] = at::empty_like(p[n]);
+    gbuf["W_enc"] = at::empty_like(p["W_enc"]);
+    gbuf["W_dec"] = at::empty_like(p["W_dec"]);
+  }
+
   double lr_at(int64_t t) const {
     double lr = o.lr;
     if (o.lr_warmup_steps > 0) lr *= std::min(1.0, static_cast<double>(t + 1) / static_cast<double>(o.lr_warmup_steps));
@@ -120,15 +130,16 @@ struct Trainer {
       mask = pre > thr;
       acts = pre * mask;
     } else {
-      acts = at::relu(pre);
       mask = pre > 0;
+      acts = at::relu_(pre);  // pre is not needed again
     }
     at::Tensor recon = at::addmm(b_dec, acts, W_dec);  // (B, d_out)
     if (skip) recon.addmm_(x, p["W_skip"].t());
     at::Tensor err = recon - target;
     at::Tensor d_recon = err * (2.0 / B);
+    alloc_buffers();
     std::map<std::string, at::Tensor> g;
-    g["W_dec"] = at::mm(acts.t(), d_recon);  // (d_sae, d_out)
+    g["W_dec"] = at::mm_out(gbuf["W_dec"], acts.t(), d_recon);  // (d_sae, d_out)
     g["b_dec"] = d_recon.sum(0);
     at::Tensor d_acts = at::mm(d_recon, W_dec.t());  // (B, d_sae)
     const double coeff = sparsity_coeff(step);
@@ -148,7 +159,7 @@ struct Trainer {
       g["W_dec"].add_(W_dec * (acts.sum(0) / norms * (coeff / B)).unsqueeze(1));
       if (log) sparsity_loss = coeff * (acts * norms).sum().item<double>() / B;
     }
-    at::Tensor d_pre = d_acts * mask;
+    at::Tensor d_pre = d_acts.mul_(mask);  // d_acts is not needed again
     at::Tensor dead = since_fired >= static_cast<double>(o.dead_feature_window);
     const int64_t n_dead = dead.sum().item<int64_t>();
     if (topk && n_dead > 0 && o.aux_k_coefficient > 0) {
@@ -165,7 +176,7 @@ struct Trainer {
       d_pre.index_add_(1, idx, at::mm(d_aux, W_dead.t()) * (aux_acts > 0));
       if (log) aux_loss = scale * aux_err.pow(2).sum().item<double>() / B;
     }
-    g["W_enc"] = at::mm(xc.t(), d_pre);  // (d_in, d_sae)
+    g["W_enc"] = at::mm_out(gbuf["W_enc"], xc.t(), d_pre);  // (d_in, d_sae)
     g["b_enc"] = d_pre.sum(0);
     if (b_dec_in) g["b_dec"].sub_(at::mv(W_enc, g["b_enc"]));  // through x - b_dec: sum_b d_pre W_enc^T
     if (skip) g["W_skip"] = at::mm(d_recon.t(), x);
@@ -177,7 +188,8 @@ struct Trainer {
     for (const std::string& n : names) {
       m[n].mul_(o.adam_beta1).add_(g[n], 1 - o.adam_beta1);
       v[n].mul_(o.adam_beta2).addcmul_(g[n], g[n], 1 - o.adam_beta2);
-      at::Tensor denom = (v[n] / bc2).sqrt_().add_(kAdamEps);
+      at::Tensor& denom = dbuf[n];  // sqrt(v / bc2) + eps
+      at::sqrt_out(denom, v[n]).div_(std::sqrt(bc2)).add_(kAdamEps);
       p[n].addcdiv_(m[n], denom, -lr / bc1);
     }
     if (topk) W_dec.div_(W_dec.norm(2, {1}, true).clamp_min(1e-12));
