@@ -83,9 +83,12 @@ void write_or_throw(const std::string& path, const at::Tensor& t) {
 
 }  // namespace
 
+void register_sae_train(CLI::App& sae, std::vector<std::pair<CLI::App*, Command>>& cmds);  // cmd_sae_train.cpp
+
 void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
   CLI::App* sae = app.add_subcommand("sae", "Sparse autoencoders and transcoders (SAELens folders, Gemma Scope params.npz)");
   sae->require_subcommand(1);
+  register_sae_train(*sae, cmds);
 
   {
     struct Opts : SaeOptions {
