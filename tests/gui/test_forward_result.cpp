@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "core/analysis/sinks/sinks.h"
 #include "core/zoo/zoo_construct.h"
@@ -21,6 +23,9 @@
 #include "tests/support/test_support.h"
 #include "tests/support/tiny_models.h"
 #include "views/forward_result.h"
+#include "views/settings.h"
+#include "views/task_manager.h"
+#include "views/workbench.h"
 
 namespace {
 using namespace ms;
@@ -243,4 +248,46 @@ TEST(ForwardResult, TokensAreDrawnWithVisibleWhitespace) {
   EXPECT_EQ(all, "a\u00b7cat\u21b5\u21b5sat");
   for (const Prediction& p : r.top) EXPECT_EQ(p.token.find_first_of(" \n"), std::string::npos) << p.id;
   EXPECT_EQ(r.context_note, "");  // 6 tokens within a context of 128
+}
+
+// Opening another model: the previous model's interventions and selected run go, the user's own
+// prompt stays, a start prompt is replaced by the new model's, and runs are told apart by model.
+void wait_idle(Workbench& wb, TaskManager& tasks) {
+  for (int i = 0; i < 60000 && (wb.busy() || tasks.busy()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    wb.poll();
+  }
+  wb.poll();
+}
+
+TEST(WorkbenchState, AnotherModelClearsWhatBelongedToThePreviousOne) {
+  TaskManager tasks;
+  Settings settings;  // file "": not persisted
+  Workbench wb(tasks, settings);
+  const std::string first = ms::test::source_dir() + "/resources/models/default";
+  const std::string second = ms::test::fixtures_dir() + "/parity/gpt2";
+  wb.open_model(first);
+  wait_idle(wb, tasks);
+  ASSERT_TRUE(wb.model());
+  EXPECT_EQ(wb.prompt, Workbench::default_prompt(*wb.model()));
+  EXPECT_TRUE(wb.is_open_model(first));
+  EXPECT_FALSE(wb.is_open_model(second));
+  wb.ablated = {{1, 2}};
+  wb.calibrated = {{0, 1}};
+  wb.selected_run = 7;
+  wb.open_model(second);
+  wait_idle(wb, tasks);
+  ASSERT_TRUE(wb.is_open_model(second));
+  EXPECT_TRUE(wb.ablated.empty());
+  EXPECT_TRUE(wb.calibrated.empty());
+  EXPECT_EQ(wb.selected_run, 0);
+  EXPECT_NE(wb.model_note().find("cleared"), std::string::npos) << wb.model_note();
+  EXPECT_EQ(wb.prompt, Workbench::default_prompt(*wb.model()));  // the start prompt follows the model
+  // A prompt the user typed stays when the next model opens; nothing to clear, no note.
+  wb.prompt = "0 1 2 3";
+  wb.open_model(first);
+  wait_idle(wb, tasks);
+  EXPECT_TRUE(wb.is_open_model(first));
+  EXPECT_EQ(wb.prompt, "0 1 2 3");
+  EXPECT_EQ(wb.model_note(), "");
 }
