@@ -101,7 +101,9 @@ void expect_same(const FeatureCard& a, const FeatureCard& b, bool labels = true)
     EXPECT_EQ(x.window_start, y.window_start);
     EXPECT_EQ(x.token_ids, y.token_ids);
     EXPECT_EQ(x.acts, y.acts);
-    if (labels) EXPECT_EQ(x.tokens, y.tokens);
+    if (labels) {
+      EXPECT_EQ(x.tokens, y.tokens);
+    }
   }
   if (!labels) return;
   ASSERT_EQ(a.top_logits.size(), b.top_logits.size());
