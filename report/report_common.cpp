@@ -48,6 +48,7 @@ Bundle load_bundle(Database& db, int64_t run_id) {
   b.tensors = take(db.list_tensors(run_id));
   b.circuits = take(db.get_circuits(run_id));
   b.links = take(db.get_links(run_id));
+  b.features = take(db.get_feature_cards(run_id));
   return b;
 }
 

@@ -21,6 +21,7 @@ struct Bundle {
   std::vector<TensorInfo> tensors;
   std::vector<Circuit> circuits;
   std::vector<RunLink> links;
+  std::vector<FeatureCard> features;  // sae-features runs
 };
 // Throws InputError when a run is missing or unreadable.
 Bundle load_bundle(Database& db, int64_t run_id);
@@ -72,5 +73,11 @@ std::vector<OutFile> render_markdown(Database& db, const std::vector<Bundle>& ru
                                      const std::string& stem);
 std::string render_csv(const std::vector<Bundle>& runs);
 std::string render_json(const std::vector<Bundle>& runs);
+
+// Feature cards (report_features.cpp): at most kMaxCards per run (the ones firing most often).
+constexpr size_t kMaxCards = 200;
+void features_html(std::string& s, const Bundle& b);
+std::string features_markdown(const Bundle& b);
+void features_json(std::string& s, bool& first, const Bundle& b);  // long-format rows
 
 }  // namespace ms::report

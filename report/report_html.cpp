@@ -40,6 +40,8 @@ figure { margin: 0; } figcaption { font-size: 13px; color: #59636e; margin-top: 
 .status.done { background: #1a7f37; } .status.failed, .status.cancelled { background: #cf222e; }
 .status.running, .status.queued { background: #9a6700; }
 svg text { font: 11px "DejaVu Sans", sans-serif; fill: #1f2328; }
+.fcard { border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 12px 10px; margin: 12px 0; }
+.fcard h4 { margin: 4px 0; font-size: 14px; } .fex { margin: 2px 0; } .tok.at { border-color: #1f2328; }
 )css";
 
 struct Axis {
@@ -321,6 +323,7 @@ std::string render_html(Database& db, const std::vector<Bundle>& runs, const Rep
     inputs_section(s, b);
     tensors_section(s, db, b);
     circuits_section(s, b);
+    features_html(s, b);
     s += "</section>\n";
   }
   s += "</body></html>\n";

@@ -121,6 +121,7 @@ std::vector<OutFile> render_markdown(Database& db, const std::vector<Bundle>& ru
         s += "| " + md(c.nodes[e.src].name) + " | " + md(c.nodes[e.dst].name) + " | " + md(fmt(e.score)) + " |\n";
     }
   }
+  for (const Bundle& b : runs) s += features_markdown(b);
   files[0].bytes = std::move(s);
   return files;
 }

@@ -48,6 +48,7 @@ std::string render_json(const std::vector<Bundle>& runs) {
                ",\"head\":" + std::to_string(hd) + ",\"value\":" + (std::isfinite(v) ? fmt_exact(v) : "null") + "}";
         }
     }
+  for (const Bundle& b : runs) features_json(s, first, b);
   s += "\n]\n";
   return s;
 }

@@ -199,7 +199,13 @@ nlohmann::json stored_params(const AnalysisSpec& spec, const nlohmann::json& p) 
 
 std::string reproduce_command(const AnalysisSpec& spec, const nlohmann::json& p,
                               const std::vector<std::pair<std::string, std::string>>& inputs) {
-  std::vector<std::string> argv = {"mechscope", spec.kind};
+  std::vector<std::string> argv = {"mechscope"};
+  if (spec.command.empty()) argv.push_back(spec.kind);
+  for (size_t a = 0, b = 0; !spec.command.empty() && a < spec.command.size(); a = b + 1) {
+    b = spec.command.find(' ', a);
+    if (b == std::string::npos) b = spec.command.size();
+    argv.push_back(spec.command.substr(a, b - a));
+  }
   for (const auto& [flag, value] : inputs) argv.push_back(flag), argv.push_back(value);
   for (const ParamDecl& d : spec.params) {
     if (!d.applies(kOnCli) || !d.applies(kStored) || !p.contains(d.name)) continue;

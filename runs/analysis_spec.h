@@ -57,6 +57,7 @@ struct ParamDecl {
 
 struct AnalysisSpec {
   std::string kind, summary;
+  std::string command;  // the CLI's subcommand words when they are not the kind ("sae features")
   bool uses_prompts = false;  // batch: items are model x prompt set x cell
   std::vector<ParamDecl> params;
   // Checks that involve several parameters or the model ("" when fine, else the message with the

@@ -63,7 +63,8 @@ SaeTrainOptions train_options(const nlohmann::json& p, int64_t d_in) {
 const AnalysisSpec& sae_train_spec() {
   static const AnalysisSpec spec = [] {
     AnalysisSpec s;
-    s.kind = "sae_train";
+    s.kind = "sae-train";
+    s.command = "sae train";
     s.summary = "train an SAE or transcoder on a hook point (SAELens 6 semantics; writes an SAELens folder)";
     s.uses_prompts = true;
     ParamDecl arch{"arch", ParamType::kChoice, "topk", false, "architecture to train"};
@@ -149,7 +150,7 @@ SaeTrainRunOutcome run_sae_train(RunSession& session, const Model& m, const std:
   out.n_eval_prompts = static_cast<int64_t>(eval_ids.size());
 
   nlohmann::json stored = stored_params(sae_train_spec(), params);
-  session.begin(m, "sae_train", stored);
+  session.begin(m, "sae-train", stored);
   out.cancelled = !session.conclude([&](std::string& reason) -> std::optional<RunResults> {
     ActivationStoreOptions so;
     so.hook_name = params["hook"].get<std::string>();

@@ -37,7 +37,7 @@ struct SaeTrainRunOutcome {
 // training prompts (every prompt but the last eval_prompts, cut to context_size), trains, writes
 // the SAELens folder to `out` (checkpoints in out/checkpoints), measures L0 / explained variance /
 // CE loss recovered on the held-out prompts (all of them when there are too few to hold out) and
-// stores a "sae_train" run. Progress counts prompts collected, then training steps.
+// stores a "sae-train" run. Progress counts prompts collected, then training steps.
 SaeTrainRunOutcome run_sae_train(RunSession& session, const Model& m, const std::vector<PromptRecord>& records,
                                  nlohmann::json params);
 

@@ -18,7 +18,7 @@ class Model;
 
 // The schema this build writes (PRAGMA user_version). Older files are migrated forward on open;
 // newer ones are refused and left untouched.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Where the database lives: `flag` (--db) if given, else $MECHSCOPE_DB, else
 // $XDG_DATA_HOME/mechscope/mechscope.db, else ~/.local/share/mechscope/mechscope.db.
@@ -134,6 +134,11 @@ class Database {
   Result<std::vector<TensorInfo>> list_tensors(int64_t run_id);
   Result<at::Tensor> get_tensor(int64_t run_id, const std::string& name);  // CPU, stored dtype
   Result<std::vector<Circuit>> get_circuits(int64_t run_id);
+  // Feature cards (storage/feature_records.cpp): those of `features` (empty: all, by feature
+  // index), with their examples unless cards_only.
+  Result<std::vector<FeatureCard>> get_feature_cards(int64_t run_id, const std::vector<int64_t>& features = {},
+                                                     bool cards_only = false);
+  Result<int64_t> count_feature_cards(int64_t run_id);
   // Links in both directions: where run_id was derived from, and runs derived from it.
   Result<std::vector<RunLink>> get_links(int64_t run_id);
   // PRAGMA integrity_check: "ok" or SQLite's list of problems.

@@ -23,6 +23,10 @@ void require_run(sql::Connection& c, int64_t run_id);
 // Inserts the results of run_id (inside the caller's transaction); returns rows written.
 int64_t insert_results(sql::Connection& c, int64_t run_id, const RunResults& r,
                        const WriteProgress& progress, int64_t rows_before);
+// Feature cards and their examples (feature_records.cpp): inserted inside the caller's
+// transaction (returns rows written); copied between databases by merge_from.
+int64_t insert_feature_cards(sql::Connection& c, int64_t run_id, const std::vector<FeatureCard>& cards);
+void copy_feature_rows(sql::Connection& src, sql::Connection& dst, int64_t from, int64_t to);
 // n_layers / n_heads from a model's config JSON (0 when absent).
 // The largest layer / head index a stored score may have (the model config's limits): a damaged
 // database must not size a table of scores beyond them.

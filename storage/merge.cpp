@@ -105,6 +105,7 @@ void copy_results(sql::Connection& src, sql::Connection& dst, int64_t from, int6
     }
     e.reset();
   }
+  storage_detail::copy_feature_rows(src, dst, from, to);
 }
 
 }  // namespace

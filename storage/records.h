@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/features/feature_card.h"
+
 namespace ms {
 
 // A model as the database knows it. A changed checkpoint (other weight bytes) has another
@@ -125,6 +127,7 @@ struct RunResults {
   std::vector<NamedTensor> tensors;
   std::vector<Circuit> circuits;
   std::vector<RunLink> links;  // run_id is filled in; links from this run to earlier ones
+  std::vector<FeatureCard> features;  // feature dashboards (tables feature_cards, feature_examples)
 };
 
 // Shell-quotes argv into one line that reproduces a command ("mechscope sinks --text 'a b'").

@@ -109,6 +109,7 @@ int64_t insert_results(sql::Connection& c, int64_t run_id, const RunResults& r,
     }
     tick(static_cast<int64_t>(1 + circ.nodes.size() + circ.edges.size()));
   }
+  if (!r.features.empty()) tick(insert_feature_cards(c, run_id, r.features));
   for (const auto& l : r.links) {
     sql::Stmt& s = c.stmt("INSERT OR IGNORE INTO run_links (run_id, relation, source_run_id) VALUES (?, ?, ?)");
     require_run(c, l.source_run_id);

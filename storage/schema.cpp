@@ -127,7 +127,40 @@ CREATE TABLE file_hashes (
 PRAGMA user_version = 2;
 )sql";
 
-constexpr const char* kSteps[] = {kStep1, kStep2};
+// Version 3: SAE feature dashboards (mechscope sae features): per run and feature the firing
+// count, maximum, histogram (int64 little-endian counts, equal bins over [0, hist_max)) and logit
+// effects; per example its rank, place, activation and token window (acts: float32 little-endian).
+constexpr const char* kStep3 = R"sql(
+CREATE TABLE feature_cards (
+  run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  feature        INTEGER NOT NULL,
+  n_tokens       INTEGER NOT NULL,
+  n_firing       INTEGER NOT NULL,
+  max_act        REAL NOT NULL,
+  hist_max       REAL NOT NULL,
+  histogram      BLOB NOT NULL,
+  top_logits     TEXT NOT NULL DEFAULT '[]',
+  bottom_logits  TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (run_id, feature)
+) WITHOUT ROWID;
+CREATE TABLE feature_examples (
+  run_id        INTEGER NOT NULL,
+  feature       INTEGER NOT NULL,
+  rank          INTEGER NOT NULL,
+  prompt        INTEGER NOT NULL,
+  position      INTEGER NOT NULL,
+  activation    REAL NOT NULL,
+  window_start  INTEGER NOT NULL,
+  token_ids     TEXT NOT NULL DEFAULT '[]',
+  tokens        TEXT NOT NULL DEFAULT '[]',
+  acts          BLOB NOT NULL,
+  PRIMARY KEY (run_id, feature, rank),
+  FOREIGN KEY (run_id, feature) REFERENCES feature_cards(run_id, feature) ON DELETE CASCADE
+) WITHOUT ROWID;
+PRAGMA user_version = 3;
+)sql";
+
+constexpr const char* kSteps[] = {kStep1, kStep2, kStep3};
 constexpr int kLatest = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
 static_assert(kLatest == kSchemaVersion, "kSchemaVersion must name the last migration step");
 

@@ -32,7 +32,8 @@ Analysis analysis_from_spec(const AnalysisSpec& spec) {
 const std::vector<Analysis>& registry() {
   // One line per analysis kind.
   static const std::vector<Analysis> kAll = {sinks_analysis(), retrieval_analysis(), heads_analysis(),
-                                             patch_analysis(), circuit_analysis(), sae_train_analysis()};
+                                             patch_analysis(), circuit_analysis(), sae_train_analysis(),
+                                             sae_features_analysis()};
   return kAll;
 }
 

@@ -84,6 +84,7 @@ const Analysis* find_analysis(const std::string& kind);
 Analysis sinks_analysis();
 Analysis retrieval_analysis();
 Analysis heads_analysis();
+Analysis sae_features_analysis();
 Analysis patch_analysis();
 Analysis circuit_analysis();
 Analysis sae_train_analysis();

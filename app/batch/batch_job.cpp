@@ -210,7 +210,9 @@ nlohmann::json param_value(const Job& job, const ParamSpec& ps, const toml::node
       if (!n.is_string()) wrong();
       std::string p = resolve(job, n.as_string()->get());
       std::error_code ec;
-      if (!fs::is_regular_file(p, ec)) fail_at(w, "'" + ps.name + "' in " + what + ": file " + p + " does not exist");
+      // A file, or a folder (an SAELens SAE is a folder); what it must hold is checked on use.
+      if (!fs::is_regular_file(p, ec) && !fs::is_directory(p, ec))
+        fail_at(w, "'" + ps.name + "' in " + what + ": file " + p + " does not exist");
       return p;
     }
   }

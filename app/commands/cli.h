@@ -56,6 +56,8 @@ void register_batch(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
 void register_merge(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // `sae info|encode|splice` (app/commands/cmd_sae.cpp).
 void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
+// `sae features` (app/commands/cmd_sae_features.cpp), under the `sae` command.
+void register_sae_features(CLI::App& sae, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // The workbench (app/commands/cmd_gui.cpp), built with MECHSCOPE_BUILD_GUI.
 void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 

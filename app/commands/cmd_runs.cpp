@@ -1,5 +1,6 @@
 // `mechscope runs [list|show ID|delete ID]`: the runs kept in the database, one run's provenance
 // and contents, and deleting a run with everything it holds.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -86,6 +87,7 @@ int show(Database& db, int64_t id, bool as_json) {
   std::vector<TensorInfo> tensors = take(db.list_tensors(id));
   std::vector<Circuit> circuits = take(db.get_circuits(id));
   std::vector<RunLink> links = take(db.get_links(id));
+  std::vector<FeatureCard> features = take(db.get_feature_cards(id, {}, true));
   json metrics = json::array();
   for (const HeadScores& h : scores) {
     double lo = INFINITY, hi = -INFINITY, sum = 0;
@@ -124,6 +126,10 @@ int show(Database& db, int64_t id, bool as_json) {
     j["circuits"] = json::array();
     for (const Circuit& c : circuits)
       j["circuits"].push_back({{"name", c.name}, {"nodes", c.nodes.size()}, {"edges", c.edges.size()}});
+    j["features"] = json::array();
+    for (const FeatureCard& c : features)
+      j["features"].push_back({{"feature", c.feature}, {"density", c.density()}, {"max_act", c.max_act},
+                               {"n_firing", c.n_firing}, {"n_tokens", c.n_tokens}});
     j["links"] = json::array();
     for (const RunLink& l : links)
       j["links"].push_back({{"run_id", l.run_id}, {"relation", l.relation}, {"source_run_id", l.source_run_id}});
@@ -167,6 +173,19 @@ int show(Database& db, int64_t id, bool as_json) {
   for (const Circuit& c : circuits)
     field("circuit", c.name + ": " + std::to_string(c.nodes.size()) + " nodes, " + std::to_string(c.edges.size()) +
                          " edges");
+  if (!features.empty()) {
+    std::vector<const FeatureCard*> busiest;
+    for (const FeatureCard& c : features) busiest.push_back(&c);
+    std::stable_sort(busiest.begin(), busiest.end(), [](auto* a, auto* b) { return a->n_firing > b->n_firing; });
+    std::string line = std::to_string(features.size()) + " feature cards; most frequent:";
+    for (size_t i = 0; i < busiest.size() && i < 5; ++i) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, " %lld (density %.3g, max %.3g)", static_cast<long long>(busiest[i]->feature),
+                    busiest[i]->density(), busiest[i]->max_act);
+      line += buf;
+    }
+    field("features", line);
+  }
   for (const RunLink& l : links)
     field("link", "run " + std::to_string(l.run_id) + " " + l.relation + " run " + std::to_string(l.source_run_id));
   return 0;

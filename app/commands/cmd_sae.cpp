@@ -221,6 +221,7 @@ void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
       return 0;
     });
   }
+  register_sae_features(*sae, cmds);
 }
 
 }  // namespace ms::app

@@ -32,6 +32,8 @@ MECHSCOPE_FUZZ_TARGET(database) {
     fuzz::accept(d.get_head_scores(id), "get_head_scores");
     fuzz::accept(d.get_circuits(id), "get_circuits");
     fuzz::accept(d.get_links(id), "get_links");
+    fuzz::accept(d.get_feature_cards(id), "get_feature_cards");
+    fuzz::accept(d.count_feature_cards(id), "count_feature_cards");
     auto tensors = d.list_tensors(id);
     if (fuzz::accept(tensors, "list_tensors"))
       for (const TensorInfo& t : tensors.value()) fuzz::accept(d.get_tensor(id, t.name), "get_tensor");

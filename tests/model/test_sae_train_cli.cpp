@@ -139,7 +139,7 @@ TEST(SaeTrainCli, BatchItem) {
   write_prompts(dir + "/p.txt", 24, 3);
   test::write_file(dir + "/job.toml", "threads = 1\n[[model]]\nname = \"default\"\npath = \"" + kModel +
                                           "\"\n[[prompts]]\nname = \"corpus\"\npath = \"p.txt\"\n[[analysis]]\n"
-                                          "kind = \"sae_train\"\nhook = \"blocks.0.hook_resid_post\"\narch = \"jumprelu\"\n"
+                                          "kind = \"sae-train\"\nhook = \"blocks.0.hook_resid_post\"\narch = \"jumprelu\"\n"
                                           "d_sae = 64\nsteps = 20\nbatch_size = 128\neval_prompts = 4\nout = \"" +
                                           dir + "/sae\"\n");
   auto r = run_mechscope({"batch", dir + "/job.toml", "--db", dir + "/b.db"});
@@ -149,5 +149,5 @@ TEST(SaeTrainCli, BatchItem) {
   EXPECT_EQ(nlohmann::json::parse(info.out)["architecture"], "jumprelu");
   auto runs = run_mechscope({"runs", "--db", dir + "/b.db", "list", "--json"});
   ASSERT_EQ(runs.exit_code, 0) << runs.err;
-  EXPECT_NE(runs.out.find("sae_train"), std::string::npos) << runs.out;
+  EXPECT_NE(runs.out.find("sae-train"), std::string::npos) << runs.out;
 }

@@ -53,7 +53,7 @@ TEST(Schema, FreshFile) {
   EXPECT_EQ(raw.text("PRAGMA application_id"), std::to_string(0x4D534350));
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
   for (const char* table : {"models", "runs", "inputs", "head_scores", "tensors", "circuits", "circuit_nodes",
-                            "circuit_edges", "run_links", "file_hashes"})
+                            "circuit_edges", "run_links", "file_hashes", "feature_cards", "feature_examples"})
     EXPECT_EQ(raw.text(std::string("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '") + table + "'"),
               table);
   // Foreign keys are enforced on our connections: a score for a missing run is refused.
