@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 
 #include "core/analysis/heads/head_ablation.h"
+#include "core/features/sae_dashboard.h"
+#include "core/features/sae_splice.h"
 #include "core/analysis/lens/logit_lens.h"
 #include "core/analysis/sinks/hidden_sinks.h"
 #include "core/analysis/sinks/sinks.h"
@@ -132,8 +135,19 @@ void intervene(const Model& model, const ForwardRequest& req, const at::Tensor& 
                       (at_pos.empty() ? std::string("none") : at_pos) + ")";
   }
   SinkCalibration calib(heads, sinks, req.beta);
+  std::unique_ptr<SaeSplice> splice;
+  const bool steer = req.sae && req.steer_feature >= 0;
+  if (steer) {
+    splice = std::make_unique<SaeSplice>(ab, req.sae);
+    ab.add_forward(splice->hook_names()[static_cast<int>(SaeStage::kActsPost)],
+                   steer_feature_hook(req.steer_feature, req.steer_value));
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "feature %lld %+.3g at %s", static_cast<long long>(req.steer_feature), req.steer_value,
+                  req.sae->cfg.hook_name.c_str());
+    r.intervention += (r.intervention.empty() ? "" : "; ") + std::string(buf);
+  }
   ForwardOptions ao;
-  ao.hooks = ablate.empty() ? nullptr : &ab;
+  ao.hooks = ablate.empty() && !steer ? nullptr : &ab;
   ao.attention = heads.empty() ? nullptr : &calib;
   ao.last_logits_only = true;
   at::Tensor ap = at::softmax(model.forward(model.tokens_tensor(req.ids), ao).reshape({-1}).to(at::kFloat), 0);
@@ -200,7 +214,8 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   at::Tensor a0 = alpha.select(-1, 0).to(at::kDouble).contiguous().view(-1);
   r.alpha0.assign(a0.data_ptr<double>(), a0.data_ptr<double>() + a0.numel());
   if (lens_on) fill_lens(model, lens, r);
-  if (!req.ablate.empty() || !req.calibrate.empty()) intervene(model, req, alpha, k, r);
+  if (req.sae && req.top_features > 0) r.features = prompt_top_features(model, *req.sae, req.ids, req.top_features);
+  if (!req.ablate.empty() || !req.calibrate.empty() || (req.sae && req.steer_feature >= 0)) intervene(model, req, alpha, k, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/features/sae.h"
 #include "core/model/model.h"
 #include "views/heatmap_data.h"
 
@@ -49,6 +50,8 @@ struct ForwardResult {
   std::string intervention;                   // what the second pass changed, for people
   std::vector<double> top_prob_ablated;       // parallel to top
   std::vector<Prediction> top_ablated;
+  // With an SAE (the Features view): the features most active at each position, strongest first.
+  std::vector<std::vector<std::pair<int64_t, float>>> features;
   double seconds = 0;                // wall time of the forward pass
   std::shared_ptr<const std::vector<float>> pattern(int64_t layer, int64_t head) const;
 };
@@ -63,6 +66,13 @@ struct ForwardRequest {
   // hidden sinks (keys after the first with alpha_k > calibrate_threshold) scaled by beta.
   std::vector<std::pair<int, int>> calibrate;
   double beta = 0.4, calibrate_threshold = 0.1;
+  // The Features view's SAE (null: none): top_features per position are reported; with
+  // steer_feature >= 0 the second pass splices it and adds steer_value to that feature's
+  // activation at every position (core/features/sae_splice.h steer_feature_hook).
+  std::shared_ptr<const Sae> sae;
+  int top_features = 3;
+  int64_t steer_feature = -1;
+  double steer_value = 0;
   bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
   int64_t max_lens_positions = 256;
 };

@@ -14,6 +14,7 @@ std::vector<std::unique_ptr<View>> make_views(Workbench& wb) {
   v.push_back(make_logit_lens_view(wb));
   v.push_back(make_runs_view(wb));
   v.push_back(make_circuit_view(wb));
+  v.push_back(make_features_view(wb));
   v.push_back(make_analysis_view(wb));
   return v;
 }

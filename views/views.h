@@ -15,5 +15,6 @@ std::unique_ptr<View> make_logit_lens_view(Workbench& wb);
 std::unique_ptr<View> make_runs_view(Workbench& wb);
 std::unique_ptr<View> make_circuit_view(Workbench& wb);
 std::unique_ptr<View> make_analysis_view(Workbench& wb);
+std::unique_ptr<View> make_features_view(Workbench& wb);
 
 }  // namespace ms::views

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "core/features/sae_load.h"
 #include "report/report.h"
 
 namespace ms::views {
@@ -68,6 +69,9 @@ void Workbench::start_forward() {
   req.lens = want_lens;
   req.ablate = ablated;
   req.calibrate = calibrated;
+  req.sae = sae;
+  req.steer_feature = sae ? steer_feature : -1;
+  req.steer_value = steer_value;
   req.keep_layer = layer;
   req.keep_head = head;
   m_forward_running = true;
@@ -87,6 +91,29 @@ void Workbench::start_forward() {
                   inbox->forward_error = err;
                   ctx.set_progress(1.0);
                 });
+}
+
+bool Workbench::load_sae(const std::string& path) {
+  if (!m_model) {
+    show_error("Load SAE", "open a model first");
+    return false;
+  }
+  Result<std::shared_ptr<Sae>> r = ms::load_sae(path);
+  if (!r) {
+    show_error("Load SAE", r.error().message);
+    return false;
+  }
+  Status fits = check_sae_fits(**r, *m_model);
+  if (!fits) {
+    show_error("Load SAE", fits.error().message);
+    return false;
+  }
+  sae = std::move(r.value());
+  sae_path = path;
+  steer_feature = -1;
+  steer_value = 0;
+  run_prompt();
+  return true;
 }
 
 bool Workbench::is_open_model(const std::string& path) const {
@@ -178,8 +205,13 @@ void Workbench::poll() {
         m_model_note = "another model was opened: the ablated and calibrated heads of the previous one were cleared";
       else
         m_model_note.clear();
+      if (sae) m_model_note += std::string(m_model_note.empty() ? "" : "; ") + "the SAE " + sae_path + " was unloaded (it was for the previous model)";
       ablated.clear();
       calibrated.clear();
+      sae.reset();
+      sae_path.clear();
+      steer_feature = -1;
+      steer_value = 0;
       selected_run = 0;
       if (layer >= m_model->config().n_layers || head >= m_model->config().n_heads) layer = head = 0;
       m_settings.add_recent(in.model_path);

@@ -53,6 +53,16 @@ class Workbench {
   std::vector<std::pair<int, int>> ablated;
   std::vector<std::pair<int, int>> calibrated;  // ACT calibration (beta 0.4) in the same second pass
 
+  // --- features (the Features window) ---
+  // Loads an SAE (SAELens folder or params.npz) and checks it fits the open model; errors go to the
+  // popup. Passes then report each position's top features; with steer_feature >= 0 the second
+  // pass adds steer_value to that feature's activation (the Prompt window shows the predictions).
+  bool load_sae(const std::string& path);
+  std::shared_ptr<const Sae> sae;
+  std::string sae_path;
+  int64_t steer_feature = -1;
+  double steer_value = 0;
+
   // --- selection ---
   int layer = 0, head = 0;
   HeatScale scale = HeatScale::kLinear;

@@ -27,9 +27,10 @@ namespace ms::app {
 
 namespace {
 struct GuiOptions {
-  std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, size = "1280x800";
+  std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
   int frames = 3, layer = 0, head = 0, threads = 0;
-  int64_t run = 0;
+  int64_t run = 0, steer_feature = -1;
+  double steer = 0;
 };
 
 constexpr const char* kDefaultModel = "resources/models/default";
@@ -157,7 +158,7 @@ int run_gui(const GuiOptions& o) {
   wb.calibrated = calibrated;
   if (!o.view.empty()) shell.solo(o.view);
   if (!model.empty()) wb.open_model(model);
-  bool launched = false;
+  bool launched = false, sae_loaded = false;
 
   // Interactive: until the window closes. Headless: until o.frames frames in a row found
   // nothing running (model loaded, forward pass adopted), then the screenshot.
@@ -168,6 +169,17 @@ int run_gui(const GuiOptions& o) {
     bool idle = !headless && !wb.busy() && !shell.tasks().busy();
     (*win)->begin_frame(idle ? 0.2 : 0);
     shell.frame();
+    if (!o.sae.empty() && !sae_loaded && wb.model() && !wb.busy()) {  // once the model is in
+      sae_loaded = true;
+      if (!wb.load_sae(o.sae) && headless) {
+        std::string title, why;
+        wb.take_error(&title, &why);
+        throw InputError("--sae " + o.sae + ": could not be loaded for this model: " + why);
+      }
+      wb.steer_feature = o.steer_feature;
+      wb.steer_value = o.steer;
+      wb.run_prompt();
+    }
     if (!o.launch.empty() && !launched && wb.model() && !wb.busy()) {  // once the prompt has run
       if (launch.kind == "sinks") views::launch_sinks(wb, launch.sinks);
       if (launch.kind == "retrieval") views::launch_retrieval(wb, launch.retrieval);
@@ -178,7 +190,8 @@ int run_gui(const GuiOptions& o) {
     }
     (*win)->render();
     if (headless) {
-      bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model());
+      bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model()) ||
+                  (!o.sae.empty() && !sae_loaded && wb.model());
       settled = busy ? 0 : settled + 1;
       if (settled >= std::max(1, o.frames)) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
@@ -207,9 +220,12 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   CLI::App* cmd = app.add_subcommand("gui", "the interactive workbench (Dear ImGui + GLFW; needs a display)");
   cmd->add_option("--model", o->model, std::string("model folder or .gguf (default: ") + kDefaultModel + ")");
   cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
-  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, runs, circuit, analyses)");
+  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, runs, circuit, features, analyses)");
   cmd->add_option("--frames", o->frames, "headless: settled frames to render before the screenshot")->check(CLI::Range(1, 100000));
   cmd->add_option("--screenshot", o->screenshot, "headless: save the framebuffer as PNG and exit");
+  cmd->add_option("--sae", o->sae, "an SAE to load for the Features window (SAELens folder or params.npz)");
+  cmd->add_option("--steer-feature", o->steer_feature, "with --sae: steer this feature in the second pass");
+  cmd->add_option("--steer", o->steer, "with --steer-feature: the activation added at every position");
   cmd->add_option("--prompt", o->prompt, "the prompt to start with (ids separated by spaces for models without a tokenizer)");
   cmd->add_option("--layer", o->layer, "the attention layer to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);

@@ -139,4 +139,15 @@ SaeSplice::~SaeSplice() {
 
 const std::vector<std::string>& SaeSplice::hook_names() const { return m->names; }
 
+ForwardHook steer_feature_hook(int64_t feature, double value) {
+  return [feature, value](const at::Tensor& acts, const HookContext& ctx) -> at::Tensor {
+    if (feature < 0 || feature >= acts.size(-1))
+      throw InputError(ctx.name + ": no feature " + std::to_string(feature) + " (the SAE has " +
+                       std::to_string(acts.size(-1)) + ")", ErrorCode::kUsage);
+    at::Tensor out = acts.clone();
+    out.select(-1, feature).add_(value);
+    return out;
+  };
+}
+
 }  // namespace ms

@@ -53,4 +53,9 @@ class SaeSplice {
   std::unique_ptr<State> m;
 };
 
+// Steering one feature: a hook for the splice's hook_sae_acts_post name that adds `value` to the
+// feature's activation at every position (the output then moves by value times the feature's
+// decoder row, the error term kept). Throws InputError when the feature is outside the SAE.
+ForwardHook steer_feature_hook(int64_t feature, double value);
+
 }  // namespace ms

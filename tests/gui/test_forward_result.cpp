@@ -16,6 +16,7 @@
 #include "core/analysis/sinks/sinks.h"
 #include "core/zoo/zoo_construct.h"
 #include "core/attention/visibility.h"
+#include "core/features/sae.h"
 #include "core/tokenizer/token_label.h"
 #include "core/tokenizer/tokenizer.h"
 #include "hooks/activation_cache.h"
@@ -290,4 +291,59 @@ TEST(WorkbenchState, AnotherModelClearsWhatBelongedToThePreviousOne) {
   EXPECT_TRUE(wb.is_open_model(first));
   EXPECT_EQ(wb.prompt, "0 1 2 3");
   EXPECT_EQ(wb.model_note(), "");
+}
+
+// The Features window's pass: each position's top features are the SAE's own activations there,
+// and steering feature f by v in the second pass equals adding v * W_dec[f] at the hook point (the
+// error term kept), computed here through add_vector_hook instead of the splice.
+TEST(ForwardResult, FeaturesAndSteeringThroughTheSae) {
+  auto m = Model::load(ms::test::source_dir() + "/resources/models/default");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto sae = std::make_shared<Sae>();
+  sae->cfg.arch = SaeArch::kStandard;
+  sae->cfg.d_in = sae->cfg.d_out = 128;
+  sae->cfg.d_sae = 64;
+  sae->cfg.hook_name = "blocks.1.hook_resid_post";
+  at::manual_seed(5);
+  sae->w.W_enc = at::randn({128, 64}) * 0.2;
+  sae->w.b_enc = at::zeros({64});
+  sae->w.W_dec = at::randn({64, 128}) * 0.2;
+  sae->w.b_dec = at::zeros({128});
+  ForwardRequest req;
+  req.ids = (*m)->tokenizer()->encode("The list was: red cat old book.", true);
+  req.sae = sae;
+  req.top_features = 3;
+  req.steer_feature = 7;
+  req.steer_value = 25.0;
+  req.lens = false;
+  ForwardResult r = compute_forward(**m, req);
+  ASSERT_EQ(r.features.size(), req.ids.size());
+  ActivationCache cache;
+  HookRegistry reg;
+  reg.add_forward(sae->cfg.hook_name, cache_hook(cache));
+  ForwardOptions fo;
+  fo.hooks = &reg;
+  (void)(*m)->forward((*m)->tokens_tensor(req.ids), fo);
+  at::Tensor acts = sae->encode(cache[sae->cfg.hook_name][0]);  // (pos, d_sae)
+  for (size_t t = 0; t < r.features.size(); ++t) {
+    ASSERT_FALSE(r.features[t].empty()) << t;
+    at::Tensor row = acts[static_cast<int64_t>(t)];
+    EXPECT_NEAR(r.features[t][0].second, row.max().item<float>(), 1e-4 * (1 + row.max().item<float>())) << t;
+    for (const auto& [f, a] : r.features[t]) EXPECT_NEAR(a, row[f].item<float>(), 1e-4 * (1 + std::fabs(a))) << t;
+    for (size_t i = 1; i < r.features[t].size(); ++i) EXPECT_GE(r.features[t][i - 1].second, r.features[t][i].second);
+  }
+  EXPECT_NE(r.intervention.find("feature 7 +25"), std::string::npos) << r.intervention;
+  HookRegistry steer;
+  steer.add_forward(sae->cfg.hook_name, add_vector_hook(sae->w.W_dec[7], 25.0));
+  ForwardOptions so;
+  so.hooks = &steer;
+  so.last_logits_only = true;
+  at::Tensor p = at::softmax((*m)->forward((*m)->tokens_tensor(req.ids), so).reshape({-1}).to(at::kFloat), 0);
+  ASSERT_EQ(r.top_prob_ablated.size(), r.top.size());
+  double moved = 0;
+  for (size_t i = 0; i < r.top.size(); ++i) {
+    EXPECT_NEAR(r.top_prob_ablated[i], p[r.top[i].id].item<double>(), 1e-5) << i;  // probabilities: absolute
+    moved = std::max(moved, std::fabs(r.top_prob_ablated[i] - r.top[i].prob));
+  }
+  EXPECT_GT(moved, 1e-3);  // the steer changed the predictions (else the comparison proves nothing)
 }

@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "core/base/colormap.h"
+#include "core/features/sae.h"
+#include "core/features/sae_save.h"
 #include "core/model/model.h"
 #include "hooks/hook_registry.h"
 #include "storage/database.h"
@@ -290,3 +292,31 @@ TEST(GuiScreenshot, LaunchedSinksAnalysisIsStoredAsTheCliStoresIt) {
 }
 
 }  // namespace
+
+// The Features window with an SAE for the default model (written here, random weights): it loads,
+// the window draws its token/feature table; an SAE whose width does not fit the model is refused
+// with the loader's message (exit 3).
+TEST(GuiScreenshot, FeaturesWindowLoadsAnSaeAndRefusesOneThatDoesNotFit) {
+  const std::string model = ms::test::source_dir() + "/resources/models/default";
+  ms::Sae sae;
+  sae.cfg.arch = ms::SaeArch::kStandard;
+  sae.cfg.d_in = sae.cfg.d_out = 128;
+  sae.cfg.d_sae = 32;
+  sae.cfg.hook_name = "blocks.1.hook_resid_post";
+  at::manual_seed(2);
+  sae.w.W_enc = at::randn({128, 32}) * 0.3;
+  sae.w.b_enc = at::zeros({32});
+  sae.w.W_dec = at::randn({32, 128}) * 0.3;
+  sae.w.b_dec = at::zeros({128});
+  const std::string dir = ms::test::temp_dir("gui-sae") + "/sae";
+  ASSERT_TRUE(ms::save_sae(sae, dir).ok());
+  Shot s = shoot({"--model", model, "--view", "features", "--sae", dir});
+  ASSERT_GT(s.img.width, 0);
+  EXPECT_GT(distinct_colours(s.img), 20u);
+  auto bad = ms::test::run_mechscope({"gui", "--model", model, "--view", "features", "--sae",
+                                      ms::test::fixtures_dir() + "/sae/standard", "--screenshot",
+                                      ms::test::temp_dir("gui-sae-bad") + "/x.png", "--db",
+                                      ms::test::temp_dir("gui-sae-bad-db") + "/m.db"});
+  EXPECT_EQ(bad.exit_code, 3) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("could not be loaded"), std::string::npos) << bad.err;
+}
