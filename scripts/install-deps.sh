@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake ninja-build pkg-config ccache
+  build-essential clang-14 cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-openmp
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libonig-dev libsentencepiece-dev libutf8proc-dev
   libgtest-dev libsqlite3-dev libstb-dev zlib1g-dev libzip-dev chromium

@@ -14,17 +14,11 @@
 
 #include "core/model/model.h"
 #include "hooks/activation_cache.h"
+#include "core/base/splitmix.h"
 #include "hooks/hook_names.h"
 
 namespace ms {
 namespace {
-
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 constexpr int64_t kChunksPerBuffer = 8;
 
