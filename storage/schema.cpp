@@ -177,6 +177,12 @@ std::string schema_text(sql::Connection& c) {
   return out;
 }
 
+// The last line of a SQLite error (its reason, after the statement text), without the ": ".
+std::string sqlite_reason(const std::string& what) {
+  std::string r = what.substr(what.rfind('\n') == std::string::npos ? 0 : what.rfind('\n') + 1);
+  return r.rfind(": ", 0) == 0 ? r.substr(2) : r;
+}
+
 // A file whose schema text differs from what this build's migrations create (a damaged or edited
 // sqlite_master: a renamed column, a dropped table) is refused at open, before any query fails
 // on it half-way through a command.
@@ -258,7 +264,21 @@ int prepare(sql::Connection& c, int target) {
   }
   sql::WriteTransaction tx(c);
   version = c.scalar_i64("PRAGMA user_version");  // another process may have migrated meanwhile
-  for (int step = static_cast<int>(version) + 1; step <= target; ++step) c.exec(kSteps[step - 1]);
+  // A file whose tables are not those of the version its header names (damaged or edited: a
+  // column of a later version already there) fails a migration step half-way; the transaction
+  // rolls back and the file is refused as bad input, not as an internal error.
+  for (int step = static_cast<int>(version) + 1; step <= target; ++step) {
+    try {
+      c.exec(kSteps[step - 1]);
+    } catch (const InputError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw InputError(c.path() + ": the database says schema version " + std::to_string(version) +
+                       " but its tables are not that version's (migration step " + std::to_string(step) +
+                       " failed: " + sqlite_reason(e.what()) +
+                       "); the file is damaged or was edited. Nothing was changed; pass another file with --db");
+    }
+  }
   tx.commit();
   const int now = static_cast<int>(std::max<int64_t>(version, target));
   if (now == kLatest) check_schema(c);
