@@ -48,7 +48,7 @@ at::Tensor tapped(const SaeTap& tap, SaeStage stage, at::Tensor t) {
 
 }  // namespace
 
-SaePass Sae::run(const at::Tensor& x_in, const SaeTap& tap) const {
+SaePass Sae::run(const at::Tensor& x_in, const SaeTap& tap, bool decode) const {
   const bool transcoder = sae_is_transcoder(cfg.arch);
   at::Tensor x = x_in.to(at::kFloat);
   if (x.size(-1) != cfg.d_in)
@@ -88,13 +88,14 @@ SaePass Sae::run(const at::Tensor& x_in, const SaeTap& tap) const {
   }
   p.acts_pre = pre;
   p.acts_post = tapped(tap, SaeStage::kActsPost, post);
+  if (!decode) return p;
   p.recons = tapped(tap, SaeStage::kRecons, at::matmul(p.acts_post, w.W_dec) + w.b_dec);  // (.., d_out)
   at::Tensor out = p.recons;
   if (!transcoder) {
     if (norm_coeff.defined()) out = out / norm_coeff;
     if (ln_std.defined()) out = out * ln_std + ln_mu;
   }
-  if (cfg.arch == SaeArch::kSkipTranscoder) out = out + at::matmul(x, w.W_skip.t());
+  if (w.W_skip.defined()) out = out + at::matmul(x, w.W_skip.t());  // skip transcoders (any encoder)
   p.out = out;
   return p;
 }

@@ -87,8 +87,10 @@ class Sae {
 
   // One pass over x [.., d_in] (float32; other dtypes are converted), SAELens' order of
   // operations; tap (optional) runs at kInput, kActsPre, kActsPost and kRecons.
-  SaePass run(const at::Tensor& x, const SaeTap& tap = nullptr) const;
-  at::Tensor encode(const at::Tensor& x) const { return run(x).acts_post; }
+  // decode = false stops after the activations (recons and out left undefined).
+  SaePass run(const at::Tensor& x, const SaeTap& tap = nullptr, bool decode = true) const;
+  // The feature activations alone: no decoder product (half the work of a full pass).
+  at::Tensor encode(const at::Tensor& x) const { return run(x, nullptr, false).acts_post; }
   // Moves the weights to a device (the model's, before splicing on CUDA).
   void to_device(c10::Device device);
 
