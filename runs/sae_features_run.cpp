@@ -19,7 +19,7 @@ const AnalysisSpec& sae_features_spec() {
     s.summary = "feature dashboards: top-activating contexts, activation histogram, density, logit effects";
     s.uses_prompts = true;
     s.params = {
-        {"sae", ParamType::kPath, nullptr, false, "SAELens folder (cfg.json + sae_weights.safetensors) or Gemma Scope params.npz"},
+        {"sae", ParamType::kPath, nullptr, false, "SAELens folder (cfg.json + sae_weights.safetensors), Gemma Scope params.npz, or a per-layer transcoder file (DIR/layer_N.safetensors)"},
         {"hook", ParamType::kString, "", false, "hook point to use instead of the one the SAE names (required for params.npz)"},
         {"norm_scaling_factor", ParamType::kFloat, 0.0, false,
          "for normalize_activations = expected_average_only_in: the factor to fold (0: activation_scaler.json)"},

@@ -1,4 +1,4 @@
-// `mechscope sae info|encode|splice`: describe an SAE (SAELens folder or Gemma Scope params.npz),
+// `mechscope sae info|encode|splice`: describe an SAE (SAELens folder, Gemma Scope params.npz, per-layer transcoder folder),
 // write its feature activations at every position, and splice it into a model with its metrics.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -23,10 +23,13 @@ struct SaeOptions {
   std::string sae;
   std::string hook;
   double norm_scaling_factor = 0;
+  int layer = -1;
 };
 
 void add_sae_options(CLI::App& cmd, SaeOptions& o) {
-  cmd.add_option("--sae", o.sae, "SAELens folder (cfg.json + sae_weights.safetensors) or Gemma Scope params.npz")->required();
+  cmd.add_option("--sae", o.sae, "SAELens folder (cfg.json + sae_weights.safetensors), Gemma Scope params.npz, or a "
+                 "per-layer transcoder folder (layer_{i}.safetensors + config.yaml) or one of its files")->required();
+  cmd.add_option("--layer", o.layer, "for a per-layer transcoder folder: the layer to load")->check(CLI::NonNegativeNumber);
   cmd.add_option("--hook", o.hook, "hook point to use instead of the one the SAE names (required for params.npz)");
   cmd.add_option("--norm-scaling-factor", o.norm_scaling_factor,
                  "for normalize_activations = expected_average_only_in: the factor to fold (default: activation_scaler.json)");
@@ -36,6 +39,7 @@ std::shared_ptr<Sae> open_sae(const SaeOptions& o) {
   SaeLoadOptions lo;
   lo.hook_name = o.hook;
   lo.norm_scaling_factor = o.norm_scaling_factor;
+  lo.layer = o.layer;
   auto r = load_sae(o.sae, lo);
   if (!r) throw InputError(r.error().message, r.error().code);
   return std::move(*r);

@@ -3,6 +3,7 @@
 // topk as activation_fn_kwargs.k); expected_average_only_in and a finetuning scaling_factor are
 // folded into the weights here, as SAELens' fold_activation_norm_scaling_factor does.
 #include "core/features/sae_load.h"
+#include "core/features/sae_load_detail.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -22,57 +23,9 @@
 namespace fs = std::filesystem;
 
 namespace ms {
-namespace {
-
-constexpr int64_t kMaxDim = int64_t{1} << 26;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_input(path + ": cannot open the file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A field from the top level or from "meta" / "metadata" (SAELens 6 nests the hook there).
-const nlohmann::json* field(const nlohmann::json& j, const std::string& key) {
-  for (const char* nest : {"meta", "metadata"}) {
-    auto m = j.find(nest);
-    if (m != j.end() && m->is_object()) {
-      auto f = m->find(key);
-      if (f != m->end() && !f->is_null()) return &*f;
-    }
-  }
-  auto f = j.find(key);
-  return f != j.end() && !f->is_null() ? &*f : nullptr;
-}
-
-std::string str_field(const nlohmann::json& j, const std::string& key, const std::string& where) {
-  const nlohmann::json* v = field(j, key);
-  if (!v) return "";
-  if (!v->is_string()) fail_input(where + ": field '" + key + "' must be a string, got " + json_brief(*v));
-  return v->get<std::string>();
-}
-
-bool bool_field(const nlohmann::json& j, const std::string& key, bool dflt, const std::string& where) {
-  const nlohmann::json* v = field(j, key);
-  if (!v) return dflt;
-  if (!v->is_boolean()) fail_input(where + ": field '" + key + "' must be true or false, got " + json_brief(*v));
-  return v->get<bool>();
-}
-
-SaeArch parse_arch(const std::string& s, const std::string& where) {
-  for (SaeArch a : {SaeArch::kStandard, SaeArch::kGated, SaeArch::kJumpRelu, SaeArch::kTopK, SaeArch::kTranscoder,
-                    SaeArch::kSkipTranscoder, SaeArch::kJumpReluTranscoder}) {
-    if (s == sae_arch_name(a)) return a;
-  }
-  fail_input(where + ": unknown SAE architecture '" + s + "' (known: standard, gated, jumprelu, topk, "
-             "transcoder, skip_transcoder, jumprelu_transcoder)");
-}
+namespace sae_load_detail {
 
 // Tensors by name from a safetensors file or an npz, as float32.
-using TensorMap = std::map<std::string, at::Tensor>;
-
 TensorMap read_safetensors(const std::string& path) {
   auto f = SafetensorsFile::open(path);
   if (!f) throw InputError(f.error().message, f.error().code);
@@ -136,6 +89,58 @@ void take_weights(Sae& sae, TensorMap tensors, const std::string& file) {
     for (const auto& [n, t] : tensors) names += (names.empty() ? "'" : ", '") + n + "'";
     fail_input(file + ": unexpected tensor(s) " + names + " for a " + sae_arch_name(c.arch) + " SAE");
   }
+}
+
+}  // namespace sae_load_detail
+
+namespace {
+
+using namespace sae_load_detail;
+
+constexpr int64_t kMaxDim = int64_t{1} << 26;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_input(path + ": cannot open the file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A field from the top level or from "meta" / "metadata" (SAELens 6 nests the hook there).
+const nlohmann::json* field(const nlohmann::json& j, const std::string& key) {
+  for (const char* nest : {"meta", "metadata"}) {
+    auto m = j.find(nest);
+    if (m != j.end() && m->is_object()) {
+      auto f = m->find(key);
+      if (f != m->end() && !f->is_null()) return &*f;
+    }
+  }
+  auto f = j.find(key);
+  return f != j.end() && !f->is_null() ? &*f : nullptr;
+}
+
+std::string str_field(const nlohmann::json& j, const std::string& key, const std::string& where) {
+  const nlohmann::json* v = field(j, key);
+  if (!v) return "";
+  if (!v->is_string()) fail_input(where + ": field '" + key + "' must be a string, got " + json_brief(*v));
+  return v->get<std::string>();
+}
+
+bool bool_field(const nlohmann::json& j, const std::string& key, bool dflt, const std::string& where) {
+  const nlohmann::json* v = field(j, key);
+  if (!v) return dflt;
+  if (!v->is_boolean()) fail_input(where + ": field '" + key + "' must be true or false, got " + json_brief(*v));
+  return v->get<bool>();
+}
+
+SaeArch parse_arch(const std::string& s, const std::string& where) {
+  for (SaeArch a : {SaeArch::kStandard, SaeArch::kGated, SaeArch::kJumpRelu, SaeArch::kTopK, SaeArch::kTranscoder,
+                    SaeArch::kSkipTranscoder, SaeArch::kJumpReluTranscoder}) {
+    if (s == sae_arch_name(a)) return a;
+  }
+  fail_input(where + ": unknown SAE architecture '" + s + "' (known: standard, gated, jumprelu, topk, "
+             "transcoder, skip_transcoder, jumprelu_transcoder)");
 }
 
 void fold_norm_scaling(Sae& sae, double s) {
@@ -247,7 +252,9 @@ std::shared_ptr<Sae> load_saelens(const std::string& dir, const SaeLoadOptions& 
   return sae;
 }
 
-std::shared_ptr<Sae> load_npz(const std::string& file, const SaeLoadOptions& opts) {
+}  // namespace
+
+std::shared_ptr<Sae> sae_load_detail::load_npz(const std::string& file, const SaeLoadOptions& opts) {
   Result<TensorMap> r = read_npz(file);
   if (!r) throw InputError(r.error().message, r.error().code);
   TensorMap tensors;
@@ -274,20 +281,27 @@ std::shared_ptr<Sae> load_npz(const std::string& file, const SaeLoadOptions& opt
   return sae;
 }
 
-}  // namespace
 
 Result<std::shared_ptr<Sae>> load_sae(const std::string& path, const SaeLoadOptions& opts) {
   return guard([&]() -> std::shared_ptr<Sae> {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
       if (fs::exists(fs::path(path) / "cfg.json")) return load_saelens(path, opts);
-      if (fs::exists(fs::path(path) / "params.npz")) return load_npz((fs::path(path) / "params.npz").string(), opts);
-      fail_input(path + ": no cfg.json (SAELens) or params.npz (Gemma Scope) in the folder");
+      if (fs::exists(fs::path(path) / "params.npz")) return sae_load_detail::load_npz((fs::path(path) / "params.npz").string(), opts);
+      if (sae_load_detail::is_transcoder_set_folder(path)) return sae_load_detail::load_transcoder_set(path, opts.layer, opts);
+      fail_input(path + ": no cfg.json (SAELens), params.npz (Gemma Scope) or layer_{i}.safetensors "
+                 "(circuit-tracer transcoders) in the folder");
     }
     if (!fs::exists(path, ec)) fail_input(path + ": no such file or folder");
-    if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) return load_npz(path, opts);
-    fail_input(path + ": not an SAE: give an SAELens folder (cfg.json + sae_weights.safetensors) or a "
-               "params.npz; pickle files (.pt, .pth) are never read");
+    if (int layer = sae_load_detail::transcoder_file_layer(path); layer >= 0) {
+      if (opts.layer >= 0 && opts.layer != layer)
+        fail_input(path + ": the file is layer " + std::to_string(layer) + " but layer " +
+                   std::to_string(opts.layer) + " was asked for");
+      return sae_load_detail::load_transcoder_set(fs::path(path).parent_path().string(), layer, opts);
+    }
+    if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) return sae_load_detail::load_npz(path, opts);
+    fail_input(path + ": not an SAE: give an SAELens folder (cfg.json + sae_weights.safetensors), a "
+               "params.npz, or a transcoder folder's layer_{i}.safetensors; pickle files (.pt, .pth) are never read");
   });
 }
 

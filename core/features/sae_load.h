@@ -1,6 +1,7 @@
 // Loading sparse autoencoders and transcoders from the formats people have on disk, never pickle:
 // SAELens folders (cfg.json + sae_weights.safetensors [+ sparsity.safetensors]) and Gemma Scope's
-// params.npz. docs/features.md lists the config fields read and the semantics followed.
+// params.npz, and circuit-tracer's per-layer transcoder folders (layer_{i}.safetensors + config.yaml).
+// docs/features.md lists the config fields read and the semantics followed.
 #pragma once
 
 #include <memory>
@@ -20,9 +21,13 @@ struct SaeLoadOptions {
   // was trained with. 0: read activation_scaler.json ({"scaling_factor": s}, as SAELens' trainer
   // writes it) from the folder; a file without either is refused.
   double norm_scaling_factor = 0;
+  // For a per-layer transcoder folder (circuit-tracer's layer_{i}.safetensors + config.yaml): the
+  // layer to load. -1: taken from the file name when the path is a layer_{i}.safetensors file.
+  int layer = -1;
 };
 
-// path: an SAELens folder, a folder holding params.npz, or a .npz file. Weights become float32 on
+// path: an SAELens folder, a folder holding params.npz, a .npz file, or a per-layer transcoder
+// folder (with opts.layer) or one of its layer_{i}.safetensors files. Weights become float32 on
 // the CPU. Errors (kBadInput) name the file and the problem: unknown architecture, a tensor whose
 // shape disagrees with cfg.json, a missing tensor, a truncated file.
 Result<std::shared_ptr<Sae>> load_sae(const std::string& path, const SaeLoadOptions& opts = {});

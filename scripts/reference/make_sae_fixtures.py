@@ -268,14 +268,97 @@ def write_case(case, out_dir, seed):
     np.save(os.path.join(d, "recons.npy"), outs)
 
 
+# ---------------------------------------------------------------------------------------------
+# circuit-tracer's per-layer transcoder folder (TranscoderSet.to_safetensors at commit 196e2ce):
+# layer_{i}.safetensors with W_enc [d_transcoder, d_model] (F.linear's orientation), W_dec
+# [d_transcoder, d_model], b_enc, b_dec, optional activation_function.threshold (JumpReLU:
+# h * (h > threshold)) and W_skip [d_model, d_model] (added as x @ W_skip.T); a config.yaml names
+# the hook points relative to the block.
+
+TC_LAYERS = [  # (jumprelu, skip) per layer
+    (False, False),
+    (True, False),
+    (False, True),
+    (True, True),
+]
+
+TC_CONFIG = """# circuit-tracer transcoder set (written by scripts/reference/make_sae_fixtures.py)
+model_name: tiny
+model_kind: transcoder_set
+feature_input_hook: "mlp.hook_in"
+feature_output_hook: mlp.hook_out  # the MLP's output
+scan: tiny-transcoders
+transcoders:
+  - layer_0.safetensors
+  - layer_1.safetensors
+  - 'layer_2.safetensors'
+  - layer_3.safetensors
+"""
+
+
+def circuit_tracer_pass(w, x):
+    """circuit-tracer's SingleLayerTranscoder.forward in float64: x [n, d_model] -> (acts, out, margin)."""
+    pre = x @ w["W_enc"].T + w["b_enc"]
+    margin = float("inf")
+    if "activation_function.threshold" in w:
+        thr = w["activation_function.threshold"]
+        acts = pre * (pre > thr).to(pre.dtype)
+        margin = (pre - thr).abs().min().item()
+    else:
+        acts = relu(pre)
+        margin = pre.abs().min().item()
+    out = acts @ w["W_dec"] + w["b_dec"]
+    if "W_skip" in w:
+        out = out + x @ w["W_skip"].T
+    return acts, out, margin
+
+
+def write_transcoder_set(out_dir, seed):
+    d = os.path.join(out_dir, "circuit_tracer_set")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.yaml"), "w") as f:
+        f.write(TC_CONFIG)
+    gen = torch.Generator().manual_seed(seed)
+    for layer, (jump, skip) in enumerate(TC_LAYERS):
+
+        def rnd(*shape, std=1.0):
+            return f32(torch.randn(*shape, generator=gen, dtype=torch.float64) * std)
+
+        w = {
+            "W_enc": rnd(D_SAE, D_IN, std=0.4),
+            "W_dec": rnd(D_SAE, D_IN, std=0.3),
+            "b_enc": rnd(D_SAE, std=0.3),
+            "b_dec": rnd(D_IN, std=0.2),
+        }
+        if jump:
+            w["activation_function.threshold"] = f32(torch.rand(D_SAE, generator=gen, dtype=torch.float64) * 0.8)
+        if skip:
+            w["W_skip"] = rnd(D_IN, D_IN, std=0.1)
+        for _ in range(1000):
+            x = f32(torch.randn(N, D_IN, generator=gen, dtype=torch.float64) * 1.5 + 0.3)
+            acts, out, margin = circuit_tracer_pass(w, x)
+            if margin > MARGIN:
+                break
+        else:
+            raise RuntimeError("circuit_tracer_set layer %d: no input with a safe margin" % layer)
+        safetensors_io.write_file(os.path.join(d, "layer_%d.safetensors" % layer),
+                                  {k: v.to(torch.float32) for k, v in w.items()})
+        np.save(os.path.join(d, "x_%d.npy" % layer), x.to(torch.float32).numpy())
+        np.save(os.path.join(d, "acts_%d.npy" % layer), acts.numpy())
+        np.save(os.path.join(d, "recons_%d.npy" % layer), out.numpy())
+
+
 def write_all(out_dir):
     for i, case in enumerate(CASES):
         write_case(case, out_dir, 1000 + i)
+    write_transcoder_set(out_dir, 2000)
     with open(os.path.join(out_dir, "README.md"), "w") as f:
         f.write("# SAE fixtures\n\nWritten by `scripts/reference/make_sae_fixtures.py` (float64 reference of "
                 "SAELens 6.x encode/decode); do not edit by hand. One folder per case: the SAE as SAELens or "
                 "Gemma Scope lays it out, `x.npy` (input, float32), `acts.npy` (feature activations) and "
-                "`recons.npy` (reconstruction), float64. `tests/unit/test_sae.cpp` checks mechscope against "
+                "`recons.npy` (reconstruction), float64. `circuit_tracer_set/` is a per-layer transcoder folder "
+                "as circuit-tracer saves it (config.yaml + layer_{i}.safetensors) with `x_{i}.npy`, `acts_{i}.npy` "
+                "and `recons_{i}.npy` per layer. `tests/unit/test_sae.cpp` checks mechscope against "
                 "them to 1e-4 relative.\n")
 
 

@@ -77,7 +77,7 @@ TEST(SaeFixtures, EveryCaseMatchesTheReference) {
   c10::InferenceMode guard;
   int n = 0;
   for (const auto& e : fs::directory_iterator(kFixtures)) {
-    if (!e.is_directory()) continue;
+    if (!e.is_directory() || !fs::exists(e.path() / "x.npy")) continue;  // circuit_tracer_set: below
     const std::string name = e.path().filename().string();
     std::printf("%s\n", name.c_str());
     std::shared_ptr<Sae> s = load_ok(e.path().string());
@@ -90,6 +90,100 @@ TEST(SaeFixtures, EveryCaseMatchesTheReference) {
     ++n;
   }
   EXPECT_EQ(n, 15);
+}
+
+// circuit-tracer's per-layer transcoder folder: layers 0..3 are relu, jumprelu, relu + W_skip,
+// jumprelu + W_skip; the folder with --layer and the layer file itself load the same transcoder.
+TEST(TranscoderSet, EveryLayerMatchesTheReference) {
+  c10::InferenceMode guard;
+  const fs::path dir = kFixtures / "circuit_tracer_set";
+  const SaeArch want[] = {SaeArch::kTranscoder, SaeArch::kJumpReluTranscoder, SaeArch::kSkipTranscoder,
+                          SaeArch::kJumpReluTranscoder};
+  for (int layer = 0; layer < 4; ++layer) {
+    SaeLoadOptions o;
+    o.layer = layer;
+    std::shared_ptr<Sae> s = load_ok(dir.string(), o);
+    ASSERT_TRUE(s) << layer;
+    const std::string L = std::to_string(layer);
+    EXPECT_EQ(s->cfg.arch, want[layer]);
+    EXPECT_EQ(s->cfg.format, "circuit-tracer");
+    EXPECT_EQ(s->cfg.hook_name, "blocks." + L + ".ln2.hook_normalized");  // mlp.hook_in
+    EXPECT_EQ(s->cfg.hook_name_out, "blocks." + L + ".hook_mlp_out");     // mlp.hook_out
+    EXPECT_EQ(s->cfg.d_in, 16);
+    EXPECT_EQ(s->cfg.d_sae, 32);
+    EXPECT_EQ(s->w.W_skip.defined(), layer >= 2);
+    at::Tensor x = npy(dir / ("x_" + L + ".npy"));
+    SaePass p = s->run(s->to_input(x));
+    // 1e-4 relative: float32 arithmetic against the float64 reference on O(1) values, d_in 16.
+    EXPECT_LE(rel_diff(p.acts_post, npy(dir / ("acts_" + L + ".npy")), "layer " + L + " acts"), 1e-4);
+    EXPECT_LE(rel_diff(p.out, npy(dir / ("recons_" + L + ".npy")), "layer " + L + " recons"), 1e-4);
+
+    std::shared_ptr<Sae> f = load_ok((dir / ("layer_" + L + ".safetensors")).string());
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->cfg.hook_name, s->cfg.hook_name);
+    EXPECT_TRUE(at::equal(f->w.W_enc, s->w.W_enc));
+  }
+}
+
+TEST(TranscoderSet, ConfigAndBadFiles) {
+  const fs::path dir = kFixtures / "circuit_tracer_set";
+  // No layer given for the folder: the error lists the layers it holds.
+  EXPECT_NE(load_error(dir.string()).find("holds layers 0, 1, 2, 3"), std::string::npos);
+  SaeLoadOptions o;
+  o.layer = 7;
+  EXPECT_NE(load_error(dir.string(), o).find("layer_7.safetensors: no such file"), std::string::npos);
+  o.layer = 2;
+  EXPECT_NE(load_error((dir / "layer_1.safetensors").string(), o).find("the file is layer 1"), std::string::npos);
+
+  // Without config.yaml: circuit-tracer's usual hooks (the MLP's input and output).
+  std::string bare = copy_case("circuit_tracer_set", "tcset_bare");
+  fs::remove(fs::path(bare) / "config.yaml");
+  auto s = load_ok((fs::path(bare) / "layer_3.safetensors").string());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->cfg.hook_name, "blocks.3.ln2.hook_normalized");
+  EXPECT_EQ(s->cfg.hook_name_out, "blocks.3.hook_mlp_out");
+
+  // Hooks written relative to the block, or in full.
+  std::string rel = copy_case("circuit_tracer_set", "tcset_rel");
+  replace_in_file(rel + "/config.yaml", "\"mlp.hook_in\"", "hook_resid_mid");
+  replace_in_file(rel + "/config.yaml", "mlp.hook_out", "blocks.1.hook_mlp_out");
+  o.layer = 1;
+  s = load_ok(rel, o);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->cfg.hook_name, "blocks.1.hook_resid_mid");
+  EXPECT_EQ(s->cfg.hook_name_out, "blocks.1.hook_mlp_out");
+
+  auto bad_yaml = [&](const std::string& from, const std::string& to, const std::string& expect) {
+    std::string d = copy_case("circuit_tracer_set", "tcset_bad");
+    replace_in_file(d + "/config.yaml", from, to);
+    SaeLoadOptions lo;
+    lo.layer = 0;
+    std::string e = load_error(d, lo);
+    EXPECT_NE(e.find(expect), std::string::npos) << e;
+    EXPECT_NE(e.find("config.yaml"), std::string::npos) << e;
+  };
+  bad_yaml("model_kind: transcoder_set", "model_kind: cross_layer_transcoder", "cross-layer transcoders are not");
+  bad_yaml("scan: tiny-transcoders", "scan:\n  nested: 1", "nested mappings are not supported");
+  bad_yaml("scan: tiny-transcoders", "scan: [a, b]", "does not understand");
+  bad_yaml("scan: tiny-transcoders", "lazy: true", "key 'lazy' is not understood");
+  bad_yaml("model_kind: transcoder_set", "activation: topk", "topk transcoders are not");
+
+  // A tensor of the wrong shape, a missing one, a negative JumpReLU threshold.
+  auto bad_layer = [&](std::vector<std::pair<std::string, at::Tensor>> t, const std::string& expect) {
+    std::string d = copy_case("circuit_tracer_set", "tcset_badw");
+    const std::string file = d + "/layer_0.safetensors";
+    ASSERT_TRUE(write_safetensors(file, t).ok());
+    std::string e = load_error(file);
+    EXPECT_NE(e.find(expect), std::string::npos) << e;
+    EXPECT_NE(e.find("layer_0.safetensors"), std::string::npos) << e;
+  };
+  auto f = [](std::vector<int64_t> shape) { return at::ones(shape, at::kFloat); };
+  bad_layer({{"W_enc", f({32, 16})}, {"W_dec", f({32, 15})}, {"b_enc", f({32})}, {"b_dec", f({16})}},
+            "tensor 'W_dec' has shape [32, 15]");
+  bad_layer({{"W_enc", f({32, 16})}, {"W_dec", f({32, 16})}, {"b_dec", f({16})}}, "tensor 'b_enc' is missing");
+  bad_layer({{"W_enc", f({32, 16})}, {"W_dec", f({32, 16})}, {"b_enc", f({32})}, {"b_dec", f({16})},
+             {"activation_function.threshold", -f({32})}},
+            "negative entries");
 }
 
 TEST(SaeLoad, ConfigFields) {
