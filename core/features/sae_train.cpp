@@ -1,6 +1,7 @@
 // The SAE / transcoder trainer: forward, hand-written backward, Adam, dead-feature tracking, the
 // training curve and checkpoints (see sae_train.h for the semantics followed).
 #include "core/features/sae_train.h"
+#include "core/features/topk_rows.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -37,6 +38,14 @@ struct Trainer {
   // Reused every step (a fresh 10^7-float tensor per step costs page faults, not just bandwidth):
   // the matrices' gradients and Adam's denominators.
   std::map<std::string, at::Tensor> gbuf, dbuf;
+  // The step's [batch, d_sae] tensors, reused across steps: a fresh 50 MB tensor (glibc maps
+  // large blocks anew) costs about as much in page faults as a GEMM at GPT-2-small width.
+  std::map<std::string, at::Tensor> sbuf;
+  at::Tensor& step_buf(const std::string& name, at::IntArrayRef sizes) {
+    at::Tensor& b = sbuf[name];
+    if (!b.defined() || b.sizes() != sizes) b = at::empty(sizes, at::kFloat);
+    return b;
+  }
   at::Tensor since_fired;                     // [d_sae] float64: steps since each feature fired
   std::vector<SaeTrainPoint> curve;
   int64_t step = 0;
@@ -119,12 +128,12 @@ struct Trainer {
     const double B = static_cast<double>(x.size(0));
     at::Tensor &W_enc = p["W_enc"], &b_enc = p["b_enc"], &W_dec = p["W_dec"], &b_dec = p["b_dec"];
     at::Tensor xc = b_dec_in ? x - b_dec : x;
-    at::Tensor pre = at::addmm(b_enc, xc, W_enc);  // (B, d_sae)
+    at::Tensor pre = at::addmm_out(step_buf("pre", {x.size(0), o.d_sae}), b_enc, xc, W_enc);  // (B, d_sae)
     at::Tensor acts, mask, thr;
     if (topk) {
-      auto top = pre.topk(std::min(o.k, o.d_sae), -1);
-      acts = at::zeros_like(pre).scatter_(-1, std::get<1>(top), at::relu(std::get<0>(top)));
-      mask = acts > 0;
+      mask = sbuf["fired"];
+      acts = topk_relu_rows(pre, std::min(o.k, o.d_sae), &mask, &sbuf["acts"]);  // row-parallel; = topk + scatter
+      sbuf["fired"] = mask;
     } else if (jump) {
       thr = p["log_threshold"].exp();
       mask = pre > thr;
@@ -141,7 +150,7 @@ struct Trainer {
     std::map<std::string, at::Tensor> g;
     g["W_dec"] = at::mm_out(gbuf["W_dec"], acts.t(), d_recon);  // (d_sae, d_out)
     g["b_dec"] = d_recon.sum(0);
-    at::Tensor d_acts = at::mm(d_recon, W_dec.t());  // (B, d_sae)
+    at::Tensor d_acts = at::mm_out(step_buf("d_acts", {x.size(0), o.d_sae}), d_recon, W_dec.t());  // (B, d_sae)
     const double coeff = sparsity_coeff(step);
     double sparsity_loss = 0, aux_loss = 0;
     if (jump) {

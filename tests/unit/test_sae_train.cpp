@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "core/features/sae_load.h"
 #include "core/features/sae_save.h"
 #include "core/features/sae_train.h"
+#include "core/features/topk_rows.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -153,6 +155,28 @@ TEST(SaeTrain, DeterministicWithSeed) {
 // bit for bit, as 150 steps without a break, for each architecture (one intra-op thread: the GEMMs'
 // partitioning then cannot differ between the two runs).
 TEST(SaeTrain, ResumeEqualsUninterrupted) {
+  // Training's shape in small: the sampled cut (k 64 of 12288), and rows full of ties (values on a
+  // grid), where the kept values must be the k largest as a multiset whichever ties are kept.
+  // At the benchmark's full shape [1024, 12288], timed against ATen's (printed, not asserted).
+  at::Tensor wide = at::randn({1024, 12288});
+  auto t0 = std::chrono::steady_clock::now();
+  auto wtop = wide.topk(64, -1);
+  at::Tensor wref = at::zeros_like(wide).scatter_(-1, std::get<1>(wtop), at::relu(std::get<0>(wtop)));
+  at::Tensor wfired = wref > 0;
+  auto t1 = std::chrono::steady_clock::now();
+  at::Tensor wmask;
+  at::Tensor wgot = topk_relu_rows(wide, 64, &wmask);
+  auto t2 = std::chrono::steady_clock::now();
+  std::printf("  [1024, 12288] k 64 on %d threads: ATen topk + scatter %.1f ms, topk_relu_rows %.1f ms\n",
+              at::get_num_threads(), std::chrono::duration<double, std::milli>(t1 - t0).count(),
+              std::chrono::duration<double, std::milli>(t2 - t1).count());
+  EXPECT_TRUE(at::equal(wgot, wref));
+  EXPECT_TRUE(at::equal(wmask, wfired));
+  at::Tensor grid = at::round(at::randn({16, 4096}) * 2) + 3;
+  at::Tensor g = topk_relu_rows(grid, 32);
+  EXPECT_TRUE(at::equal(std::get<0>(g.sort(-1, true)).narrow(1, 0, 32),
+                        at::relu(std::get<0>(grid.topk(32, -1, true, true)))));
+  EXPECT_TRUE(at::equal((g > 0).sum(1), (std::get<0>(grid.topk(32, -1)) > 0).sum(1)));
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
   Constructed c = make_codes(4096, 16, 16, 0.2, 2);
@@ -254,4 +278,51 @@ TEST(SaeTrain, SavedFolderLoadsBack) {
     EXPECT_EQ((*loaded)->w.W_enc.sizes().vec(), (std::vector<int64_t>{16, 32}));
     EXPECT_EQ((*loaded)->w.W_dec.sizes().vec(), (std::vector<int64_t>{32, 16}));
   }
+}
+
+// The row-parallel top-k equals ATen's topk + scatter exactly (continuous values: no ties), on
+// any thread count; ties at the k-th value keep the lowest indices; k = n keeps every positive.
+TEST(TopKRows, EqualsAtenTopK) {
+  at::manual_seed(3);
+  at::Tensor pre = at::randn({37, 500});
+  for (int64_t k : {1, 7, 64, 500}) {
+    auto top = pre.topk(k, -1);
+    at::Tensor want = at::zeros_like(pre).scatter_(-1, std::get<1>(top), at::relu(std::get<0>(top)));
+    at::Tensor fired;
+    at::Tensor got = topk_relu_rows(pre, k, &fired);
+    EXPECT_TRUE(at::equal(got, want)) << "k " << k;
+    EXPECT_TRUE(at::equal(fired, want > 0)) << "k " << k;
+  }
+  // Training's shape in small: the sampled cut (k 64 of 12288), and rows full of ties (values on a
+  // grid), where the kept values must be the k largest as a multiset whichever ties are kept.
+  // At the benchmark's full shape [1024, 12288], timed against ATen's (printed, not asserted).
+  at::Tensor wide = at::randn({1024, 12288});
+  auto t0 = std::chrono::steady_clock::now();
+  auto wtop = wide.topk(64, -1);
+  at::Tensor wref = at::zeros_like(wide).scatter_(-1, std::get<1>(wtop), at::relu(std::get<0>(wtop)));
+  at::Tensor wfired = wref > 0;
+  auto t1 = std::chrono::steady_clock::now();
+  at::Tensor wmask;
+  at::Tensor wgot = topk_relu_rows(wide, 64, &wmask);
+  auto t2 = std::chrono::steady_clock::now();
+  std::printf("  [1024, 12288] k 64 on %d threads: ATen topk + scatter %.1f ms, topk_relu_rows %.1f ms\n",
+              at::get_num_threads(), std::chrono::duration<double, std::milli>(t1 - t0).count(),
+              std::chrono::duration<double, std::milli>(t2 - t1).count());
+  EXPECT_TRUE(at::equal(wgot, wref));
+  EXPECT_TRUE(at::equal(wmask, wfired));
+  at::Tensor grid = at::round(at::randn({16, 4096}) * 2) + 3;
+  at::Tensor g = topk_relu_rows(grid, 32);
+  EXPECT_TRUE(at::equal(std::get<0>(g.sort(-1, true)).narrow(1, 0, 32),
+                        at::relu(std::get<0>(grid.topk(32, -1, true, true)))));
+  EXPECT_TRUE(at::equal((g > 0).sum(1), (std::get<0>(grid.topk(32, -1)) > 0).sum(1)));
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  at::Tensor one = topk_relu_rows(pre, 16);
+  at::set_num_threads(std::max(2, threads));
+  EXPECT_TRUE(at::equal(one, topk_relu_rows(pre, 16)));
+  at::set_num_threads(threads);
+
+  at::Tensor ties = at::tensor({1.0f, 3.0f, 2.0f, 2.0f, 2.0f, -1.0f}).unsqueeze(0);
+  at::Tensor t = topk_relu_rows(ties, 3);  // 3, then two of the three 2s: indices 2 and 3
+  EXPECT_TRUE(at::equal(t, at::tensor({0.0f, 3.0f, 2.0f, 2.0f, 0.0f, 0.0f}).unsqueeze(0))) << t;
 }
