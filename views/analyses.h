@@ -43,4 +43,15 @@ void launch_heads(Workbench& wb, const HeadsParams& params);
 void launch_patch(Workbench& wb, const nlohmann::json& params);
 void launch_circuit(Workbench& wb, const nlohmann::json& params);
 
+struct SaeLaunchParams {
+  nlohmann::json params = nlohmann::json::object();  // sae_train_spec's or sae_features_spec's parameters
+  std::string prompts_file;  // "" : the workbench's current prompt
+};
+
+// SAE training and feature dashboards (runs/sae_train_run.h run_sae_train, runs/sae_features_run.h
+// run_sae_features, as `mechscope sae train` / `mechscope sae features`) on a prompts file or the
+// current prompt. Bad parameters or prompts go to the workbench's popup; a bad SAE file fails the task.
+void launch_sae_train(Workbench& wb, const SaeLaunchParams& params);
+void launch_sae_features(Workbench& wb, const SaeLaunchParams& params);
+
 }  // namespace ms::views

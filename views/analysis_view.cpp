@@ -9,6 +9,8 @@
 #include "runs/heads_run.h"
 #include "runs/patch_run.h"
 #include "runs/retrieval_run.h"
+#include "runs/sae_features_run.h"
+#include "runs/sae_train_run.h"
 #include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/spec_form.h"
@@ -52,6 +54,8 @@ class AnalysisView : public View {
     draw_heads();
     draw_spec_launch("Activation patching", m_patch_form, "Run activation patching", launch_patch);
     draw_spec_launch("Circuit discovery", m_circuit_form, "Run circuit discovery", launch_circuit);
+    draw_sae_launch("SAE training", m_sae_train, "Train SAE", launch_sae_train);
+    draw_sae_launch("SAE feature dashboards", m_sae_features, "Compute feature dashboards", launch_sae_features);
     ImGui::Separator();
     ImGui::TextUnformatted("Tasks");
     ImGui::SameLine();
@@ -92,6 +96,35 @@ class AnalysisView : public View {
       std::string e = form.params(&params);
       if (!e.empty()) m_wb.show_error(header, e);
       else launch(m_wb, params);
+    }
+    ImGui::PopID();
+  }
+
+  // The form, the prompts (a file or the current prompt) and the button of an SAE analysis.
+  struct SaeSection {
+    SpecForm form;
+    bool use_file = true;
+    std::string prompts_file = "resources/prompts/sink-check.jsonl";
+  };
+  void draw_sae_launch(const char* header, SaeSection& sec, const char* button,
+                       void (*launch)(Workbench&, const SaeLaunchParams&)) {
+    if (!ImGui::CollapsingHeader(header)) return;
+    ImGui::PushID(header);
+    sec.form.draw();
+    ImGui::Checkbox("prompts file", &sec.use_file);
+    ImGui::SameLine();
+    if (sec.use_file) {
+      ImGui::SetNextItemWidth(-1);
+      ImGui::InputText("##file", &sec.prompts_file);
+    } else {
+      ImGui::TextDisabled("(the current prompt)");
+    }
+    if (ImGui::Button(button)) {
+      SaeLaunchParams lp;
+      std::string e = sec.form.params(&lp.params);
+      if (sec.use_file) lp.prompts_file = sec.prompts_file;
+      if (!e.empty()) m_wb.show_error(header, e);
+      else launch(m_wb, lp);
     }
     ImGui::PopID();
   }
@@ -140,6 +173,8 @@ class AnalysisView : public View {
   SpecForm m_sinks_form{sinks_spec()};
   SpecForm m_patch_form{patch_spec()};
   SpecForm m_circuit_form{circuit_spec()};
+  SaeSection m_sae_train{SpecForm(sae_train_spec())};
+  SaeSection m_sae_features{SpecForm(sae_features_spec())};
   bool m_use_file = false;
   std::string m_prompts_file = "resources/prompts/sink-check.jsonl";
 };

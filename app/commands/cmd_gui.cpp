@@ -16,6 +16,8 @@
 #include "runs/heads_run.h"
 #include "runs/patch_run.h"
 #include "runs/retrieval_run.h"
+#include "runs/sae_features_run.h"
+#include "runs/sae_train_run.h"
 #include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/attention_view.h"
@@ -64,14 +66,17 @@ struct Launch {
   nlohmann::json retrieval = nlohmann::json::object();
   views::SinksParams sinks;
   views::HeadsParams heads;
+  views::SaeLaunchParams sae_train, sae_features;
 };
 
 Launch parse_launch(const std::string& text) {
   std::istringstream in(text);
   Launch l;
   in >> l.kind;
-  if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads" && l.kind != "patch" && l.kind != "circuit")
-    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch or circuit, then key=value parameters");
+  if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads" && l.kind != "patch" && l.kind != "circuit" &&
+      l.kind != "sae-train" && l.kind != "sae-features")
+    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch, circuit, sae-train or sae-features, "
+               "then key=value parameters");
   for (std::string kv; in >> kv;) {
     size_t eq = kv.find('=');
     std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
@@ -88,6 +93,10 @@ Launch parse_launch(const std::string& text) {
         ok = v == "prompt" || v == "random";
         l.heads.on_prompt = v == "prompt";
       } else if (l.kind == "heads") ok = spec_launch_param(heads_spec(), k, v, l.heads.params);
+      else if (l.kind == "sae-train" && k == "prompts") l.sae_train.prompts_file = v;
+      else if (l.kind == "sae-train") ok = spec_launch_param(sae_train_spec(), k, v, l.sae_train.params);
+      else if (l.kind == "sae-features" && k == "prompts") l.sae_features.prompts_file = v;
+      else if (l.kind == "sae-features") ok = spec_launch_param(sae_features_spec(), k, v, l.sae_features.params);
       else ok = false;
     } catch (const std::logic_error&) {
       ok = false;
@@ -186,6 +195,8 @@ int run_gui(const GuiOptions& o) {
       if (launch.kind == "heads") views::launch_heads(wb, launch.heads);
       if (launch.kind == "patch") views::launch_patch(wb, launch.patch);
       if (launch.kind == "circuit") views::launch_circuit(wb, launch.circuit);
+      if (launch.kind == "sae-train") views::launch_sae_train(wb, launch.sae_train);
+      if (launch.kind == "sae-features") views::launch_sae_features(wb, launch.sae_features);
       launched = true;
     }
     (*win)->render();
@@ -223,7 +234,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, runs, circuit, features, analyses)");
   cmd->add_option("--frames", o->frames, "headless: settled frames to render before the screenshot")->check(CLI::Range(1, 100000));
   cmd->add_option("--screenshot", o->screenshot, "headless: save the framebuffer as PNG and exit");
-  cmd->add_option("--sae", o->sae, "an SAE to load for the Features window (SAELens folder or params.npz)");
+  cmd->add_option("--sae", o->sae, "an SAE to load for the Features window (SAELens folder, params.npz or DIR/layer_N.safetensors)");
   cmd->add_option("--steer-feature", o->steer_feature, "with --sae: steer this feature in the second pass");
   cmd->add_option("--steer", o->steer, "with --steer-feature: the activation added at every position");
   cmd->add_option("--prompt", o->prompt, "the prompt to start with (ids separated by spaces for models without a tokenizer)");
@@ -232,7 +243,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
-  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit [key=value ...]' "
+  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features [key=value ...]' "
                  "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();

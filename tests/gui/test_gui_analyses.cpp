@@ -206,6 +206,12 @@ TEST(GuiAnalyses, BadLaunchParametersAreUsageErrors) {
                                     ms::test::temp_dir("gui-bad") + "/x.png", "--launch", "retrieval depth=3"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("depth=3"), std::string::npos) << r.err;
+  for (const char* bad : {"sae-train stepz=3", "sae-features top_k=many"}) {
+    auto s = ms::test::run_mechscope({"gui", "--model", copy_dir(), "--view", "analyses", "--screenshot",
+                                      ms::test::temp_dir("gui-bad") + "/x.png", "--launch", bad});
+    EXPECT_EQ(s.exit_code, 2) << bad;
+    EXPECT_NE(s.err.find(std::string(bad).substr(std::string(bad).find(' ') + 1)), std::string::npos) << s.err;
+  }
 }
 
 }  // namespace

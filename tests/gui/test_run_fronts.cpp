@@ -1,4 +1,4 @@
-// Each analysis (sinks, retrieval, heads, patch, circuit) launched all three ways, `mechscope
+// Each analysis (sinks, retrieval, heads, patch, circuit, sae-train, sae-features) launched all three ways, `mechscope
 // KIND`, a batch job and the workbench's launch (`mechscope gui --launch`, under Xvfb), on tiny
 // models: the three databases hold the same run, byte for byte (parameters, inputs, head scores,
 // tensors, circuits), apart from ids, times, the reproducing command and batch provenance.
@@ -67,6 +67,22 @@ std::string stored(const std::string& db_path, const std::string& kind) {
       std::snprintf(buf, sizeof(buf), " %.17g", e.score), v += " edge " + std::to_string(e.src) + ">" + std::to_string(e.dst) + buf;
     v += "\n";
   }
+  auto cards = d.get_feature_cards(run.id);  // sae-features
+  EXPECT_TRUE(cards);
+  if (!cards) return v;
+  for (const auto& fc : *cards) {
+    std::snprintf(buf, sizeof(buf), " %.9g %.17g", fc.max_act, fc.hist_max);
+    v += "card " + std::to_string(fc.feature) + " " + std::to_string(fc.n_tokens) + " " + std::to_string(fc.n_firing) + buf;
+    for (int64_t h : fc.histogram) v += " " + std::to_string(h);
+    for (const auto& l : fc.top_logits) std::snprintf(buf, sizeof(buf), " %.9g", l.value), v += " +" + l.token + buf;
+    for (const auto& l : fc.bottom_logits) std::snprintf(buf, sizeof(buf), " %.9g", l.value), v += " -" + l.token + buf;
+    for (const auto& e : fc.examples) {
+      std::snprintf(buf, sizeof(buf), " %.9g", e.activation);
+      v += " ex " + std::to_string(e.prompt) + ":" + std::to_string(e.position) + buf;
+      for (float a : e.acts) std::snprintf(buf, sizeof(buf), " %.9g", a), v += buf;
+    }
+    v += "\n";
+  }
   return v;
 }
 
@@ -74,7 +90,9 @@ std::string stored(const std::string& db_path, const std::string& kind) {
 void three_ways(const std::string& dir, const std::string& model, const std::string& kind,
                 const std::vector<std::string>& cli_args, const std::string& toml, const std::string& launch,
                 const std::string& toml_prompts = "", const std::vector<std::string>& also = {}) {
+  // sae-train / sae-features are `mechscope sae train|features`.
   std::vector<std::string> cli = {kind, "--model", model, "--threads", "1", "--db", dir + "/cli.db"};
+  if (kind.rfind("sae-", 0) == 0) cli[0] = kind.substr(4), cli.insert(cli.begin(), "sae");
   cli.insert(cli.end(), cli_args.begin(), cli_args.end());
   auto c = run_mechscope(cli);
   ASSERT_EQ(c.exit_code, 0) << c.err;
@@ -177,6 +195,39 @@ TEST(RunFronts, CircuitsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
              {"--task", "induction", "--n", "6", "--seq-len", "5", "--seed", "3", "--method", "eap", "--top-n", "30", "--evaluate"},
              "task = \"induction\"\nn = 6\nseq_len = 5\nseed = 3\nmethod = \"eap\"\ntop_n = 30\nevaluate = true\n",
              "task=induction n=6 seq_len=5 seed=3 method=eap top_n=30 evaluate=true");
+}
+
+TEST(RunFronts, SaeTrainingStoresTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-sae-train");
+  const std::string prompts = repeat_prompts(dir);
+  // The three write the same folder (its path is a stored parameter); each trains from scratch.
+  const std::string out = dir + "/sae";
+  three_ways(dir, random_model(), "sae-train",
+             {"--prompts", prompts, "--hook", "blocks.0.hook_resid_post", "--arch", "topk", "--k", "4", "--d-sae", "32",
+              "--steps", "12", "--batch-size", "16", "--log-every", "4", "--seed", "5", "--out", out},
+             "prompts = [\"p\"]\nhook = \"blocks.0.hook_resid_post\"\narch = \"topk\"\nk = 4\nd_sae = 32\nsteps = 12\n"
+             "batch_size = 16\nlog_every = 4\nseed = 5\nout = \"" + out + "\"\n",
+             "prompts=" + prompts + " hook=blocks.0.hook_resid_post arch=topk k=4 d_sae=32 steps=12 batch_size=16 "
+             "log_every=4 seed=5 out=" + out,
+             "[[prompts]]\nname = \"p\"\npath = \"" + prompts + "\"\n");
+  const std::string gui = stored(dir + "/gui.db", "sae-train");
+  EXPECT_NE(gui.find("training_curve"), std::string::npos) << gui;
+  EXPECT_NE(gui.find("final_metrics"), std::string::npos) << gui;
+}
+
+TEST(RunFronts, SaeFeaturesStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-sae-features");
+  const std::string prompts = repeat_prompts(dir);
+  // An SAE to describe: trained once here on the same model.
+  auto t = run_mechscope({"sae", "train", "--model", random_model(), "--threads", "1", "--db", dir + "/train.db",
+                          "--prompts", prompts, "--hook", "blocks.0.hook_resid_post", "--arch", "standard",
+                          "--d-sae", "24", "--steps", "8", "--batch-size", "16", "--seed", "2", "--out", dir + "/sae"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  three_ways(dir, random_model(), "sae-features",
+             {"--prompts", prompts, "--sae", dir + "/sae", "--top-k", "3", "--context", "2", "--n-bins", "8"},
+             "prompts = [\"p\"]\nsae = \"" + dir + "/sae\"\ntop_k = 3\ncontext = 2\nn_bins = 8\n",
+             "prompts=" + prompts + " sae=" + dir + "/sae top_k=3 context=2 n_bins=8",
+             "[[prompts]]\nname = \"p\"\npath = \"" + prompts + "\"\n");
 }
 
 }  // namespace

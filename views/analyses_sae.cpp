@@ -1,0 +1,63 @@
+// launch_sae_train and launch_sae_features: SAE training and feature dashboards as workbench
+// tasks, run and stored by run_sae_train / run_sae_features (runs/sae_train_run.h,
+// runs/sae_features_run.h) exactly as `mechscope sae train|features` and batch jobs store them.
+#include <cstdio>
+
+#include "runs/sae_features_run.h"
+#include "runs/sae_train_run.h"
+#include "views/analyses.h"
+#include "views/analyses_task.h"
+#include "views/workbench.h"
+
+namespace ms::views {
+namespace {
+
+// The prompts and the reproducing command's inputs; false (error shown under title) on a bad file.
+bool sae_records(Workbench& wb, const AnalysisSpec& spec, const char* title, const SaeLaunchParams& lp,
+                 nlohmann::json& params, std::vector<PromptRecord>* records, std::string* command) {
+  params = lp.params;
+  if (!launch_ready(wb, spec, title, params)) return false;
+  std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
+  try {
+    *records = launch_records(wb, *wb.model(), lp.prompts_file, &inputs);
+  } catch (const std::exception& e) {
+    wb.show_error(title, e.what());
+    return false;
+  }
+  *command = reproduce_command(spec, params, inputs);
+  return true;
+}
+
+}  // namespace
+
+void launch_sae_train(Workbench& wb, const SaeLaunchParams& lp) {
+  nlohmann::json params;
+  std::vector<PromptRecord> records;
+  std::string command;
+  if (!sae_records(wb, sae_train_spec(), "SAE training", lp, params, &records, &command)) return;
+  auto model = wb.model();
+  start_run_task(wb, "SAE training (" + params["arch"].get<std::string>() + " at " + params["hook"].get<std::string>() + ")",
+                 "prompts + steps", command, [model, records, params](RunSession& session) {
+    SaeTrainRunOutcome r = run_sae_train(session, *model, records, params);
+    if (r.cancelled) return std::string("cancelled (a checkpoint is in the output folder; rerun with resume)");
+    char ev[64];
+    std::snprintf(ev, sizeof(ev), "; L0 %.2f, explained variance %.3f", r.metrics.l0, r.metrics.explained_variance);
+    return "stored as run " + std::to_string(r.run_id) + ev + "; wrote " + r.out;
+  });
+}
+
+void launch_sae_features(Workbench& wb, const SaeLaunchParams& lp) {
+  nlohmann::json params;
+  std::vector<PromptRecord> records;
+  std::string command;
+  if (!sae_records(wb, sae_features_spec(), "SAE feature dashboards", lp, params, &records, &command)) return;
+  auto model = wb.model();
+  start_run_task(wb, "SAE feature dashboards (" + std::to_string(records.size()) + " prompts)", "prompts", command,
+                 [model, records, params](RunSession& session) {
+    SaeFeaturesRunOutcome r = run_sae_features(session, *model, records, params);
+    if (r.cancelled) return std::string("cancelled");
+    return "stored as run " + std::to_string(r.run_id) + ": " + std::to_string(r.cards.size()) + " feature cards";
+  });
+}
+
+}  // namespace ms::views
