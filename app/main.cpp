@@ -5,8 +5,10 @@
 
 #include "app/commands/cli.h"
 #include "app_features.h"
+#include "core/base/malloc_reuse.h"
 
 int main(int argc, char** argv) {
+  ms::keep_freed_memory_for_reuse();  // large per-batch tensors reuse heap pages (core/base/malloc_reuse.h)
   CLI::App app{"mechscope: a workbench for mechanistic interpretability of transformer language models"};
   app.set_version_flag("--version", std::string("mechscope ") + MECHSCOPE_VERSION);
   app.require_subcommand(1);

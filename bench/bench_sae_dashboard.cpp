@@ -9,6 +9,7 @@
 #include <random>
 
 #include "bench/bench_common.h"
+#include "core/base/malloc_reuse.h"
 #include "bench_paths.h"
 #include "core/features/sae_dashboard.h"
 #include "hooks/activation_cache.h"
@@ -16,6 +17,7 @@
 using namespace ms;
 
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
   const int64_t n_tokens = argc > 1 ? std::atoll(argv[1]) : (int64_t{1} << 20);
   const int64_t d_sae = argc > 2 ? std::atoll(argv[2]) : 16384;
   bench::print_machine("bench_sae_dashboard");
