@@ -43,4 +43,13 @@ void launch_heads(Workbench& wb, const HeadsParams& params);
 void launch_patch(Workbench& wb, const nlohmann::json& params);
 void launch_circuit(Workbench& wb, const nlohmann::json& params);
 
+struct SaeHeadsParams {
+  nlohmann::json params = nlohmann::json::object();  // sae_heads_spec's parameters (runs/sae_heads_run.h)
+  std::string prompts_file;  // "" : the workbench's current prompt
+};
+
+// A hook_z SAE's features attributed to heads (runs/sae_heads_run.h run_sae_heads, as `mechscope
+// sae heads`); without "sae", the SAE the workbench has loaded (Features window).
+void launch_sae_heads(Workbench& wb, const SaeHeadsParams& params);
+
 }  // namespace ms::views
