@@ -16,7 +16,9 @@
 #include "core/features/activation_store.h"
 #include "core/features/sae_heads.h"
 #include "core/features/sae_train.h"
+#include "core/tokenizer/tokenizer.h"
 #include "core/zoo/zoo_tasks.h"
+#include "core/zoo/zoo_text.h"
 #include "core/zoo/zoo_trained.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/test_support.h"
@@ -211,6 +213,54 @@ TEST(SaeHeadsZoo, PreviousTokenFeaturesBelongToThePreviousTokenHead) {
   ASSERT_GE(n_prev, 2);
   EXPECT_GE(n_prev_dominated, (3 * n_prev + 3) / 4);
   EXPECT_GE(share, 0.6);
+}
+
+// Run by hand (--gtest_also_run_disabled_tests): the polysemanticity estimate on the default model.
+// A hook_z SAE (standard, 256 features, 600 steps) per layer on 288 paragraphs of its corpus, then
+// `sae heads` over 64 held-out paragraphs: the features each head dominates (share >= 0.5).
+TEST(SaeHeadsZoo, DISABLED_DefaultModelPolysemanticity) {
+  c10::InferenceMode guard;
+  at::set_num_threads(1);
+  auto m = Model::load(test::source_dir() + "/resources/models/default").value();
+  auto paragraphs = [&](int n, uint64_t seed) {
+    TextGenerator gen(seed);
+    std::vector<std::vector<int32_t>> out;
+    for (int i = 0; i < n; ++i) {
+      std::vector<int32_t> ids = m->tokenizer()->encode(gen.paragraph(6), true);
+      if (static_cast<int64_t>(ids.size()) > m->config().n_ctx) ids.resize(static_cast<size_t>(m->config().n_ctx));
+      out.push_back(std::move(ids));
+    }
+    return out;
+  };
+  const auto train = paragraphs(288, 1), held_out = paragraphs(64, 2);
+  int64_t polysemantic = 0, heads = 0, dominated = 0, live = 0;
+  for (int layer = 0; layer < m->config().n_layers; ++layer) {
+    ActivationStoreOptions so;
+    so.hook_name = "blocks." + std::to_string(layer) + ".attn.hook_z";
+    auto store = ActivationStore::collect(*m, train, so).value();
+    SaeTrainOptions o;
+    o.d_sae = 256;
+    o.steps = 600;
+    o.batch_size = 512;
+    o.lr = 2e-3;
+    o.lr_decay_steps = 150;
+    o.l1_coefficient = 1.0;
+    o.seed = sae_seed();
+    o.hook_name = so.hook_name;
+    SaeTrainResult t = train_sae(*store, o).value();
+    SaeHeadsResult r = sae_heads(*m, *t.sae, held_out, SaeHeadsOptions{});
+    std::printf("layer %d: EV %.3f L0 %.1f; %lld live, %lld dominated; per head dominated / activation share:", layer,
+                t.curve.back().explained_variance, t.curve.back().l0, static_cast<long long>(r.n_live),
+                static_cast<long long>(r.n_dominated));
+    for (int64_t h = 0; h < r.n_heads; ++h)
+      std::printf(" %lld/%.2f", static_cast<long long>(r.dominated[h].item<int64_t>()), r.activation_share[h].item<double>());
+    std::printf("; max sum error %.1e\n", r.max_sum_error);
+    EXPECT_LE(r.max_sum_error, 1e-5);
+    polysemantic += r.n_polysemantic, heads += r.n_heads, dominated += r.n_dominated, live += r.n_live;
+  }
+  std::printf("%lld of %lld heads dominate >= 2 features (%.0f%%); %lld of %lld live features have a dominant head\n",
+              static_cast<long long>(polysemantic), static_cast<long long>(heads), 100.0 * polysemantic / heads,
+              static_cast<long long>(dominated), static_cast<long long>(live));
 }
 
 }  // namespace ms
