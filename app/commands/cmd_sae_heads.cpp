@@ -73,9 +73,9 @@ int run(const Opts& o) {
                 static_cast<long long>(s.dominated[h].item<int64_t>()), s.activation_share[h].item<double>());
   std::printf("%lld of %lld live features have a dominant head (share >= %g); %lld of %lld heads dominate >= %lld "
               "features (polysemantic candidates)\n",
-              static_cast<long long>(s.n_dominated), static_cast<long long>(s.n_live), params["dominance"].get<double>(),
+              static_cast<long long>(s.n_dominated), static_cast<long long>(s.n_live), r.params["dominance"].get<double>(),
               static_cast<long long>(s.n_polysemantic), static_cast<long long>(s.n_heads),
-              static_cast<long long>(params["polysemantic_min"].get<int64_t>()));
+              static_cast<long long>(r.params["polysemantic_min"].get<int64_t>()));
   for (size_t i = 0; i < n_show; ++i) {
     const int64_t f = top[i];
     std::printf("feature %lld: fires %lld, head %lld.%lld writes %.0f%% of the positive head attribution; fractions",

@@ -73,7 +73,8 @@ TEST(SaeHeadsCli, StoresHeadScoresAndMatchesBatch) {
   EXPECT_GT(dominated, 0);
   // The batch item (the newest run of kind sae-heads in b.db) stores the same numbers.
   int64_t b_run = -1;
-  for (const RunSummary& s : b_db->list_runs().value())
+  const std::vector<RunSummary> b_runs = b_db->list_runs().value();  // a copy: value() of a temporary
+  for (const RunSummary& s : b_runs)
     if (s.run.spec.kind == "sae-heads") b_run = s.run.id;
   ASSERT_GE(b_run, 0);
   for (const char* metric : {"sae_dominated_features", "sae_activation_share"}) {

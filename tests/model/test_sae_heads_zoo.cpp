@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/analysis/heads/head_detectors.h"
@@ -33,9 +34,24 @@ uint64_t sae_seed() {
   return s && *s ? std::strtoull(s, nullptr, 10) : 1;
 }
 
+// The SAE seeds checked: MECHSCOPE_SAE_HEADS_SEEDS="1,2,3" (the spread across seeds), else sae_seed().
+std::vector<uint64_t> sae_seeds() {
+  std::vector<uint64_t> out;
+  const char* s = std::getenv("MECHSCOPE_SAE_HEADS_SEEDS");
+  for (const char* p = s; p && *p;) {
+    char* end = nullptr;
+    out.push_back(std::strtoull(p, &end, 10));
+    p = *end == ',' ? end + 1 : end;
+    if (end == p && *p) break;
+  }
+  if (out.empty()) out.push_back(sae_seed());
+  return out;
+}
+
 struct Zoo {
   std::unique_ptr<Model> model;
   int prev_head = -1, ind_head = -1;
+  std::vector<int64_t> ind_heads;  // layer-1 heads scoring at least half the best induction score
 };
 
 const Zoo& zoo() {
@@ -47,7 +63,8 @@ const Zoo& zoo() {
     const std::string dir = test::temp_dir("sae-heads-zoo") + "/induction";
     ZooTrainSettings s;
     s.command = "test";
-    EXPECT_TRUE(train_zoo(r, dir, s).ok());
+    auto trained = train_zoo(r, dir, s);
+    EXPECT_TRUE(trained.ok()) << trained.error().message;
     z.model = Model::load(dir).value();
     TaskRng rng(99);
     at::Tensor probe = repeated_random_tokens(32, 16, 1, 127, kAsciiBos, rng);
@@ -57,7 +74,10 @@ const Zoo& zoo() {
     z.ind_head = static_cast<int>(ind[1].argmax().item<int64_t>());
     std::printf("detectors: previous-token 0.%d (%.3f), induction 1.%d (%.3f); layer-1 induction scores", z.prev_head,
                 prev[0][z.prev_head].item<double>(), z.ind_head, ind[1][z.ind_head].item<double>());
-    for (int64_t h = 0; h < ind.size(1); ++h) std::printf(" %.3f", ind[1][h].item<double>());
+    for (int64_t h = 0; h < ind.size(1); ++h) {
+      std::printf(" %.3f", ind[1][h].item<double>());
+      if (ind[1][h].item<double>() >= 0.5 * ind[1][z.ind_head].item<double>()) z.ind_heads.push_back(h);
+    }
     std::printf("\n");
     return z;
   }();
@@ -92,6 +112,7 @@ std::shared_ptr<Sae> train_z_sae(const Model& m, int layer, uint64_t seed) {
   o.seed = seed;
   o.hook_name = so.hook_name;
   SaeTrainResult r = train_sae(*store, o).value();
+  r.sae->cfg.reshape_hook_z = true;  // as load_sae reads the written folder (the hook ends in hook_z)
   const SaeTrainPoint& last = r.curve.back();
   std::printf("layer %d SAE (seed %llu): EV %.3f, L0 %.2f, dead %lld\n", layer, static_cast<unsigned long long>(seed),
               last.explained_variance, last.l0, static_cast<long long>(last.dead_features));
@@ -125,26 +146,43 @@ at::Tensor eta2(const at::Tensor& acts, const at::Tensor& g) {
 
 }  // namespace
 
+void check_induction_layer(const Zoo& z, std::shared_ptr<Sae> sae);
+void check_previous_layer(const Zoo& z, std::shared_ptr<Sae> sae);
+
 TEST(SaeHeadsZoo, InductionFeaturesBelongToTheInductionHead) {
-  c10::InferenceMode guard;
-  const Zoo& z = zoo();
+  const Zoo& z = zoo();  // training needs autograd: before the inference guard
   const Model& m = *z.model;
-  auto sae = train_z_sae(m, 1, sae_seed());
+  for (uint64_t seed : sae_seeds()) check_induction_layer(z, train_z_sae(m, 1, seed));
+}
+
+void check_induction_layer(const Zoo& z, std::shared_ptr<Sae> sae) {
+  const Model& m = *z.model;
+  c10::InferenceMode guard;
   auto eval = sequences(96, 4242);
   // Per feature: mean activation over the first copy (positions 1..half) and the second.
   at::Tensor first = at::zeros({sae->cfg.d_sae}, at::kDouble), second = first.clone();
-  double max_rel = 0;
+  // The parts + constant (float64) against the SAE's own float32 activation: relative to the larger
+  // of the activation and the terms' absolute sum (float32 rounding grows with the terms), and,
+  // printed, relative to the activation alone where it is at least 1% of the feature's largest.
+  double max_rel = 0, max_rel_act = 0;
+  std::vector<at::Tensor> pre_all, act_all, terms_all;
   for (const auto& ids : eval) {
     at::Tensor x = hook_input(m, *sae, ids);
     HeadSplit s = split_by_head(*sae, x, m.config().n_heads);
     at::Tensor act = s.acts.to(at::kDouble);
-    at::Tensor on = act > 0;
-    if (on.any().item<bool>())
-      max_rel = std::max(max_rel, ((s.acts_pre - act).abs() / act.clamp_min(1e-30)).masked_select(on).max().item<double>());
+    pre_all.push_back(s.acts_pre), act_all.push_back(act), terms_all.push_back(s.per_head.abs().sum(-1) + s.bias.abs());
     first += act.narrow(0, 1, kHalf).mean(0);
     second += act.narrow(0, 1 + kHalf, kHalf).mean(0);
   }
-  std::printf("max |sum of head parts + bias - activation| / activation over active features: %.2e\n", max_rel);
+  {
+    at::Tensor pre = at::cat(pre_all), act = at::cat(act_all), terms = at::cat(terms_all);
+    at::Tensor on = act > 0, err = (pre - act).abs();
+    max_rel = (err / at::maximum(act, terms)).masked_select(on).max().item<double>();
+    at::Tensor big = act >= 0.01 * std::get<0>(act.max(0)).unsqueeze(0);
+    max_rel_act = (err / act.clamp_min(1e-30)).masked_select(on & big).max().item<double>();
+  }
+  std::printf("|head parts + constant - activation|: max %.2e of the terms' scale, %.2e of the activation (>= 1%% of "
+              "the feature's max)\n", max_rel, max_rel_act);
   EXPECT_LE(max_rel, 1e-5);
 
   SaeHeadsResult r = sae_heads(m, *sae, eval, SaeHeadsOptions{});
@@ -162,23 +200,30 @@ TEST(SaeHeadsZoo, InductionFeaturesBelongToTheInductionHead) {
     std::printf(", bias %.2f\n", r.bias_fraction[f].item<double>());
     if (!induction) continue;
     ++n_ind;
-    n_ind_dominated += r.dominant_head[f].item<int64_t>() == z.ind_head;
-    ind_attr += r.head_attribution[f][z.ind_head].item<double>();
-    ind_act += r.head_attribution[f].clamp_min(0).sum().item<double>();
+    const int64_t dom = r.dominant_head[f].item<int64_t>();
+    n_ind_dominated += std::find(z.ind_heads.begin(), z.ind_heads.end(), dom) != z.ind_heads.end();
+    at::Tensor pos = r.head_attribution[f].clamp_min(0);
+    for (int64_t h : z.ind_heads) ind_attr += pos[h].item<double>();
+    ind_act += pos.sum().item<double>();
   }
   const double share = ind_act > 0 ? ind_attr / ind_act : 0;
-  std::printf("%d induction features; head 1.%d dominates %d; its share of their positive head attribution %.3f\n", n_ind,
-              z.ind_head, n_ind_dominated, share);
+  std::printf("%d induction features; the induction heads (%zu of layer 1) dominate %d; their share of the positive "
+              "head attribution %.3f\n", n_ind, z.ind_heads.size(), n_ind_dominated, share);
   ASSERT_GE(n_ind, 2);
-  EXPECT_GE(n_ind_dominated, (3 * n_ind + 3) / 4);
+  // Measured over SAE seeds 1-3: dominated 12/14, 12/15, 18/20; share about 0.78-0.85.
+  EXPECT_GE(3 * n_ind_dominated, 2 * n_ind);
   EXPECT_GE(share, 0.6);
 }
 
 TEST(SaeHeadsZoo, PreviousTokenFeaturesBelongToThePreviousTokenHead) {
-  c10::InferenceMode guard;
-  const Zoo& z = zoo();
+  const Zoo& z = zoo();  // training needs autograd: before the inference guard
   const Model& m = *z.model;
-  auto sae = train_z_sae(m, 0, sae_seed());
+  for (uint64_t seed : sae_seeds()) check_previous_layer(z, train_z_sae(m, 0, seed));
+}
+
+void check_previous_layer(const Zoo& z, std::shared_ptr<Sae> sae) {
+  const Model& m = *z.model;
+  c10::InferenceMode guard;
   auto eval = sequences(96, 4343);
   std::vector<at::Tensor> acts;
   std::vector<int64_t> cur, prev;
@@ -211,6 +256,7 @@ TEST(SaeHeadsZoo, PreviousTokenFeaturesBelongToThePreviousTokenHead) {
   std::printf("%d previous-token features; head 0.%d dominates %d; its share of their positive head attribution %.3f\n",
               n_prev, z.prev_head, n_prev_dominated, share);
   ASSERT_GE(n_prev, 2);
+  // Measured over SAE seeds 1-3: dominated 14/15, 21/22, 17/18; share 0.647, 0.670, 0.660.
   EXPECT_GE(n_prev_dominated, (3 * n_prev + 3) / 4);
   EXPECT_GE(share, 0.6);
 }
@@ -219,7 +265,6 @@ TEST(SaeHeadsZoo, PreviousTokenFeaturesBelongToThePreviousTokenHead) {
 // A hook_z SAE (standard, 256 features, 600 steps) per layer on 288 paragraphs of its corpus, then
 // `sae heads` over 64 held-out paragraphs: the features each head dominates (share >= 0.5).
 TEST(SaeHeadsZoo, DISABLED_DefaultModelPolysemanticity) {
-  c10::InferenceMode guard;
   at::set_num_threads(1);
   auto m = Model::load(test::source_dir() + "/resources/models/default").value();
   auto paragraphs = [&](int n, uint64_t seed) {
@@ -248,6 +293,8 @@ TEST(SaeHeadsZoo, DISABLED_DefaultModelPolysemanticity) {
     o.seed = sae_seed();
     o.hook_name = so.hook_name;
     SaeTrainResult t = train_sae(*store, o).value();
+    t.sae->cfg.reshape_hook_z = true;  // as load_sae reads the written folder
+    c10::InferenceMode guard;
     SaeHeadsResult r = sae_heads(*m, *t.sae, held_out, SaeHeadsOptions{});
     std::printf("layer %d: EV %.3f L0 %.1f; %lld live, %lld dominated; per head dominated / activation share:", layer,
                 t.curve.back().explained_variance, t.curve.back().l0, static_cast<long long>(r.n_live),
