@@ -1,9 +1,11 @@
 // launch_sae_train and launch_sae_features: SAE training and feature dashboards as workbench
 // tasks, run and stored by run_sae_train / run_sae_features (runs/sae_train_run.h,
-// runs/sae_features_run.h) exactly as `mechscope sae train|features` and batch jobs store them.
+// runs/sae_features_run.h) exactly as `mechscope sae train|features` and batch jobs store them;
+// launch_sae_heads: direct feature attribution by head for a hook_z SAE (runs/sae_heads_run.h).
 #include <cstdio>
 
 #include "runs/sae_features_run.h"
+#include "runs/sae_heads_run.h"
 #include "runs/sae_train_run.h"
 #include "views/analyses.h"
 #include "views/analyses_task.h"
@@ -57,6 +59,26 @@ void launch_sae_features(Workbench& wb, const SaeLaunchParams& lp) {
     SaeFeaturesRunOutcome r = run_sae_features(session, *model, records, params);
     if (r.cancelled) return std::string("cancelled");
     return "stored as run " + std::to_string(r.run_id) + ": " + std::to_string(r.cards.size()) + " feature cards";
+  });
+}
+
+void launch_sae_heads(Workbench& wb, const SaeHeadsParams& sp) {
+  nlohmann::json params = sp.params;
+  if ((!params.contains("sae") || params["sae"] == "") && !wb.sae_path.empty()) params["sae"] = wb.sae_path;
+  if (!launch_ready(wb, sae_heads_spec(), "SAE heads", params)) return;
+  auto model = wb.model();
+  std::vector<PromptRecord> records;
+  std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
+  try {
+    records = launch_records(wb, *model, sp.prompts_file, &inputs);
+  } catch (const std::exception& e) {
+    wb.show_error("SAE heads", e.what());
+    return;
+  }
+  const std::string command = reproduce_command(sae_heads_spec(), params, inputs);
+  start_run_task(wb, "SAE head attribution", "prompts", command, [model, records, params](RunSession& session) {
+    SaeHeadsRunOutcome r = run_sae_heads(session, *model, records, params);
+    return r.cancelled ? std::string("cancelled") : "stored as run " + std::to_string(r.run_id);
   });
 }
 

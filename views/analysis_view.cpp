@@ -11,6 +11,7 @@
 #include "runs/retrieval_run.h"
 #include "runs/sae_features_run.h"
 #include "runs/sae_train_run.h"
+#include "runs/sae_heads_run.h"
 #include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/spec_form.h"
@@ -56,6 +57,7 @@ class AnalysisView : public View {
     draw_spec_launch("Circuit discovery", m_circuit_form, "Run circuit discovery", launch_circuit);
     draw_sae_launch("SAE training", m_sae_train, "Train SAE", launch_sae_train);
     draw_sae_launch("SAE feature dashboards", m_sae_features, "Compute feature dashboards", launch_sae_features);
+    draw_sae_heads();
     ImGui::Separator();
     ImGui::TextUnformatted("Tasks");
     ImGui::SameLine();
@@ -166,6 +168,24 @@ class AnalysisView : public View {
     ImGui::PopID();
   }
 
+  // A hook_z SAE's features by head; the SAE field starts as the one the Features window loaded.
+  void draw_sae_heads() {
+    if (!ImGui::CollapsingHeader("SAE features by head (hook_z SAE)")) return;
+    ImGui::PushID("sae-heads");
+    if (m_sae_heads_form.text("sae").empty() && !m_wb.sae_path.empty()) m_sae_heads_form.set_text("sae", m_wb.sae_path);
+    m_sae_heads_form.draw();
+    ImGui::SetNextItemWidth(-1);
+    ImGui::InputTextWithHint("##prompts", "prompts file (empty: the current prompt)", &m_sae_heads_prompts);
+    if (ImGui::Button("Run SAE head attribution")) {
+      SaeHeadsParams sp;
+      sp.prompts_file = m_sae_heads_prompts;
+      std::string e = m_sae_heads_form.params(&sp.params);
+      if (!e.empty()) m_wb.show_error("SAE heads", e);
+      else launch_sae_heads(m_wb, sp);
+    }
+    ImGui::PopID();
+  }
+
   std::string m_needles_for = "\x01";  // the model path the needles field was filled for
   bool m_heads_on_prompt = false;
   SpecForm m_retrieval_form{retrieval_spec()};
@@ -175,6 +195,8 @@ class AnalysisView : public View {
   SpecForm m_circuit_form{circuit_spec()};
   SaeSection m_sae_train{SpecForm(sae_train_spec())};
   SaeSection m_sae_features{SpecForm(sae_features_spec())};
+  SpecForm m_sae_heads_form{sae_heads_spec()};
+  std::string m_sae_heads_prompts;
   bool m_use_file = false;
   std::string m_prompts_file = "resources/prompts/sink-check.jsonl";
 };

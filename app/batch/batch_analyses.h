@@ -85,6 +85,7 @@ Analysis sinks_analysis();
 Analysis retrieval_analysis();
 Analysis heads_analysis();
 Analysis sae_features_analysis();
+Analysis sae_heads_analysis();
 Analysis patch_analysis();
 Analysis circuit_analysis();
 Analysis sae_train_analysis();

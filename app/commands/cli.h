@@ -58,6 +58,8 @@ void register_merge(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& c
 void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // `sae features` (app/commands/cmd_sae_features.cpp), under the `sae` command.
 void register_sae_features(CLI::App& sae, std::vector<std::pair<CLI::App*, Command>>& cmds);
+// `sae heads` (app/commands/cmd_sae_heads.cpp), under the `sae` command.
+void register_sae_heads(CLI::App& sae, std::vector<std::pair<CLI::App*, Command>>& cmds);
 // The workbench (app/commands/cmd_gui.cpp), built with MECHSCOPE_BUILD_GUI.
 void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds);
 

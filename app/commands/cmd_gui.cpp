@@ -18,6 +18,7 @@
 #include "runs/retrieval_run.h"
 #include "runs/sae_features_run.h"
 #include "runs/sae_train_run.h"
+#include "runs/sae_heads_run.h"
 #include "runs/sinks_run.h"
 #include "views/analyses.h"
 #include "views/attention_view.h"
@@ -67,6 +68,7 @@ struct Launch {
   views::SinksParams sinks;
   views::HeadsParams heads;
   views::SaeLaunchParams sae_train, sae_features;
+  views::SaeHeadsParams sae_heads;
 };
 
 Launch parse_launch(const std::string& text) {
@@ -74,9 +76,9 @@ Launch parse_launch(const std::string& text) {
   Launch l;
   in >> l.kind;
   if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads" && l.kind != "patch" && l.kind != "circuit" &&
-      l.kind != "sae-train" && l.kind != "sae-features")
-    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch, circuit, sae-train or sae-features, "
-               "then key=value parameters");
+      l.kind != "sae-train" && l.kind != "sae-features" && l.kind != "sae-heads")
+    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch, circuit, sae-train, sae-features or "
+               "sae-heads, then key=value parameters");
   for (std::string kv; in >> kv;) {
     size_t eq = kv.find('=');
     std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
@@ -97,6 +99,8 @@ Launch parse_launch(const std::string& text) {
       else if (l.kind == "sae-train") ok = spec_launch_param(sae_train_spec(), k, v, l.sae_train.params);
       else if (l.kind == "sae-features" && k == "prompts") l.sae_features.prompts_file = v;
       else if (l.kind == "sae-features") ok = spec_launch_param(sae_features_spec(), k, v, l.sae_features.params);
+      else if (l.kind == "sae-heads" && k == "prompts") l.sae_heads.prompts_file = v;
+      else if (l.kind == "sae-heads") ok = spec_launch_param(sae_heads_spec(), k, v, l.sae_heads.params);
       else ok = false;
     } catch (const std::logic_error&) {
       ok = false;
@@ -197,6 +201,7 @@ int run_gui(const GuiOptions& o) {
       if (launch.kind == "circuit") views::launch_circuit(wb, launch.circuit);
       if (launch.kind == "sae-train") views::launch_sae_train(wb, launch.sae_train);
       if (launch.kind == "sae-features") views::launch_sae_features(wb, launch.sae_features);
+      if (launch.kind == "sae-heads") views::launch_sae_heads(wb, launch.sae_heads);
       launched = true;
     }
     (*win)->render();
@@ -243,7 +248,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
-  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features [key=value ...]' "
+  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features|sae-heads [key=value ...]' "
                  "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();

@@ -226,6 +226,7 @@ void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
     });
   }
   register_sae_features(*sae, cmds);
+  register_sae_heads(*sae, cmds);
 }
 
 }  // namespace ms::app

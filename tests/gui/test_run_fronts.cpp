@@ -1,4 +1,4 @@
-// Each analysis (sinks, retrieval, heads, patch, circuit, sae-train, sae-features) launched all three ways, `mechscope
+// Each analysis (sinks, retrieval, heads, patch, circuit, sae-train, sae-features, sae-heads) launched all three ways, `mechscope
 // KIND`, a batch job and the workbench's launch (`mechscope gui --launch`, under Xvfb), on tiny
 // models: the three databases hold the same run, byte for byte (parameters, inputs, head scores,
 // tensors, circuits), apart from ids, times, the reproducing command and batch provenance.
@@ -7,10 +7,12 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/io/safetensors.h"
 #include "storage/database.h"
 #include "tests/support/test_support.h"
 
@@ -90,9 +92,11 @@ std::string stored(const std::string& db_path, const std::string& kind) {
 void three_ways(const std::string& dir, const std::string& model, const std::string& kind,
                 const std::vector<std::string>& cli_args, const std::string& toml, const std::string& launch,
                 const std::string& toml_prompts = "", const std::vector<std::string>& also = {}) {
-  // sae-train / sae-features are `mechscope sae train|features`.
-  std::vector<std::string> cli = {kind, "--model", model, "--threads", "1", "--db", dir + "/cli.db"};
-  if (kind.rfind("sae-", 0) == 0) cli[0] = kind.substr(4), cli.insert(cli.begin(), "sae");
+  // sae-train / sae-features / sae-heads are `mechscope sae train|features|heads`.
+  std::vector<std::string> cli = {kind};
+  if (kind.rfind("sae-", 0) == 0) cli = {"sae", kind.substr(4)};
+  for (const std::string& a : {std::string("--model"), model, std::string("--threads"), std::string("1"), std::string("--db"), dir + "/cli.db"})
+    cli.push_back(a);
   cli.insert(cli.end(), cli_args.begin(), cli_args.end());
   auto c = run_mechscope(cli);
   ASSERT_EQ(c.exit_code, 0) << c.err;
@@ -228,6 +232,32 @@ TEST(RunFronts, SaeFeaturesStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
              "prompts = [\"p\"]\nsae = \"" + dir + "/sae\"\ntop_k = 3\ncontext = 2\nn_bins = 8\n",
              "prompts=" + prompts + " sae=" + dir + "/sae top_k=3 context=2 n_bins=8",
              "[[prompts]]\nname = \"p\"\npath = \"" + prompts + "\"\n");
+}
+
+TEST(RunFronts, SaeHeadsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-sae-heads");
+  const std::string prompts = repeat_prompts(dir);
+  const std::string& model = random_model();
+  nlohmann::json mc = nlohmann::json::parse(ms::test::read_file(model + "/config.json"));
+  const int64_t n_heads = mc["n_head"].get<int64_t>(), d_in = mc["n_embd"].get<int64_t>();  // d_head x n_heads = d_model
+  const std::string sae = dir + "/sae";
+  std::filesystem::create_directories(sae);
+  at::manual_seed(5);
+  nlohmann::json cfg{{"architecture", "standard"}, {"d_in", d_in}, {"d_sae", 24}, {"dtype", "float32"},
+                     {"apply_b_dec_to_input", true}, {"normalize_activations", "none"},
+                     {"metadata", {{"hook_name", "blocks.1.attn.hook_z"}}}};
+  ms::test::write_file(sae + "/cfg.json", cfg.dump());
+  ASSERT_TRUE(ms::write_safetensors(sae + "/sae_weights.safetensors",
+                                    {{"W_enc", at::randn({d_in, 24}) * 0.4}, {"W_dec", at::randn({24, d_in}) * 0.3},
+                                     {"b_enc", at::randn({24}) * 0.1}, {"b_dec", at::randn({d_in}) * 0.1}})
+                  .ok());
+  ASSERT_GT(n_heads, 1);
+  three_ways(dir, model, "sae-heads", {"--sae", sae, "--prompts", prompts, "--dominance", "0.4"},
+             "prompts = [\"p\"]\nsae = \"" + sae + "\"\ndominance = 0.4\n",
+             "prompts=" + prompts + " sae=" + sae + " dominance=0.4", "[[prompts]]\nname = \"p\"\npath = \"" + prompts + "\"\n");
+  const std::string gui = stored(dir + "/gui.db", "sae-heads");
+  EXPECT_NE(gui.find("score sae_dominated_features"), std::string::npos) << gui;
+  EXPECT_NE(gui.find("feature_head_fraction"), std::string::npos) << gui;
 }
 
 }  // namespace
