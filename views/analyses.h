@@ -42,5 +42,8 @@ void launch_heads(Workbench& wb, const HeadsParams& params);
 // go to the workbench's popup.
 void launch_patch(Workbench& wb, const nlohmann::json& params);
 void launch_circuit(Workbench& wb, const nlohmann::json& params);
+// Discrete-SAE circuit identification (runs/dsae_circuit_run.h run_dsae_circuit, as `mechscope sae
+// circuit`): params are dsae_circuit_spec's parameters.
+void launch_sae_circuit(Workbench& wb, const nlohmann::json& params);
 
 }  // namespace ms::views

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "runs/circuit_run.h"
+#include "runs/dsae_circuit_run.h"
 #include "runs/heads_run.h"
 #include "runs/patch_run.h"
 #include "runs/retrieval_run.h"
@@ -52,6 +53,7 @@ class AnalysisView : public View {
     draw_heads();
     draw_spec_launch("Activation patching", m_patch_form, "Run activation patching", launch_patch);
     draw_spec_launch("Circuit discovery", m_circuit_form, "Run circuit discovery", launch_circuit);
+    draw_spec_launch("Discrete-SAE circuit", m_sae_circuit_form, "Run discrete-SAE circuit", launch_sae_circuit);
     ImGui::Separator();
     ImGui::TextUnformatted("Tasks");
     ImGui::SameLine();
@@ -140,6 +142,7 @@ class AnalysisView : public View {
   SpecForm m_sinks_form{sinks_spec()};
   SpecForm m_patch_form{patch_spec()};
   SpecForm m_circuit_form{circuit_spec()};
+  SpecForm m_sae_circuit_form{dsae_circuit_spec()};
   bool m_use_file = false;
   std::string m_prompts_file = "resources/prompts/sink-check.jsonl";
 };
