@@ -1,4 +1,4 @@
-// Each analysis (sinks, retrieval, heads, patch, circuit) launched all three ways, `mechscope
+// Each analysis (sinks, retrieval, heads, patch, circuit, sae-circuit) launched all three ways, `mechscope
 // KIND`, a batch job and the workbench's launch (`mechscope gui --launch`, under Xvfb), on tiny
 // models: the three databases hold the same run, byte for byte (parameters, inputs, head scores,
 // tensors, circuits), apart from ids, times, the reproducing command and batch provenance.
@@ -74,7 +74,12 @@ std::string stored(const std::string& db_path, const std::string& kind) {
 void three_ways(const std::string& dir, const std::string& model, const std::string& kind,
                 const std::vector<std::string>& cli_args, const std::string& toml, const std::string& launch,
                 const std::string& toml_prompts = "", const std::vector<std::string>& also = {}) {
-  std::vector<std::string> cli = {kind, "--model", model, "--threads", "1", "--db", dir + "/cli.db"};
+  // The command's words: the kind, or "sae circuit" for sae-circuit.
+  std::vector<std::string> cli = kind == "sae-circuit" ? std::vector<std::string>{"sae", "circuit"}
+                                                       : std::vector<std::string>{kind};
+  for (const std::string& a : {std::string("--model"), model, std::string("--threads"), std::string("1"),
+                               std::string("--db"), dir + "/cli.db"})
+    cli.push_back(a);
   cli.insert(cli.end(), cli_args.begin(), cli_args.end());
   auto c = run_mechscope(cli);
   ASSERT_EQ(c.exit_code, 0) << c.err;
@@ -177,6 +182,15 @@ TEST(RunFronts, CircuitsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
              {"--task", "induction", "--n", "6", "--seq-len", "5", "--seed", "3", "--method", "eap", "--top-n", "30", "--evaluate"},
              "task = \"induction\"\nn = 6\nseq_len = 5\nseed = 3\nmethod = \"eap\"\ntop_n = 30\nevaluate = true\n",
              "task=induction n=6 seq_len=5 seed=3 method=eap top_n=30 evaluate=true");
+}
+
+TEST(RunFronts, DiscreteSaeCircuitsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-sae-circuit");
+  ASSERT_EQ(run_mechscope({"zoo", "construct", "copy", "--out", dir + "/copy"}).exit_code, 0);
+  three_ways(dir, dir + "/copy", "sae-circuit",
+             {"--task", "induction", "--n", "12", "--seq-len", "6", "--vocab-range", "2:64", "--epochs", "100", "--d-sae", "32"},
+             "task = \"induction\"\nn = 12\nseq_len = 6\nvocab_range = \"2:64\"\nepochs = 100\nd_sae = 32\n",
+             "task=induction n=12 seq_len=6 vocab_range=2:64 epochs=100 d_sae=32");
 }
 
 }  // namespace
