@@ -124,6 +124,8 @@ CircuitComparison compare_circuits(const Circuit& a, const Circuit& b) {
   for (const auto& h : hb)
     if (!ha.count(h)) r.heads_only_b.push_back(h);
   r.head_overlap = iou(hc, static_cast<int64_t>(ha.size()), static_cast<int64_t>(hb.size()));
+  r.head_precision = ha.empty() ? NAN : static_cast<double>(hc) / static_cast<double>(ha.size());
+  r.head_recall = hb.empty() ? NAN : static_cast<double>(hc) / static_cast<double>(hb.size());
   return r;
 }
 

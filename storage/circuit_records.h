@@ -27,6 +27,8 @@ struct CircuitComparison {
   int64_t edges_a = 0, edges_b = 0, edges_common = 0;
   double node_iou = 0, edge_iou = 0;   // |A and B| / |A or B|; NaN when both are empty
   double head_overlap = 0;             // in-circuit heads: |A and B| / |A or B|
+  // Heads, B taken as the reference: |A and B| / |A| and |A and B| / |B| (NaN when empty).
+  double head_precision = 0, head_recall = 0;
   std::vector<std::string> heads_only_a, heads_only_b;
 };
 // Edges are identified by source name and target input name (edge_targets), else by the names

@@ -42,6 +42,9 @@ void launch_heads(Workbench& wb, const HeadsParams& params);
 // go to the workbench's popup.
 void launch_patch(Workbench& wb, const nlohmann::json& params);
 void launch_circuit(Workbench& wb, const nlohmann::json& params);
+// Discrete-SAE circuit identification (runs/dsae_circuit_run.h run_dsae_circuit, as `mechscope sae
+// circuit`): params are dsae_circuit_spec's parameters.
+void launch_sae_circuit(Workbench& wb, const nlohmann::json& params);
 
 struct SaeLaunchParams {
   nlohmann::json params = nlohmann::json::object();  // sae_train_spec's or sae_features_spec's parameters

@@ -1,7 +1,9 @@
-// launch_patch and launch_circuit: activation patching and circuit discovery as workbench tasks,
-// run and stored by run_patch / run_circuit (runs/patch_run.h, runs/circuit_run.h) exactly as
-// `mechscope patch` / `mechscope circuit` and batch jobs store them.
+// launch_patch, launch_circuit and launch_sae_circuit: activation patching and circuit discovery
+// as workbench tasks, run and stored by run_patch / run_circuit / run_dsae_circuit (runs/patch_run.h,
+// runs/circuit_run.h, runs/dsae_circuit_run.h) exactly as `mechscope patch` / `mechscope circuit` /
+// `mechscope sae circuit` and batch jobs store them.
 #include "runs/circuit_run.h"
+#include "runs/dsae_circuit_run.h"
 #include "runs/patch_run.h"
 #include "views/analyses.h"
 #include "views/analyses_task.h"
@@ -30,6 +32,18 @@ void launch_circuit(Workbench& wb, const nlohmann::json& given) {
     CircuitRunOutcome r = run_circuit(session, *model, params);
     if (r.cancelled) return std::string("cancelled");
     return "stored as run " + std::to_string(r.run_id) + ": " + std::to_string(r.run.circuit.edges.size()) + " edges";
+  });
+}
+
+void launch_sae_circuit(Workbench& wb, const nlohmann::json& given) {
+  nlohmann::json params = given;
+  if (!launch_ready(wb, dsae_circuit_spec(), "Discrete-SAE circuit", params)) return;
+  auto model = wb.model();
+  const std::string command = reproduce_command(dsae_circuit_spec(), params, {{"--model", wb.model_path()}});
+  start_run_task(wb, "discrete-SAE circuit", "steps", command, [model, params](RunSession& session) {
+    DsaeCircuitOutcome r = run_dsae_circuit(session, *model, params);
+    if (r.cancelled) return std::string("cancelled");
+    return "stored as run " + std::to_string(r.run_id) + ": " + std::to_string(r.heads.size()) + " heads";
   });
 }
 

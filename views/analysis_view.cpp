@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "runs/circuit_run.h"
+#include "runs/dsae_circuit_run.h"
 #include "runs/heads_run.h"
 #include "runs/patch_run.h"
 #include "runs/retrieval_run.h"
@@ -58,6 +59,7 @@ class AnalysisView : public View {
     draw_sae_launch("SAE training", m_sae_train, "Train SAE", launch_sae_train);
     draw_sae_launch("SAE feature dashboards", m_sae_features, "Compute feature dashboards", launch_sae_features);
     draw_sae_heads();
+    draw_spec_launch("Discrete-SAE circuit", m_sae_circuit_form, "Run discrete-SAE circuit", launch_sae_circuit);
     ImGui::Separator();
     ImGui::TextUnformatted("Tasks");
     ImGui::SameLine();
@@ -197,6 +199,7 @@ class AnalysisView : public View {
   SaeSection m_sae_features{SpecForm(sae_features_spec())};
   SpecForm m_sae_heads_form{sae_heads_spec()};
   std::string m_sae_heads_prompts;
+  SpecForm m_sae_circuit_form{dsae_circuit_spec()};
   bool m_use_file = false;
   std::string m_prompts_file = "resources/prompts/sink-check.jsonl";
 };

@@ -33,7 +33,7 @@ const std::vector<Analysis>& registry() {
   // One line per analysis kind.
   static const std::vector<Analysis> kAll = {sinks_analysis(), retrieval_analysis(), heads_analysis(),
                                              patch_analysis(), circuit_analysis(), sae_train_analysis(),
-                                             sae_features_analysis(), sae_heads_analysis()};
+                                             sae_features_analysis(), sae_heads_analysis(), sae_circuit_analysis()};
   return kAll;
 }
 

@@ -89,6 +89,7 @@ Analysis sae_heads_analysis();
 Analysis patch_analysis();
 Analysis circuit_analysis();
 Analysis sae_train_analysis();
+Analysis sae_circuit_analysis();
 
 // Shared by the estimates: bytes of a forward pass over t tokens (batch 1, f32): residual
 // stream and MLP activations, one layer's attention scores, the KV cache of every layer.

@@ -64,6 +64,7 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
                                  {"nodes_common", cc.nodes_common}, {"edges_a", cc.edges_a}, {"edges_b", cc.edges_b},
                                  {"edges_common", cc.edges_common}, {"node_iou", num(cc.node_iou)},
                                  {"edge_iou", num(cc.edge_iou)}, {"head_overlap", num(cc.head_overlap)},
+                                 {"head_precision", num(cc.head_precision)}, {"head_recall", num(cc.head_recall)},
                                  {"heads_only_a", cc.heads_only_a}, {"heads_only_b", cc.heads_only_b}});
       }
       std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -84,6 +85,8 @@ void register_compare(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>&
                   cc.name_a.c_str(), cc.name_b.c_str(), static_cast<long long>(cc.nodes_a), static_cast<long long>(cc.nodes_b),
                   static_cast<long long>(cc.nodes_common), cc.node_iou, static_cast<long long>(cc.edges_a),
                   static_cast<long long>(cc.edges_b), static_cast<long long>(cc.edges_common), cc.edge_iou, cc.head_overlap);
+      std::printf("  heads of run %lld against run %lld: precision %.3f, recall %.3f\n", static_cast<long long>(c.a.id),
+                  static_cast<long long>(c.b.id), cc.head_precision, cc.head_recall);
       std::cout << "  heads only in run " << c.a.id << ": " << join(cc.heads_only_a) << "\n";
       std::cout << "  heads only in run " << c.b.id << ": " << join(cc.heads_only_b) << "\n";
     }

@@ -13,6 +13,7 @@
 #include "report/png.h"
 #include "core/base/atomic_file.h"
 #include "runs/circuit_run.h"
+#include "runs/dsae_circuit_run.h"
 #include "runs/heads_run.h"
 #include "runs/patch_run.h"
 #include "runs/retrieval_run.h"
@@ -64,6 +65,7 @@ bool spec_launch_param(const AnalysisSpec& spec, const std::string& key, const s
 struct Launch {
   std::string kind;
   nlohmann::json patch = nlohmann::json::object(), circuit = nlohmann::json::object();
+  nlohmann::json sae_circuit = nlohmann::json::object();
   nlohmann::json retrieval = nlohmann::json::object();
   views::SinksParams sinks;
   views::HeadsParams heads;
@@ -76,9 +78,9 @@ Launch parse_launch(const std::string& text) {
   Launch l;
   in >> l.kind;
   if (l.kind != "sinks" && l.kind != "retrieval" && l.kind != "heads" && l.kind != "patch" && l.kind != "circuit" &&
-      l.kind != "sae-train" && l.kind != "sae-features" && l.kind != "sae-heads")
-    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch, circuit, sae-train, sae-features or "
-               "sae-heads, then key=value parameters");
+      l.kind != "sae-train" && l.kind != "sae-features" && l.kind != "sae-heads" && l.kind != "sae-circuit")
+    fail_usage("--launch '" + text + "': expected sinks, retrieval, heads, patch, circuit, sae-train, sae-features, "
+               "sae-heads or sae-circuit, then key=value parameters");
   for (std::string kv; in >> kv;) {
     size_t eq = kv.find('=');
     std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
@@ -89,6 +91,7 @@ Launch parse_launch(const std::string& text) {
       else if (l.kind == "sinks") ok = spec_launch_param(sinks_spec(), k, v, l.sinks.params);
       else if (l.kind == "patch") ok = spec_launch_param(patch_spec(), k, v, l.patch);
       else if (l.kind == "circuit") ok = spec_launch_param(circuit_spec(), k, v, l.circuit);
+      else if (l.kind == "sae-circuit") ok = spec_launch_param(dsae_circuit_spec(), k, v, l.sae_circuit);
       else if (l.kind == "retrieval") ok = spec_launch_param(retrieval_spec(), k, v, l.retrieval);
       else if (l.kind == "heads" && k == "prompts") l.heads.prompts_file = v;
       else if (l.kind == "heads" && k == "input") {
@@ -202,6 +205,7 @@ int run_gui(const GuiOptions& o) {
       if (launch.kind == "sae-train") views::launch_sae_train(wb, launch.sae_train);
       if (launch.kind == "sae-features") views::launch_sae_features(wb, launch.sae_features);
       if (launch.kind == "sae-heads") views::launch_sae_heads(wb, launch.sae_heads);
+      if (launch.kind == "sae-circuit") views::launch_sae_circuit(wb, launch.sae_circuit);
       launched = true;
     }
     (*win)->render();
@@ -248,7 +252,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
-  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features|sae-heads [key=value ...]' "
+  cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features|sae-heads|sae-circuit [key=value ...]' "
                  "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();

@@ -88,6 +88,7 @@ void write_or_throw(const std::string& path, const at::Tensor& t) {
 }  // namespace
 
 void register_sae_train(CLI::App& sae, std::vector<std::pair<CLI::App*, Command>>& cmds);  // cmd_sae_train.cpp
+void register_sae_circuit(CLI::App& sae, std::vector<std::pair<CLI::App*, Command>>& cmds);  // cmd_sae_circuit.cpp
 
 void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmds) {
   CLI::App* sae = app.add_subcommand("sae", "Sparse autoencoders and transcoders (SAELens folders, Gemma Scope params.npz)");
@@ -227,6 +228,7 @@ void register_sae(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   }
   register_sae_features(*sae, cmds);
   register_sae_heads(*sae, cmds);
+  register_sae_circuit(*sae, cmds);
 }
 
 }  // namespace ms::app

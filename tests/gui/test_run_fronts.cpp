@@ -1,4 +1,4 @@
-// Each analysis (sinks, retrieval, heads, patch, circuit, sae-train, sae-features, sae-heads) launched all three ways, `mechscope
+// Each analysis (sinks, retrieval, heads, patch, circuit, sae-train, sae-features, sae-heads, sae-circuit) launched all three ways, `mechscope
 // KIND`, a batch job and the workbench's launch (`mechscope gui --launch`, under Xvfb), on tiny
 // models: the three databases hold the same run, byte for byte (parameters, inputs, head scores,
 // tensors, circuits), apart from ids, times, the reproducing command and batch provenance.
@@ -92,7 +92,7 @@ std::string stored(const std::string& db_path, const std::string& kind) {
 void three_ways(const std::string& dir, const std::string& model, const std::string& kind,
                 const std::vector<std::string>& cli_args, const std::string& toml, const std::string& launch,
                 const std::string& toml_prompts = "", const std::vector<std::string>& also = {}) {
-  // sae-train / sae-features / sae-heads are `mechscope sae train|features|heads`.
+  // sae-train / sae-features / sae-heads / sae-circuit are `mechscope sae train|features|heads|circuit`.
   std::vector<std::string> cli = {kind};
   if (kind.rfind("sae-", 0) == 0) cli = {"sae", kind.substr(4)};
   for (const std::string& a : {std::string("--model"), model, std::string("--threads"), std::string("1"), std::string("--db"), dir + "/cli.db"})
@@ -258,6 +258,15 @@ TEST(RunFronts, SaeHeadsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
   const std::string gui = stored(dir + "/gui.db", "sae-heads");
   EXPECT_NE(gui.find("score sae_dominated_features"), std::string::npos) << gui;
   EXPECT_NE(gui.find("feature_head_fraction"), std::string::npos) << gui;
+}
+
+TEST(RunFronts, DiscreteSaeCircuitsStoreTheSameRunFromTheCliABatchJobAndTheWorkbench) {
+  std::string dir = ms::test::temp_dir("fronts-sae-circuit");
+  ASSERT_EQ(run_mechscope({"zoo", "construct", "copy", "--out", dir + "/copy"}).exit_code, 0);
+  three_ways(dir, dir + "/copy", "sae-circuit",
+             {"--task", "induction", "--n", "12", "--seq-len", "6", "--vocab-range", "2:64", "--epochs", "100", "--d-sae", "32"},
+             "task = \"induction\"\nn = 12\nseq_len = 6\nvocab_range = \"2:64\"\nepochs = 100\nd_sae = 32\n",
+             "task=induction n=12 seq_len=6 vocab_range=2:64 epochs=100 d_sae=32");
 }
 
 }  // namespace
