@@ -71,19 +71,26 @@ std::vector<PromptRecord> launch_records(Workbench& wb, const Model& model, cons
   return {r};
 }
 
-void launch_sinks(Workbench& wb, const SinksParams& sp) {
-  nlohmann::json params = sp.params;
-  if (!launch_ready(wb, sinks_spec(), "Sinks analysis", params)) return;
-  auto model = wb.model();
-  std::vector<PromptRecord> records;
+bool prompts_launch_ready(Workbench& wb, const AnalysisSpec& spec, const char* title, const std::string& prompts_file,
+                          nlohmann::json& params, std::vector<PromptRecord>* records, std::string* command) {
+  if (!launch_ready(wb, spec, title, params)) return false;
   std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
   try {
-    records = launch_records(wb, *model, sp.prompts_file, &inputs);
+    *records = launch_records(wb, *wb.model(), prompts_file, &inputs);
   } catch (const std::exception& e) {
-    wb.show_error("Sinks analysis", e.what());
-    return;
+    wb.show_error(title, e.what());
+    return false;
   }
-  const std::string command = reproduce_command(sinks_spec(), params, inputs);
+  *command = reproduce_command(spec, params, inputs);
+  return true;
+}
+
+void launch_sinks(Workbench& wb, const SinksParams& sp) {
+  nlohmann::json params = sp.params;
+  std::vector<PromptRecord> records;
+  std::string command;
+  if (!prompts_launch_ready(wb, sinks_spec(), "Sinks analysis", sp.prompts_file, params, &records, &command)) return;
+  auto model = wb.model();
   start_run_task(wb, "sinks analysis (" + std::to_string(records.size()) + " prompts)", "prompts", command,
                  [model, records, params](RunSession& session) {
     SinksRunOutcome r = run_sinks(session, *model, records, params);

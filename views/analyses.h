@@ -47,7 +47,7 @@ void launch_circuit(Workbench& wb, const nlohmann::json& params);
 void launch_sae_circuit(Workbench& wb, const nlohmann::json& params);
 
 struct SaeLaunchParams {
-  nlohmann::json params = nlohmann::json::object();  // sae_train_spec's or sae_features_spec's parameters
+  nlohmann::json params = nlohmann::json::object();  // the spec's parameters (sae_train, sae_features, sae_heads)
   std::string prompts_file;  // "" : the workbench's current prompt
 };
 
@@ -56,13 +56,9 @@ struct SaeLaunchParams {
 // current prompt. Bad parameters or prompts go to the workbench's popup; a bad SAE file fails the task.
 void launch_sae_train(Workbench& wb, const SaeLaunchParams& params);
 void launch_sae_features(Workbench& wb, const SaeLaunchParams& params);
-struct SaeHeadsParams {
-  nlohmann::json params = nlohmann::json::object();  // sae_heads_spec's parameters (runs/sae_heads_run.h)
-  std::string prompts_file;  // "" : the workbench's current prompt
-};
 
 // A hook_z SAE's features attributed to heads (runs/sae_heads_run.h run_sae_heads, as `mechscope
 // sae heads`); without "sae", the SAE the workbench has loaded (Features window).
-void launch_sae_heads(Workbench& wb, const SaeHeadsParams& params);
+void launch_sae_heads(Workbench& wb, const SaeLaunchParams& params);
 
 }  // namespace ms::views

@@ -12,31 +12,12 @@
 #include "views/workbench.h"
 
 namespace ms::views {
-namespace {
-
-// The prompts and the reproducing command's inputs; false (error shown under title) on a bad file.
-bool sae_records(Workbench& wb, const AnalysisSpec& spec, const char* title, const SaeLaunchParams& lp,
-                 nlohmann::json& params, std::vector<PromptRecord>* records, std::string* command) {
-  params = lp.params;
-  if (!launch_ready(wb, spec, title, params)) return false;
-  std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
-  try {
-    *records = launch_records(wb, *wb.model(), lp.prompts_file, &inputs);
-  } catch (const std::exception& e) {
-    wb.show_error(title, e.what());
-    return false;
-  }
-  *command = reproduce_command(spec, params, inputs);
-  return true;
-}
-
-}  // namespace
 
 void launch_sae_train(Workbench& wb, const SaeLaunchParams& lp) {
-  nlohmann::json params;
+  nlohmann::json params = lp.params;
   std::vector<PromptRecord> records;
   std::string command;
-  if (!sae_records(wb, sae_train_spec(), "SAE training", lp, params, &records, &command)) return;
+  if (!prompts_launch_ready(wb, sae_train_spec(), "SAE training", lp.prompts_file, params, &records, &command)) return;
   auto model = wb.model();
   start_run_task(wb, "SAE training (" + params["arch"].get<std::string>() + " at " + params["hook"].get<std::string>() + ")",
                  "prompts + steps", command, [model, records, params](RunSession& session) {
@@ -49,10 +30,11 @@ void launch_sae_train(Workbench& wb, const SaeLaunchParams& lp) {
 }
 
 void launch_sae_features(Workbench& wb, const SaeLaunchParams& lp) {
-  nlohmann::json params;
+  nlohmann::json params = lp.params;
   std::vector<PromptRecord> records;
   std::string command;
-  if (!sae_records(wb, sae_features_spec(), "SAE feature dashboards", lp, params, &records, &command)) return;
+  if (!prompts_launch_ready(wb, sae_features_spec(), "SAE feature dashboards", lp.prompts_file, params, &records, &command))
+    return;
   auto model = wb.model();
   start_run_task(wb, "SAE feature dashboards (" + std::to_string(records.size()) + " prompts)", "prompts", command,
                  [model, records, params](RunSession& session) {
@@ -62,20 +44,13 @@ void launch_sae_features(Workbench& wb, const SaeLaunchParams& lp) {
   });
 }
 
-void launch_sae_heads(Workbench& wb, const SaeHeadsParams& sp) {
-  nlohmann::json params = sp.params;
+void launch_sae_heads(Workbench& wb, const SaeLaunchParams& lp) {
+  nlohmann::json params = lp.params;
   if ((!params.contains("sae") || params["sae"] == "") && !wb.sae_path.empty()) params["sae"] = wb.sae_path;
-  if (!launch_ready(wb, sae_heads_spec(), "SAE heads", params)) return;
-  auto model = wb.model();
   std::vector<PromptRecord> records;
-  std::vector<std::pair<std::string, std::string>> inputs = {{"--model", wb.model_path()}};
-  try {
-    records = launch_records(wb, *model, sp.prompts_file, &inputs);
-  } catch (const std::exception& e) {
-    wb.show_error("SAE heads", e.what());
-    return;
-  }
-  const std::string command = reproduce_command(sae_heads_spec(), params, inputs);
+  std::string command;
+  if (!prompts_launch_ready(wb, sae_heads_spec(), "SAE heads", lp.prompts_file, params, &records, &command)) return;
+  auto model = wb.model();
   start_run_task(wb, "SAE head attribution", "prompts", command, [model, records, params](RunSession& session) {
     SaeHeadsRunOutcome r = run_sae_heads(session, *model, records, params);
     return r.cancelled ? std::string("cancelled") : "stored as run " + std::to_string(r.run_id);

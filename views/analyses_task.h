@@ -32,4 +32,9 @@ bool launch_ready(Workbench& wb, const AnalysisSpec& spec, const char* title, nl
 std::vector<PromptRecord> launch_records(Workbench& wb, const Model& model, const std::string& prompts_file,
                                          std::vector<std::pair<std::string, std::string>>* inputs);
 
+// launch_ready, then launch_records (the prompts file's or the current prompt) and the reproducing
+// command; false, with the error shown under title, when the parameters or the prompts are bad.
+bool prompts_launch_ready(Workbench& wb, const AnalysisSpec& spec, const char* title, const std::string& prompts_file,
+                          nlohmann::json& params, std::vector<PromptRecord>* records, std::string* command);
+
 }  // namespace ms::views

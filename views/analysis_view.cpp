@@ -179,7 +179,7 @@ class AnalysisView : public View {
     ImGui::SetNextItemWidth(-1);
     ImGui::InputTextWithHint("##prompts", "prompts file (empty: the current prompt)", &m_sae_heads_prompts);
     if (ImGui::Button("Run SAE head attribution")) {
-      SaeHeadsParams sp;
+      SaeLaunchParams sp;
       sp.prompts_file = m_sae_heads_prompts;
       std::string e = m_sae_heads_form.params(&sp.params);
       if (!e.empty()) m_wb.show_error("SAE heads", e);

@@ -69,8 +69,7 @@ struct Launch {
   nlohmann::json retrieval = nlohmann::json::object();
   views::SinksParams sinks;
   views::HeadsParams heads;
-  views::SaeLaunchParams sae_train, sae_features;
-  views::SaeHeadsParams sae_heads;
+  views::SaeLaunchParams sae_train, sae_features, sae_heads;
 };
 
 Launch parse_launch(const std::string& text) {
