@@ -31,13 +31,16 @@ const AnalysisSpec& dsae_circuit_spec() {
     sae_seed.lo = 0;
     ParamDecl position{"position", ParamType::kChoice, "answer", true, "head output: at the answer position, or its mean over positions up to it (the paper's)"};
     position.choices = {"mean", "answer"};
+    ParamDecl codebook{"codebook", ParamType::kChoice, "shared", true,
+                       "one SAE for every head's outputs (the paper's code) or one per head"};
+    codebook.choices = {"shared", "per-head"};
     ParamDecl top_n{"top_n", ParamType::kInt, 0, true, "keep the N best-ranked heads (0: use min_unique)"};
     top_n.lo = 0;
     ParamDecl min_unique{"min_unique", ParamType::kInt, 2, true, "keep every head with at least this many codes unique to positives"};
     min_unique.lo = 1;
     ParamDecl name{"circuit_name", ParamType::kString, "", false, "the circuit's name (\"\": the task's)"};
     name.flag = "--name";
-    for (const ParamDecl& d : {ex, dsae, epochs, l1, lr, sae_seed, position, top_n, min_unique, name}) s.params.push_back(d);
+    for (const ParamDecl& d : {ex, dsae, epochs, l1, lr, sae_seed, position, codebook, top_n, min_unique, name}) s.params.push_back(d);
     s.check = [](const nlohmann::json& p, const ModelConfig* c, std::string* param) -> std::string {
       if (!c) return "";
       return check_task_params(p, *c, param);
@@ -75,6 +78,7 @@ DsaeCircuitOutcome run_dsae_circuit(RunSession& session, const Model& m, nlohman
   o.lr = params["lr"].get<double>();
   o.seed = static_cast<uint64_t>(params["sae_seed"].get<int64_t>());
   o.mean_positions = params["position"].get<std::string>() == "mean";
+  o.per_head = params["codebook"].get<std::string>() == "per-head";
   DsaeCircuitOutcome out;
   out.params = params;
   out.counts = task_counts(task);

@@ -105,6 +105,28 @@ TEST(DsaeCircuit, CopyModelFindsTheCopyHead) {
   }
 }
 
+// Per-head codebooks (each head's outputs its own SAE, scaled by their own RMS) on the same task:
+// printed for docs/circuits.md, and the copy head must still come first.
+TEST(DsaeCircuit, PerHeadCodebooksOnTheCopyModel) {
+  ConstructedModel c = build_copy_model();
+  auto model = Model::from_weights(c.config, c.weights).value();
+  for (uint64_t seed : {0u, 1u, 2u}) {
+    DsaeOptions o;
+    o.seed = seed;
+    o.per_head = true;
+    DsaeResult r = dsae_scores(*model, copy_task(16, 10 + seed), o);
+    ASSERT_EQ(r.codes.size(1), 8);
+    std::printf("per-head, seed %llu: FVE %.3f; ranking", static_cast<unsigned long long>(seed), r.recon_fve);
+    for (int64_t h : r.ranking)
+      std::printf(" %lld.%lld:%lld", static_cast<long long>(h / 4), static_cast<long long>(h % 4),
+                  static_cast<long long>(r.overlap.unique[static_cast<size_t>(h)]));
+    std::printf("\n");
+    EXPECT_EQ(r.ranking[0], 4) << "seed " << seed;  // head 1.0
+    EXPECT_GE(r.overlap.unique[4], 3) << "seed " << seed;
+    EXPECT_EQ(r.overlap.unique[static_cast<size_t>(r.ranking[1])], 0) << "seed " << seed;
+  }
+}
+
 TEST(DsaeCircuit, TooFewPositivesIsABadInput) {
   auto m = test::tiny_model("gpt2", 4);
   TaskOptions o;

@@ -146,19 +146,36 @@ DsaeResult dsae_scores_on(const Model& m, const TaskPairs& task, const std::vect
   at::Tensor x = at::cat({rows(task.clean, positives), rows(task.corrupted, negatives)}, 0);  // (n, LH, d)
   auto t1 = Clock::now();
   const int64_t n = x.size(0), LH = x.size(1), d = x.size(2);
-  at::Tensor flat = x.reshape({n * LH, d});
-  r.scale = std::sqrt(flat.pow(2).mean().item<double>());
-  if (!(r.scale > 0)) r.scale = 1.0;
-  flat = flat / r.scale;
-  r.sae = train_code_sae(flat, o);
-  {
+  // One codebook over rows x [M, d]: scaled by their RMS, trained, its codes [M] and its fit.
+  auto codebook = [&](at::Tensor rows, const DsaeOptions& oo, at::Tensor* codes) {
+    r.scale = std::sqrt(rows.pow(2).mean().item<double>());
+    if (!(r.scale > 0)) r.scale = 1.0;
+    rows = rows / r.scale;
+    r.sae = train_code_sae(rows, oo);
     at::NoGradGuard no_grad;
-    at::Tensor a = at::addmm(r.sae.b_enc, flat.to(at::kFloat), r.sae.w_enc).clamp_min(0);
+    at::Tensor a = at::addmm(r.sae.b_enc, rows.to(at::kFloat), r.sae.w_enc).clamp_min(0);
     at::Tensor xh = at::addmm(r.sae.b_dec, a, r.sae.w_dec).to(at::kDouble);
-    const double var = (flat - flat.mean(0)).pow(2).sum().item<double>();
-    r.recon_fve = var > 0 ? 1.0 - (xh - flat).pow(2).sum().item<double>() / var : 0.0;
+    const double var = (rows - rows.mean(0)).pow(2).sum().item<double>();
+    *codes = encode_codes(r.sae, rows);
+    return var > 0 ? 1.0 - (xh - rows).pow(2).sum().item<double>() / var : 0.0;
+  };
+  if (o.per_head) {
+    std::vector<at::Tensor> cols;
+    double fve = 0;
+    for (int64_t j = 0; j < LH; ++j) {
+      DsaeOptions oo = o;
+      oo.seed = o.seed + static_cast<uint64_t>(j);  // each head's codebook its own initialisation
+      at::Tensor cj;
+      fve += codebook(x.select(1, j).contiguous(), oo, &cj);
+      cols.push_back(cj);
+    }
+    r.recon_fve = fve / static_cast<double>(LH);
+    r.codes = at::stack(cols, 1);
+  } else {
+    at::Tensor codes;
+    r.recon_fve = codebook(x.reshape({n * LH, d}), o, &codes);
+    r.codes = codes.reshape({n, LH});
   }
-  r.codes = encode_codes(r.sae, flat).reshape({n, LH});
   std::vector<bool> positive(static_cast<size_t>(n), false);
   for (size_t i = 0; i < positives.size(); ++i) positive[i] = true;
   r.overlap = code_overlap(r.codes, positive);

@@ -23,6 +23,9 @@ struct DsaeOptions {
   double l1 = 0.02;         // L1 weight (the paper: 0.02; 0.05 for docstring)
   double lr = 1e-3;
   uint64_t seed = 0;
+  bool per_head = false;    // one codebook per head, each on that head's rows scaled by their own RMS
+                            // (the "per-head codebooks"); false: one SAE shared by every
+                            // head (the paper's code), inputs scaled by one common RMS
   bool mean_positions = false;  // true: mean of the head's output over positions 0..answer_pos (the
                                 // paper's "mean"); false: the output at answer_pos only (default)
 };
@@ -59,9 +62,10 @@ struct DsaeResult {
   at::Tensor codes;              // [n_pos + n_neg, n_layers * n_heads] int64, positives first
   CodeOverlap overlap;
   std::vector<int64_t> ranking;  // head indices (layer * n_heads + head), best first
-  CodeSae sae;                   // the trained codebook
-  double scale = 1.0;            // the inputs were divided by this (their RMS)
-  double recon_fve = 0.0;        // fraction of variance the SAE explains on its inputs
+  CodeSae sae;                   // the trained codebook (shared); per_head: the last head's
+  double scale = 1.0;            // the inputs were divided by this (their RMS; per_head: the last head's)
+  double recon_fve = 0.0;        // fraction of variance the SAE explains on its inputs (per_head: the
+                                 // mean over heads)
   double seconds_forward = 0, seconds_train = 0;
 };
 // The first n_examples pairs whose clean prompt the model gets right (top-1 is the answer and the
