@@ -1,5 +1,6 @@
 // Head grid window: layer x head heatmap of a per-head metric, either from the current prompt
 // (alpha0, attention on the first token, from core) or any metric of a stored run; click a head to open its attention.
+// Selecting a run (Runs window, `gui --run`) shows that run's first metric.
 #include <imgui.h>
 
 #include <algorithm>
@@ -68,10 +69,24 @@ class HeadGridView : public View {
       ImGui::TextDisabled("no prompt and no stored run with head scores");
       return;
     }
+    // The choice is kept by its label: the current prompt's source comes and goes (a model loading,
+    // a prompt rerunning) and would shift the index of every stored one.
+    for (int i = 0; i < static_cast<int>(sources.size()); ++i)
+      if (sources[i]->label == m_choice_label) m_choice = i;
+    if (m_followed_run != m_wb.selected_run) {  // a run picked (Runs window, --run): show its first metric
+      if (m_wb.selected_run <= 0) m_followed_run = m_wb.selected_run;
+      for (int i = 0; i < static_cast<int>(sources.size()); ++i)
+        if (m_wb.selected_run > 0 && sources[i]->run_id == m_wb.selected_run) {  // once it is listed
+          m_choice = i;
+          m_followed_run = m_wb.selected_run;
+          break;
+        }
+    }
     m_choice = std::min<int>(m_choice, static_cast<int>(sources.size()) - 1);
+    m_choice_label = sources[m_choice]->label;
     if (ImGui::BeginCombo("metric", sources[m_choice]->label.c_str())) {
       for (int i = 0; i < static_cast<int>(sources.size()); ++i)
-        if (ImGui::Selectable(sources[i]->label.c_str(), i == m_choice)) m_choice = i;
+        if (ImGui::Selectable(sources[i]->label.c_str(), i == m_choice)) m_choice = i, m_choice_label = sources[i]->label;
       ImGui::EndCombo();
     }
     ImGui::SameLine();
@@ -203,6 +218,8 @@ class HeadGridView : public View {
   std::vector<MetricSource> m_stored;
   int64_t m_db_gen = 0;
   int m_choice = 0;
+  std::string m_choice_label;  // the chosen source's label
+  int64_t m_followed_run = 0;  // the workbench's selected run the choice last followed
   int m_scale_choice = 0;  // 0: absolute 0..1 (when the scores are in [0, 1]), 1: this run's range
   int m_menu_layer = 0, m_menu_head = 0;
 };

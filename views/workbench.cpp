@@ -196,23 +196,26 @@ void Workbench::poll() {
     if (in.model) {
       // Everything that belonged to the previous model goes with it: its interventions (heads of
       // another model), its forward pass and the selected run. The user's own prompt stays; the
-      // previous model's default prompt is replaced by this one's.
+      // previous model's default prompt is replaced by this one's. The first model keeps what the
+      // command line set before it opened (gui --ablate, --calibrate, --run).
+      const bool switching = m_model != nullptr;
       const bool own_prompt = m_model && !prompt.empty() && prompt != default_prompt(*m_model);
       m_model = in.model;
       m_model_path = in.model_path;
       m_forward.reset();
-      if (!ablated.empty() || !calibrated.empty())
-        m_model_note = "another model was opened: the ablated and calibrated heads of the previous one were cleared";
-      else
-        m_model_note.clear();
-      if (sae) m_model_note += std::string(m_model_note.empty() ? "" : "; ") + "the SAE " + sae_path + " was unloaded (it was for the previous model)";
-      ablated.clear();
-      calibrated.clear();
-      sae.reset();
-      sae_path.clear();
-      steer_feature = -1;
-      steer_value = 0;
-      selected_run = 0;
+      m_model_note.clear();
+      if (switching) {
+        if (!ablated.empty() || !calibrated.empty())
+          m_model_note = "another model was opened: the ablated and calibrated heads of the previous one were cleared";
+        if (sae) m_model_note += std::string(m_model_note.empty() ? "" : "; ") + "the SAE " + sae_path + " was unloaded (it was for the previous model)";
+        ablated.clear();
+        calibrated.clear();
+        sae.reset();
+        sae_path.clear();
+        steer_feature = -1;
+        steer_value = 0;
+        selected_run = 0;
+      }
       if (layer >= m_model->config().n_layers || head >= m_model->config().n_heads) layer = head = 0;
       m_settings.add_recent(in.model_path);
       m_settings.save();

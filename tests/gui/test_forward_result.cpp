@@ -267,9 +267,15 @@ TEST(WorkbenchState, AnotherModelClearsWhatBelongedToThePreviousOne) {
   Workbench wb(tasks, settings);
   const std::string first = ms::test::source_dir() + "/resources/models/default";
   const std::string second = ms::test::fixtures_dir() + "/parity/gpt2";
+  // What the command line sets before the first model opens (gui --ablate, --run) stays.
+  wb.ablated = {{2, 3}};
+  wb.selected_run = 3;
   wb.open_model(first);
   wait_idle(wb, tasks);
   ASSERT_TRUE(wb.model());
+  EXPECT_EQ(wb.ablated, (std::vector<std::pair<int, int>>{{2, 3}}));
+  EXPECT_EQ(wb.selected_run, 3);
+  EXPECT_EQ(wb.model_note(), "");
   EXPECT_EQ(wb.prompt, Workbench::default_prompt(*wb.model()));
   EXPECT_TRUE(wb.is_open_model(first));
   EXPECT_FALSE(wb.is_open_model(second));
