@@ -74,6 +74,7 @@ nlohmann::json info_json(const Sae& s) {
   if (sae_is_transcoder(c.arch)) {
     j["d_out"] = c.d_out;
     j["hook_name_out"] = c.hook_name_out;
+    j["has_skip"] = s.w.W_skip.defined();  // a JumpReLU transcoder may carry one too (circuit-tracer)
   }
   if (!c.model_name.empty()) j["model_name"] = c.model_name;
   j["has_sparsity"] = s.w.log_sparsity.defined();

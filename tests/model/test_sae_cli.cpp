@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "core/io/npy.h"
 #include "core/io/safetensors.h"
@@ -65,6 +66,16 @@ TEST_F(SaeCli, Info) {
   auto npz = run_mechscope({"sae", "info", "--sae", test::fixtures_dir() + "/sae/gemma_scope_npz"});
   ASSERT_EQ(npz.exit_code, 0) << npz.err;
   EXPECT_NE(npz.out.find("architecture: jumprelu"), std::string::npos) << npz.out;
+  // circuit-tracer's layers 2 and 3 carry W_skip (ReLU and JumpReLU; make_sae_fixtures.py), 0 not.
+  const std::string set = test::fixtures_dir() + "/sae/circuit_tracer_set";
+  for (auto [layer, arch, skip] : {std::tuple<const char*, const char*, bool>{"0", "transcoder", false},
+                                   {"2", "skip_transcoder", true}, {"3", "jumprelu_transcoder", true}}) {
+    auto t = run_mechscope({"sae", "info", "--sae", set, "--layer", layer, "--json"});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    auto tj = nlohmann::json::parse(t.out);
+    EXPECT_EQ(tj["architecture"], arch) << layer;
+    EXPECT_EQ(tj["has_skip"], skip) << layer;
+  }
 }
 
 TEST_F(SaeCli, EncodeWritesPositionsByFeatures) {
