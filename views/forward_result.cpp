@@ -100,14 +100,23 @@ void fill_lens(const Model& model, const LogitLens& lens, ForwardResult& r) {
   r.lens_positions = r.n_pos;
   for (int64_t l = 0; l < r.n_layers; ++l) {
     if (!lens.residual(l).defined()) continue;
-    LogitLens::Top1 top = lens.top1(lens.residual(l));
+    std::vector<int64_t> next(static_cast<size_t>(r.n_pos), -1);  // the actual next token of each position
+    for (int64_t t = 0; t + 1 < r.n_pos; ++t) next[static_cast<size_t>(t)] = r.ids[static_cast<size_t>(t + 1)];
+    LogitLens::TopK top = lens.topk(lens.residual(l), 5, at::tensor(next, at::kLong));
+    const int64_t k = top.ids.size(1);
     const float* pv = top.probs.data_ptr<float>();
     const int64_t* pi = top.ids.data_ptr<int64_t>();
+    const int64_t* rank = top.target_rank.data_ptr<int64_t>();
+    const float* tp = top.target_prob.data_ptr<float>();
     for (int64_t t = 0; t < r.n_pos; ++t) {
       LensCell cell;
-      cell.id = static_cast<int32_t>(pi[t]);
-      cell.prob = pv[t];
+      cell.id = static_cast<int32_t>(pi[t * k]);
+      cell.prob = pv[t * k];
       cell.token = token_display(token_label(model, cell.id));
+      for (int64_t j = 0; j < k; ++j)
+        cell.top.push_back({token_display(token_label(model, static_cast<int32_t>(pi[t * k + j]))), pv[t * k + j]});
+      cell.next_rank = rank[t];
+      cell.next_prob = tp[t];
       r.lens.push_back(cell);
     }
   }

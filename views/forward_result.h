@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/features/sae.h"
@@ -24,6 +25,9 @@ struct LensCell {
   int32_t id = 0;
   std::string token;
   float prob = 0;
+  std::vector<std::pair<std::string, float>> top;  // the 5 most likely tokens (display text, p), best first
+  int64_t next_rank = -1;  // the actual next token's rank (1 = top; -1 at the last position)
+  float next_prob = -1;    // and its probability
 };
 
 struct ForwardResult {

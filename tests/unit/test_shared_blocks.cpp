@@ -130,6 +130,23 @@ TEST(Norm, FinalNormAndLogitLensMatchTheForwardPass) {
     EXPECT_LT(max_diff(lg, logits[0]) / scale, 1e-5) << fam;
     LogitLens::Top1 top = lens.top1(last[0]);
     EXPECT_TRUE(at::equal(top.ids, logits[0].argmax(-1))) << fam;
+    // Top-k and the rank of the actual next token, against a full sort of the model's own logits.
+    const int64_t T = toks.size(1);
+    at::Tensor next = at::cat({toks[0].slice(0, 1), at::full({1}, -1, at::kLong)});  // last: no next token
+    LogitLens::TopK tk = lens.topk(last[0], 5, next);
+    at::Tensor order = lg.argsort(-1, /*descending=*/true);  // the lens' own logits: the same values
+    for (int64_t t = 0; t < T; ++t) {
+      EXPECT_EQ(tk.ids[t][0].item<int64_t>(), top.ids[t].item<int64_t>()) << fam;
+      for (int j = 0; j + 1 < 5; ++j) EXPECT_GE(tk.probs[t][j].item<float>(), tk.probs[t][j + 1].item<float>()) << fam;
+      if (t == T - 1) {
+        EXPECT_EQ(tk.target_rank[t].item<int64_t>(), -1) << fam;
+        continue;
+      }
+      // The rank is where the target sits in the sorted logits (exact ties aside: none in random logits).
+      const int64_t want = (order[t] == next[t]).nonzero()[0][0].item<int64_t>() + 1;
+      EXPECT_EQ(tk.target_rank[t].item<int64_t>(), want) << fam << " position " << t;
+      EXPECT_NEAR(tk.target_prob[t].item<float>(), at::softmax(lg[t], -1)[next[t]].item<float>(), 1e-6) << fam;
+    }
   }
 }
 

@@ -40,4 +40,17 @@ LogitLens::Top1 LogitLens::top1(const at::Tensor& resid) const {
   return {ids.contiguous(), probs.contiguous()};
 }
 
+LogitLens::TopK LogitLens::topk(const at::Tensor& resid, int64_t k, const at::Tensor& targets) const {
+  at::Tensor lg = logits(resid);  // (pos, vocab)
+  at::Tensor p = at::softmax(lg, -1);
+  auto [probs, ids] = p.topk(std::min<int64_t>(k, p.size(-1)), -1);
+  at::Tensor t = targets.to(at::kLong);
+  at::Tensor valid = t.ge(0);
+  at::Tensor idx = t.clamp_min(0).unsqueeze(-1);
+  at::Tensor tp = p.gather(-1, idx);                     // (pos, 1)
+  at::Tensor rank = lg.gt(lg.gather(-1, idx)).sum(-1) + 1;  // on the logits: exp can round neighbours equal
+  return {ids.contiguous(), probs.contiguous(), at::where(valid, rank, at::full_like(rank, -1)).contiguous(),
+          at::where(valid, tp.squeeze(-1), at::full_like(tp.squeeze(-1), -1.0f)).contiguous()};
+}
+
 }  // namespace ms

@@ -29,6 +29,14 @@ class LogitLens {
     at::Tensor ids, probs;
   };
   Top1 top1(const at::Tensor& resid) const;
+  // The k most likely tokens at every position (ids (pos, k) int64, probs (pos, k) float32, best
+  // first) and, for target ids (pos) int64 (the actual next tokens; -1 where there is none), each
+  // target's probability and rank (1 = the top token; ties counted in its favour: 1 + the number
+  // of tokens strictly more likely). Rank and probability are -1 where the target is -1.
+  struct TopK {
+    at::Tensor ids, probs, target_rank, target_prob;
+  };
+  TopK topk(const at::Tensor& resid, int64_t k, const at::Tensor& targets) const;
 
  private:
   const Model& m_model;
