@@ -22,14 +22,11 @@ seeded; a rerun writes byte-identical files (--check verifies that against --out
 """
 
 import argparse
-import filecmp
 import io
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
@@ -37,6 +34,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import fixture_dirs  # noqa: E402
 import safetensors_io  # noqa: E402
 
 D_IN, D_SAE, D_OUT, N = 16, 32, 24, 6
@@ -367,36 +365,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "tests", "fixtures", "sae"))
     ap.add_argument("--check", action="store_true", help="regenerate into a temp folder and compare with --out")
     args = ap.parse_args()
-    if not args.check:
-        if os.path.isdir(args.out):
-            shutil.rmtree(args.out)
-        os.makedirs(args.out)
-        write_all(args.out)
-        return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        write_all(tmp)
-        cmp = filecmp.dircmp(tmp, args.out)
-        bad = []
-
-        def walk(c, rel):
-            bad.extend(os.path.join(rel, n) for n in c.left_only + c.right_only + c.diff_files + c.funny_files)
-            for name, sub in c.subdirs.items():
-                walk(sub, os.path.join(rel, name))
-
-        # dircmp compares shallowly (size + mtime); compare bytes.
-        for root, _, files in os.walk(tmp):
-            for fn in files:
-                a = os.path.join(root, fn)
-                b = os.path.join(args.out, os.path.relpath(a, tmp))
-                if not os.path.exists(b) or not filecmp.cmp(a, b, shallow=False):
-                    bad.append(os.path.relpath(a, tmp))
-        walk(cmp, "")
-        if bad:
-            print("sae fixtures differ from a fresh run:", sorted(set(bad)))
-            return 1
-        print("sae fixtures: byte-identical on regeneration (%d cases)" % len(CASES))
-    return 0
-
+    return fixture_dirs.regenerate_or_check(write_all, args.out, args.check, "sae fixtures")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,19 +25,17 @@ these files. Reruns are byte-identical (--check).
 """
 
 import argparse
-import filecmp
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import fixture_dirs  # noqa: E402
 import safetensors_io  # noqa: E402
 
 N_HEADS = 4
@@ -104,24 +102,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "tests", "fixtures", "sae_heads"))
     ap.add_argument("--check", action="store_true", help="regenerate into a temp folder and compare with --out")
     args = ap.parse_args()
-    if not args.check:
-        if os.path.isdir(args.out):
-            shutil.rmtree(args.out)
-        os.makedirs(args.out)
-        write_all(args.out)
-        return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        write_all(tmp)
-        c = filecmp.dircmp(tmp, args.out)
-        bad = list(c.left_only + c.right_only + c.diff_files)
-        for name, sub in c.subdirs.items():
-            bad.extend(os.path.join(name, x) for x in sub.left_only + sub.right_only + sub.diff_files)
-        if bad:
-            print("differs from the reference:", ", ".join(sorted(bad)))
-            return 1
-    print("sae_heads fixtures match the reference")
-    return 0
-
+    return fixture_dirs.regenerate_or_check(write_all, args.out, args.check, "sae_heads fixtures")
 
 if __name__ == "__main__":
     sys.exit(main())
