@@ -5,13 +5,14 @@
 
 #include <sstream>
 
+#include "core/zoo/zoo_text.h"
 #include "runs/run_inputs.h"
 
 namespace ms {
 namespace {
 
 // The parameters of each input: only the one that ran is stored.
-const std::vector<std::string> kSequenceParams = {"seq_len", "n", "seed", "vocab_range", "bos"};
+const std::vector<std::string> kSequenceParams = {"seq_len", "n", "seed", "vocab_range", "bos", "draw"};
 const std::vector<std::string> kPromptParams = {"max_tokens"};
 
 // "LO:HI" -> [lo, hi) within the vocabulary; "" -> the whole vocabulary.
@@ -86,6 +87,10 @@ const AnalysisSpec& heads_spec() {
         {"vocab_range", ParamType::kString, "", false, "token ids LO:HI to draw from (default: the whole vocabulary)", seq},
         {"bos", ParamType::kBool, true, false, "prepend BOS to the repeated sequences", seq},
         {"max_tokens", ParamType::kInt, 0, false, "prompts: cut each to this many tokens (0: no limit)"},
+        {"draw", ParamType::kChoice, "random", false,
+         "what the repeated sequences repeat: random token ids (random, TransformerLens' probe) or random "
+         "words of an English-like lexicon, tokenized by the model's tokenizer, each half ending in '.' (words)",
+         seq},
     };
     s.params[8].flag = "--no-bos";
     s.params[3].flag = "--exclude-current";
@@ -94,6 +99,7 @@ const AnalysisSpec& heads_spec() {
     s.params[6].lo = 0, s.params[6].hi = 9e15;
     s.params[9].lo = 0;
     s.params[1].choices = {"mul", "abs"};
+    s.params[10].choices = {"random", "words"};
     s.check = [](const nlohmann::json& p, const ModelConfig* c, std::string* param) -> std::string {
       try {
         (void)parse_detect(p["detect"].get<std::string>());
@@ -101,6 +107,8 @@ const AnalysisSpec& heads_spec() {
         return *param = "detect", std::string(e.what());
       }
       if (!c) return "";
+      if (p.value("draw", std::string("random")) == "words" && !p.value("vocab_range", std::string()).empty())
+        return *param = "vocab_range", std::string("vocab_range applies to draw=random only");
       int64_t lo = 0, hi = 0;
       std::string e = parse_vocab_range(p.value("vocab_range", std::string()), c->d_vocab, &lo, &hi);  // not in batch jobs
       if (!e.empty()) return *param = "vocab_range", e;
@@ -138,11 +146,31 @@ HeadsRunOutcome run_heads(RunSession& session, const Model& m, const std::vector
   } else {
     int64_t lo = 0, hi = 0;
     (void)parse_vocab_range(params["vocab_range"].get<std::string>(), m.config().d_vocab, &lo, &hi);
-    Result<at::Tensor> seqs = repeated_sequences(m, params["seq_len"].get<int64_t>(), params["n"].get<int64_t>(),
-                                                 params["seed"].get<uint64_t>(), lo, hi, !params["bos"].get<bool>());
-    if (!seqs) throw InputError(seqs.error().message, seqs.error().code);
-    rows.push_back(*seqs);
-    res.tensors.push_back({"tokens", *seqs, R"({"kind":"tokens","axes":["sequence","position"]})"});
+    at::Tensor seqs;
+    if (params["draw"].get<std::string>() == "words") {
+      // Random words, each half " w1 ... wn." of exactly seq_len tokens (the zoo's probe): a model
+      // trained on text may ignore repeats of arbitrary ids it never saw (the default model does).
+      if (!m.tokenizer()) fail_usage("draw=words needs the model's tokenizer, and this model has none");
+      const int64_t half = params["seq_len"].get<int64_t>();
+      const int64_t len = 2 * half + (params["bos"].get<bool>() ? 1 : 0);
+      if (len > m.config().n_ctx)
+        fail_usage("seq_len " + std::to_string(half) + ": " + std::to_string(len) + " tokens exceed the context (" +
+                   std::to_string(m.config().n_ctx) + ")");
+      TextGenerator gen(params["seed"].get<uint64_t>());
+      try {
+        seqs = repeated_word_probe(*m.tokenizer(), gen, params["n"].get<int64_t>(), half);
+      } catch (const std::logic_error& e) {
+        fail_usage(std::string("draw=words: ") + e.what());
+      }
+      if (!params["bos"].get<bool>() || m.tokenizer()->special().bos < 0) seqs = seqs.slice(1, 1).contiguous();
+    } else {
+      Result<at::Tensor> r = repeated_sequences(m, params["seq_len"].get<int64_t>(), params["n"].get<int64_t>(),
+                                                params["seed"].get<uint64_t>(), lo, hi, !params["bos"].get<bool>());
+      if (!r) throw InputError(r.error().message, r.error().code);
+      seqs = *r;
+    }
+    rows.push_back(seqs);
+    res.tensors.push_back({"tokens", seqs, R"({"kind":"tokens","axes":["sequence","position"]})"});
   }
 
   HeadsRunOutcome out;

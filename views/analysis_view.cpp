@@ -159,6 +159,12 @@ class AnalysisView : public View {
     ImGui::SameLine();
     ImGui::RadioButton("the current prompt", &on, 1);
     m_heads_on_prompt = on == 1;
+    if (m_heads_for != m_wb.model_path()) {
+      // A model with a tokenizer is probed with repeated words: models trained on text (the default
+      // one among them) may show no induction on repeats of arbitrary token ids.
+      m_heads_for = m_wb.model_path();
+      m_heads_form.set_text("draw", m_wb.model() && m_wb.model()->tokenizer() ? "words" : "random");
+    }
     m_heads_form.draw();
     if (ImGui::Button("Run head detectors")) {
       HeadsParams hp;
@@ -190,6 +196,7 @@ class AnalysisView : public View {
 
   std::string m_needles_for = "\x01";  // the model path the needles field was filled for
   bool m_heads_on_prompt = false;
+  std::string m_heads_for = "\x01";  // the model path the draw field was set for
   SpecForm m_retrieval_form{retrieval_spec()};
   SpecForm m_heads_form{heads_spec()};
   SpecForm m_sinks_form{sinks_spec()};
