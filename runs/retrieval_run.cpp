@@ -163,7 +163,7 @@ const AnalysisSpec& retrieval_spec() {
     s.summary = "retrieval heads from needle-in-a-haystack tests (Wu et al. 2024)";
     s.params = {
         {"lengths", ParamType::kIntList, nlohmann::json::array(), true,
-         "context lengths a,b,c (default: 10 from 256 to the context limit)"},
+         "context lengths a,b,c (default: 10, log-spaced, from min(256, max(n_ctx / 8, 32)) to n_ctx - 64)"},
         {"depths", ParamType::kInt, 10, false, "needle depths, evenly from 0% to 100%"},
         {"threshold", ParamType::kFloat, 0.1, false, "retrieval head iff score > threshold"},
         {"mask_top", ParamType::kInt, 0, true, "re-run with the top K retrieval heads masked (0: no)"},

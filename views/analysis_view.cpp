@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/analysis/retrieval/needle.h"
 #include "runs/circuit_run.h"
 #include "runs/dsae_circuit_run.h"
 #include "runs/heads_run.h"
@@ -140,6 +141,11 @@ class AnalysisView : public View {
       m_needles_for = m_wb.model_path();
       const bool text = m_wb.model() && m_wb.model()->tokenizer();
       m_retrieval_form.set_text("needles", text ? default_needles_file(m_needles_for) : "");
+      std::string lengths;
+      if (m_wb.model())
+        for (int64_t l : default_lengths_for(m_wb.model()->config().n_ctx))
+          lengths += (lengths.empty() ? "default here: " : ",") + std::to_string(l);
+      m_retrieval_form.set_hint("lengths", lengths);
     }
     m_retrieval_form.draw();
     if (ImGui::Button("Run retrieval analysis")) {
@@ -155,7 +161,7 @@ class AnalysisView : public View {
     if (!ImGui::CollapsingHeader("Head detectors", ImGuiTreeNodeFlags_DefaultOpen)) return;
     ImGui::PushID("heads");
     int on = m_heads_on_prompt ? 1 : 0;
-    ImGui::RadioButton("repeated random tokens", &on, 0);
+    ImGui::RadioButton("repeated random sequences", &on, 0);
     ImGui::SameLine();
     ImGui::RadioButton("the current prompt", &on, 1);
     m_heads_on_prompt = on == 1;

@@ -29,8 +29,10 @@ void SpecForm::draw() {
         ImGui::EndCombo();
       }
     } else {
-      ImGui::SetNextItemWidth(d.type == ParamType::kPath || d.type == ParamType::kString ? -150.0f : 160.0f);
-      ImGui::InputText(d.name.c_str(), &m_text[d.name]);
+      ImGui::SetNextItemWidth(d.type == ParamType::kPath || d.type == ParamType::kString || d.type == ParamType::kIntList ? -150.0f : 160.0f);
+      auto hint = m_hint.find(d.name);
+      if (hint != m_hint.end()) ImGui::InputTextWithHint(d.name.c_str(), hint->second.c_str(), &m_text[d.name]);
+      else ImGui::InputText(d.name.c_str(), &m_text[d.name]);
     }
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", d.help.c_str());
   }

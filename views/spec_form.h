@@ -20,11 +20,14 @@ class SpecForm {
   // A field's text set from outside (e.g. a default that depends on the open model).
   void set_text(const std::string& name, const std::string& text) { m_text[name] = text; }
   const std::string& text(const std::string& name) const { return m_text.at(name); }
+  // Grey text an empty field shows (e.g. what the default comes to for the open model).
+  void set_hint(const std::string& name, const std::string& hint) { m_hint[name] = hint; }
 
  private:
   const AnalysisSpec& m_spec;
   std::map<std::string, std::string> m_text;  // text fields and choices
   std::map<std::string, bool> m_flag;         // booleans
+  std::map<std::string, std::string> m_hint;  // shown by empty text fields
 };
 
 }  // namespace ms::views
