@@ -81,7 +81,7 @@ void register_zoo_train(CLI::App& zoo, std::vector<std::pair<CLI::App*, Command>
   cmd->add_option("--out,-o", o->out, "output folder (written atomically)")->required();
   cmd->add_option("--steps", o->steps, "training steps (0: the recipe's)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the weights and the data")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads (0: the recipe's, 2); results depend on it")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads (0: the recipe's, 1); results depend on it")->capture_default_str();
   cmd->add_flag("--force", o->force, "replace an existing folder");
   cmd->add_flag("--quiet,-q", o->quiet, "no progress output");
   cmds.emplace_back(cmd, [o]() {

@@ -12,18 +12,13 @@
 #include "core/zoo/zoo_tasks.h"
 #include "core/zoo/zoo_trained.h"
 #include "tests/support/test_support.h"
+#include "tests/support/zoo_fixture.h"
 
 namespace ms {
 namespace {
 
 TEST(CircuitInductionZoo, MethodsRecoverThePreviousTokenToKeyEdge) {
-  ZooRecipe r = zoo_recipe("induction", 1).value();
-  r.train.steps = 4000;  // CI size, as the zoo's own test
-  const std::string dir = test::temp_dir("circuit-zoo") + "/induction";
-  ZooTrainSettings s;
-  s.command = "test";
-  ASSERT_TRUE(train_zoo(r, dir, s).ok());
-  std::unique_ptr<Model> model = Model::load(dir).value();
+  std::unique_ptr<Model> model = Model::load(test::induction_zoo_dir()).value();  // CI size, as the zoo's own test
 
   // Detectors (TransformerLens semantics) on repeated random tokens.
   TaskRng rng(99);

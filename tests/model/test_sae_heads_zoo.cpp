@@ -24,6 +24,7 @@
 #include "core/zoo/zoo_trained.h"
 #include "hooks/activation_cache.h"
 #include "tests/support/test_support.h"
+#include "tests/support/zoo_fixture.h"
 
 namespace ms {
 namespace {
@@ -59,14 +60,7 @@ const Zoo& zoo() {
   static Zoo z = [] {
     at::set_num_threads(1);
     Zoo z;
-    ZooRecipe r = zoo_recipe("induction", 1).value();
-    r.train.steps = 4000;  // CI size, as the zoo's own test
-    const std::string dir = test::temp_dir("sae-heads-zoo") + "/induction";
-    ZooTrainSettings s;
-    s.command = "test";
-    auto trained = train_zoo(r, dir, s);
-    EXPECT_TRUE(trained.ok()) << trained.error().message;
-    z.model = Model::load(dir).value();
+    z.model = Model::load(test::induction_zoo_dir()).value();  // CI size, as the zoo's own test
     TaskRng rng(99);
     at::Tensor probe = repeated_random_tokens(32, 16, 1, 127, kAsciiBos, rng);
     at::Tensor prev = detect_heads(*z.model, probe, HeadPattern::kPreviousToken).value();
