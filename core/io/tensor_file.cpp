@@ -113,11 +113,6 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
       return Error{ErrorCode::kInternal, path + ": cannot mmap: " + std::strerror(err)};
     }
     file->m_data = static_cast<const uint8_t*>(p);
-    // Weights are read front to back, all of them, soon after: ask the kernel to start reading
-    // the whole file now (asynchronous readahead into the page cache), so that a cold load's
-    // first touches find their pages in flight instead of faulting them in a window at a time.
-    // Advice only: ignored where unsupported.
-    ::madvise(p, file->m_size, MADV_WILLNEED);
   }
   ::close(fd);  // the mapping stays valid without the descriptor
   return file;
@@ -158,28 +153,6 @@ at::Tensor released(const TensorView& view, at::Tensor copy) {
 }
 }  // namespace
 
-namespace {
-// Maps a zero-copy tensor's pages into the process now, read-only, in one call
-// (MADV_POPULATE_READ, Linux 5.14; advice only, ignored where unsupported): its first reader
-// then takes no page faults. Faulting them in on first use cost 3.4x one read of the file when
-// the first reader ran on two threads (the faults of both threads contend; issue 18 item 3). A
-// cold page cache is read here, front to back, with the readahead MappedFile::open started.
-void populate(const TensorView& view) {
-#if defined(__linux__)
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-  if (!view.file || view.nbytes == 0) return;
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(view.data) / page * page;
-  const uintptr_t end = reinterpret_cast<uintptr_t>(view.data) + view.nbytes;
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
-#else
-  (void)view;
-#endif
-}
-}  // namespace
-
 at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
   if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16 &&
       dtype != at::kDouble) {
@@ -208,7 +181,6 @@ at::Tensor to_tensor(const TensorView& view, c10::ScalarType dtype) {
     // Aligned and already the wanted dtype: share the mapping (zero copy); the tensor keeps the
     // file mapped for as long as it lives.
     std::shared_ptr<MappedFile> keep = view.file;
-    populate(view);
     return at::from_blob(const_cast<uint8_t*>(view.data), view.shape, [keep](void*) {},
                          at::TensorOptions().dtype(src_type));
   }
