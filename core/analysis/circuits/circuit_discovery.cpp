@@ -120,21 +120,14 @@ EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const Tas
   for (size_t gi = 0; gi < groups.size();) {
     const int n_up = g.targets()[static_cast<size_t>(groups[gi].first)].n_upstream;
     size_t gj = gi;
-    int64_t n_rows = 0;
-    while (gj < groups.size() && g.targets()[static_cast<size_t>(groups[gj].first)].n_upstream == n_up)
-      n_rows += groups[gj++].count;
-    // The groups' gradients as rows of one matrix (a parallel copy per group; at::cat of the
-    // permuted gradients was a fifth of EAP's time).
-    at::Tensor rows = at::empty({n_rows, btd}, delta.options());
-    int64_t row = 0;
-    for (size_t gk = gi; gk < gj; ++gk) {
-      at::Tensor gr = grads[gk];
+    std::vector<at::Tensor> rows;
+    while (gj < groups.size() && g.targets()[static_cast<size_t>(groups[gj].first)].n_upstream == n_up) {
+      at::Tensor gr = grads[gj];
       if (gr.dim() == 3) gr = gr.unsqueeze(2);  // (B, T, n, d)
-      const int64_t n = groups[gk].count;
-      rows.narrow(0, row, n).view({n, gr.size(0), gr.size(1), gr.size(3)}).copy_(gr.permute({2, 0, 1, 3}));
-      row += n;
+      rows.push_back(gr.permute({2, 0, 1, 3}).reshape({groups[gj].count, btd}));
+      ++gj;
     }
-    at::Tensor sc = at::matmul(rows, delta_mat.narrow(0, 0, n_up).t());  // (targets, n_up)
+    at::Tensor sc = at::matmul(at::cat(rows), delta_mat.narrow(0, 0, n_up).t());  // (targets, n_up)
     out.scores.narrow(0, groups[gi].first, sc.size(0)).narrow(1, 0, n_up).copy_(sc.to(at::kDouble));
     gi = gj;
   }

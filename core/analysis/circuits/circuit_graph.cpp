@@ -169,8 +169,9 @@ at::Tensor project_heads(const Model& m, int layer, TargetKind kind, const at::T
 // With gw = (W_h^T grad_h) * w: gx = inv_scale * (gw - xhat * mean(gw * xhat) [- mean(gw)]).
 // Computed so that the [B, T, n, d] gradient is written once and updated once: inv_scale is
 // folded into grad_h and the centring into W (mean_d of grad . W w = grad . mean_d(W w)), and
-// mean(gw * xhat) = grad . (W w) xhat is a [B, T, n, dh] product, small next to d (issue 18:
-// the element-wise passes over [B, T, n, d] were half of EAP's time).
+// mean(gw * xhat) = grad . (W w) xhat is a [B, T, n, dh] product, small next to d. (Issue 18:
+// under glibc's default malloc policy, where every fresh [B, T, n, d] tensor is page-faulted in,
+// the element-wise passes were half of EAP's time; under mechscope's, a few per cent.)
 struct LinearizedHeadInput : public torch::autograd::Function<LinearizedHeadInput> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor eps, at::Tensor xhat,
                             at::Tensor inv_scale, at::Tensor w, at::Tensor W, bool layer_norm) {
