@@ -4,15 +4,19 @@
 // extrapolated to all edges). Ratios come from one run; other load on the machine disturbs them.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "core/base/malloc_reuse.h"
 #include "core/analysis/circuits/circuit_discovery.h"
 #include "core/zoo/zoo_random.h"
 
@@ -24,24 +28,17 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-template <class F>
-double median_time(int reps, F&& f) {
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    t.push_back(seconds_since(t0));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  // bench_circuit [EDGES_TO_TIME [THREADS]]
+  ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  // bench_circuit [EDGES_TO_TIME [THREADS [PROFILE_TRACE [REPS]]]]: EDGES_TO_TIME 0 skips exact
+  // patching; PROFILE_TRACE ("" for none): one more EAP run under LibTorch's profiler, written as a
+  // Chrome trace (JSON); REPS: turns of forward / last-logits forward / EAP, interleaved (5).
   int sample = argc > 1 ? std::atoi(argv[1]) : 24;
   int threads = argc > 2 ? std::atoi(argv[2]) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const std::string trace = argc > 3 ? argv[3] : "";
+  const int reps = argc > 4 ? std::atoi(argv[4]) : 5;
   at::set_num_threads(std::max(1, threads));
   ms::bench::print_machine("bench_circuit");
   ModelConfig c;
@@ -72,23 +69,28 @@ int main(int argc, char** argv) {
               static_cast<long long>(task.n()), static_cast<long long>(task.seq_len()),
               static_cast<long long>(g.n_edges()), at::get_num_threads());
   at::NoGradGuard no_grad;
-  m.forward(task.clean);  // warm up
-  double t_fwd = median_time(3, [&] { m.forward(task.clean); });
   ForwardOptions last;
   last.last_logits_only = true;
-  double t_fwd_last = median_time(3, [&] { m.forward(task.clean, last); });
   // EAP as a user runs it: the corrupted run's node outputs, then one forward + one backward on
-  // the clean run with the products for every edge.
+  // the clean run with the products for every edge. Interleaved with the forwards (medians).
   EdgeScores eap;
-  double t_eap = median_time(3, [&] {
+  auto run_eap = [&] {
     TaskRuns runs;
     runs.corrupted_out = collect_source_outputs(m, g, task.corrupted);
     eap = edge_attribution(m, g, task, runs);
-  });
+  };
+  std::vector<double> t = ms::bench::median_interleaved(
+      reps, {[&] { m.forward(task.clean); }, [&] { m.forward(task.clean, last); }, run_eap});
+  const double t_fwd = t[0], t_fwd_last = t[1], t_eap = t[2];
+  if (!trace.empty()) {
+    torch::autograd::profiler::RecordProfile profile(trace);
+    run_eap();
+  }
   std::printf("one forward (all logits)       %8.3f s\n", t_fwd);
   std::printf("one forward (last logits)      %8.3f s\n", t_fwd_last);
   std::printf("EAP, all %lld edges          %8.3f s  = %.2fx the full forward, %.2fx the last-logits forward (target <= 4x)\n",
               static_cast<long long>(g.n_edges()), t_eap, t_eap / t_fwd, t_eap / t_fwd_last);
+  if (sample <= 0) return 0;
   // Exact edge patching: a random sample of edges, each one patched forward.
   TaskRuns runs = run_task(m, g, task);
   std::vector<std::pair<int, int>> edges = g.edges();

@@ -6,12 +6,15 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 #include <filesystem>
@@ -81,6 +84,56 @@ inline double best_of(int reps, const std::function<void()>& f) {
     best = std::min(best, seconds_since(t0));
   }
   return best;
+}
+
+// Median times of several variants measured in turns (A B C A B C ...), after one warm-up call
+// of each: a change in the machine's load hits them alike, and the median is robust to the
+// stray slow turn a shared machine gives either variant.
+inline std::vector<double> median_interleaved(int reps, const std::vector<std::function<void()>>& fs,
+                                              bool warm_up = true) {
+  std::vector<std::vector<double>> t(fs.size());
+  if (warm_up)
+    for (const auto& f : fs) f();
+  for (int i = 0; i < reps; ++i)
+    for (size_t j = 0; j < fs.size(); ++j) {
+      auto t0 = BenchClock::now();
+      fs[j]();
+      t[j].push_back(seconds_since(t0));
+    }
+  std::vector<double> out;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    out.push_back(v.empty() ? 0.0 : v[v.size() / 2]);
+  }
+  return out;
+}
+
+// Drops a file's clean pages from the page cache (posix_fadvise DONTNEED; no root needed), so
+// the next read comes from the disk (or whatever caches below the kernel: a VM host's).
+inline void drop_from_page_cache(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
+// Copy bandwidth in GB/s (bytes read + bytes written per second, as a memory-bound kernel that
+// reads its operands counts them): the best of reps memcpy calls of a 512 MiB buffer, far beyond
+// the last-level cache, split over the current ATen thread count.
+inline double copy_bandwidth_gbs(int reps) {
+  const size_t n = size_t(512) << 20;
+  std::vector<char> a(n, 1), b(n, 2);
+  const int threads = std::max(1, at::get_num_threads());
+  double t = best_of(reps, [&] {
+    at::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const size_t begin = n / threads * i, end = i + 1 == threads ? n : n / threads * (i + 1);
+        std::memcpy(b.data() + begin, a.data() + begin, end - begin);
+      }
+    });
+  });
+  return 2.0 * static_cast<double>(n) / t / 1e9;
 }
 
 // Best f32 GEMM rate (GFLOP/s) at the current thread count, over a few shapes: square ones and

@@ -1,7 +1,9 @@
 // Retrieval-head benchmark (issue: retrieval heads): on a Llama-shaped random model (8 layers,
 // d_model 1024, 16 heads, 4 KV heads), 50 greedy decode steps with the KV cache and the per-step
 // argmax observer after an 8,192-token prefill, against the prefill alone; then the peak resident
-// memory of one 32,768-token needle test against weights + KV cache (--long 0 skips it).
+// memory of one 32,768-token needle test against weights + KV cache (--long 0 skips it); and
+// single decode steps at a few KV lengths against their memory floor (weights + KV cache bytes
+// over the copy bandwidth measured in the same run).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -9,10 +11,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bench/bench_common.h"
+#include "core/base/malloc_reuse.h"
 #include "core/model/model.h"
 #include "core/analysis/retrieval/retrieval.h"
 
@@ -35,21 +40,87 @@ ms::NeedleEpisode random_episode(int64_t T, int64_t vocab, uint64_t seed, int64_
   return ep;
 }
 
+// Decode steps against their memory floor: each step at KV length n must read every weight it
+// multiplies by (the layers' matrices, norms and the unembedding; one row of the embedding) and
+// the KV cache up to n; floor = those bytes / the copy bandwidth measured in the same run. The
+// cache is rewound after each step so every timed step sees the same length.
+void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps) {
+  const ms::ModelConfig& c = m.config();
+  c10::InferenceMode guard;
+  double weight_bytes = 0;
+  for (const auto& kv : m.weights().named())
+    if (!kv.second.is_same(m.weights().w_e) || m.weights().w_u.is_same(m.weights().w_e))
+      weight_bytes += static_cast<double>(kv.second.nbytes());
+  weight_bytes += static_cast<double>(c.d_model) * m.weights().w_e.element_size();  // the one row looked up
+  const double bw = ms::bench::copy_bandwidth_gbs(5) * 1e9;
+  ms::bench::print_machine("bench_retrieval");
+  std::printf("decode against its memory floor: copy bandwidth %.1f GB/s (memcpy of 512 MiB, bytes read + "
+              "written, %d threads); weights read per step %.0f MB; medians of %d steps, lengths interleaved\n",
+              bw / 1e9, at::get_num_threads(), weight_bytes / 1e6, reps);
+  const int64_t cap = *std::max_element(lengths.begin(), lengths.end()) + 1;
+  ms::KVCache cache = m.make_cache(1, cap);
+  // Fill the cache once (random keys and values: the step's cost does not depend on them).
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    cache.k[l].normal_();
+    cache.v[l].normal_();
+  }
+  at::Tensor token = at::full({1, 1}, 7, at::kLong);
+  ms::ForwardOptions fo;
+  fo.cache = &cache;
+  fo.last_logits_only = true;
+  std::vector<std::function<void()>> steps;
+  for (int64_t n : lengths)
+    steps.push_back([&, n] {
+      cache.length = n;
+      (void)m.forward(token, fo).argmax().item<int64_t>();
+    });
+  std::vector<double> t = ms::bench::median_interleaved(reps, steps);
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const double kv_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.d_head) *
+                            static_cast<double>(lengths[i] + 1) * static_cast<double>(cache.k[0].element_size());
+    const double floor = (weight_bytes + kv_bytes) / bw;
+    std::printf("  KV length %6lld: step %.2f ms; floor %.2f ms (weights %.0f MB + KV cache %.0f MB); "
+                "%.2fx the floor (target <= 1.5x)\n", static_cast<long long>(lengths[i]), 1000 * t[i],
+                1000 * floor, weight_bytes / 1e6, kv_bytes / 1e6, t[i] / floor);
+  }
+  std::fflush(stdout);
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t at = 0;
+  while (at < s.size()) {
+    size_t comma = s.find(',', at);
+    out.push_back(std::atoll(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at).c_str()));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
   int64_t long_t = 32768, prefill_t = 8192, steps = 50;
+  std::vector<int64_t> decode_lengths{512, 4096, 16384};
+  int decode_reps = 15;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--long" && i + 1 < argc) long_t = std::atoll(argv[++i]);
     else if (a == "--prefill" && i + 1 < argc) prefill_t = std::atoll(argv[++i]);
     else if (a == "--steps" && i + 1 < argc) steps = std::atoll(argv[++i]);
+    else if (a == "--decode" && i + 1 < argc) decode_lengths = parse_list(argv[++i]);
+    else if (a == "--decode-reps" && i + 1 < argc) decode_reps = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_retrieval [--prefill T] [--steps N] [--long T (0: skip)]\n");
+      std::fprintf(stderr, "usage: bench_retrieval [--prefill T (0: skip)] [--steps N] [--long T (0: skip)] "
+                           "[--decode N1,N2 (\"\": skip)] [--decode-reps N] [--threads N]\n");
       return 2;
     }
   }
-  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  at::set_num_threads(threads);
   ms::bench::print_machine("bench_retrieval");
   std::unique_ptr<ms::Model> model = ms::bench::long_context_model("bench_retrieval");
   ms::Model& m = *model;
@@ -74,6 +145,9 @@ int main(int argc, char** argv) {
                 "cache %.2f + %.2f GiB (target: under 1 GiB)\n", static_cast<long long>(long_t), r.generated.size(),
                 s, peak, weights_gib, kv_gib, peak - weights_gib - kv_gib);
   }
+
+  if (!decode_lengths.empty()) decode_floor(m, decode_lengths, decode_reps);
+  if (prefill_t <= 0) return 0;
 
   // Prefill alone against prefill + decode steps with the argmax observer, interleaved.
   ms::NeedleEpisode ep = random_episode(prefill_t, c.d_vocab, 4, steps);

@@ -24,6 +24,19 @@ at::Tensor soft_cap(const at::Tensor& x, double cap) {
   if (c10::GradMode::is_enabled() && x.requires_grad()) return at::tanh(x / cap) * cap;
   return x.div_(cap).tanh_().mul_(cap);
 }
+
+// x (..., in) times w^T (+ b), as at::linear. One row (a decode step) is a matrix-vector product:
+// GEMV reads each weight once, where GEMM at M = 1 packs the weight panels first (a decode step
+// was 4x its memory floor; issue 18 item 5).
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (x.numel() != x.size(-1) || w.dim() != 2 || !x.device().is_cpu() || x.scalar_type() != at::kFloat ||
+      w.scalar_type() != at::kFloat)
+    return at::linear(x, w, b);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = w.size(0);
+  at::Tensor v = x.reshape({x.size(-1)});
+  return (b.defined() ? at::addmv(b, w, v) : at::mv(w, v)).view(shape);
+}
 }  // namespace
 
 class ForwardPass {
@@ -119,7 +132,7 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
   const LayerWeights& lw = m_w.layers[layer];
   const int64_t B = m_batch, T = m_len, P = m_past, H = m_cfg.n_heads, KV = m_cfg.n_kv_heads,
                 dh = m_cfg.d_head, G = H / KV;
-  at::Tensor qkv = at::linear(x, lw.w_qkv, lw.b_qkv);  // (B, T, qd + 2 kvd)
+  at::Tensor qkv = linear(x, lw.w_qkv, lw.b_qkv);  // (B, T, qd + 2 kvd)
   at::Tensor q = hp(m_hooks, ids.q, qkv.narrow(2, 0, H * dh).view({B, T, H, dh}));
   at::Tensor k = hp(m_hooks, ids.k, qkv.narrow(2, H * dh, KV * dh).view({B, T, KV, dh}));
   at::Tensor v = hp(m_hooks, ids.v, qkv.narrow(2, (H + KV) * dh, KV * dh).view({B, T, KV, dh}));
@@ -216,7 +229,7 @@ at::Tensor ForwardPass::attention_out(size_t layer, at::Tensor z, const Model::L
     at::Tensor out = result.sum(2);
     return lw.b_o.defined() ? out + lw.b_o : out;
   }
-  return at::linear(z.reshape({B, T, H * dh}), lw.w_o, lw.b_o);
+  return linear(z.reshape({B, T, H * dh}), lw.w_o, lw.b_o);
 }
 
 at::Tensor ForwardPass::mlp(size_t layer, const at::Tensor& x, const Model::LayerHooks& ids) const {
@@ -234,7 +247,7 @@ at::Tensor ForwardPass::mlp(size_t layer, const at::Tensor& x, const Model::Laye
       parts.push_back(mlp(layer, x.narrow(1, t0, std::min(chunk, T - t0)), ids));
     return at::cat(parts, 1);
   }
-  at::Tensor pre = at::linear(x, lw.w_in, lw.b_in);
+  at::Tensor pre = linear(x, lw.w_in, lw.b_in);
   at::Tensor post;
   if (m_cfg.gated_mlp) {
     at::Tensor gate = hp(m_hooks, ids.mlp_pre, pre.narrow(-1, 0, m_cfg.d_mlp));
@@ -244,7 +257,7 @@ at::Tensor ForwardPass::mlp(size_t layer, const at::Tensor& x, const Model::Laye
     post = activation(hp(m_hooks, ids.mlp_pre, pre));
   }
   post = hp(m_hooks, ids.mlp_post, post);
-  return at::linear(post, lw.w_out, lw.b_out);
+  return linear(post, lw.w_out, lw.b_out);
 }
 
 at::Tensor ForwardPass::run(const at::Tensor& tokens_in) {
@@ -329,7 +342,7 @@ at::Tensor ForwardPass::run(const at::Tensor& tokens_in) {
   if (m_opts.stop_at_layer >= 0) return resid;
   if (m_opts.last_logits_only) resid = resid.narrow(1, m_len - 1, 1);
   at::Tensor x = norm(resid, m_w.ln_f_w, m_w.ln_f_b, ids.lnf_scale, ids.lnf_normalized);
-  at::Tensor logits = at::linear(x, m_w.w_u, m_w.b_u);
+  at::Tensor logits = linear(x, m_w.w_u, m_w.b_u);
   if (m_cfg.final_softcap > 0) logits = soft_cap(logits, m_cfg.final_softcap);
   return logits.scalar_type() == at::kFloat ? logits : logits.to(at::kFloat);
 }

@@ -30,9 +30,10 @@ at::Tensor nan_scores(const CircuitGraph& g) {
 }
 
 // d metric / d (input of every target) at one run, as one tensor per target group.
-// outputs (optional) receives the run's source outputs, detached: [S, B, T, d].
+// outputs (optional) receives the run's source outputs, detached, one [B, T, d] per source.
 std::vector<at::Tensor> target_gradients(const Model& model, const CircuitGraph& g, const TaskPairs& task,
-                                         const at::Tensor& embed_override, at::Tensor* outputs = nullptr) {
+                                         const at::Tensor& embed_override,
+                                         std::vector<at::Tensor>* outputs = nullptr) {
   const auto& groups = g.groups();
   std::vector<at::Tensor> leaves(groups.size());
   const int64_t B = task.n(), T = task.seq_len(), d = model.config().d_model;
@@ -62,9 +63,8 @@ std::vector<at::Tensor> target_gradients(const Model& model, const CircuitGraph&
   c10::AutoGradMode grad_on(true);
   at::Tensor metric = task_metric(last_only ? last_task : task, run_edge_forward(model, g, task.clean, o));
   if (outputs) {
-    std::vector<at::Tensor> det;
-    for (const auto& x : run_outputs) det.push_back(x.detach());
-    *outputs = at::stack(det);
+    outputs->clear();
+    for (const auto& x : run_outputs) outputs->push_back(x.detach());
   }
   std::vector<at::Tensor> inputs;
   for (const auto& l : leaves) inputs.push_back(l);
@@ -84,9 +84,10 @@ EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const Tas
   out.metric_corrupted = runs.metric_corrupted;
   std::vector<at::Tensor> grads;
   at::Tensor clean_out = runs.clean_out;
+  std::vector<at::Tensor> clean_list;  // the gradient pass's own source outputs, when used
   if (ig_steps <= 0) {
     // The clean outputs come from the gradient pass itself when the caller has none.
-    grads = target_gradients(model, g, task, at::Tensor(), clean_out.defined() ? nullptr : &clean_out);
+    grads = target_gradients(model, g, task, at::Tensor(), clean_out.defined() ? nullptr : &clean_list);
   } else {
     at::Tensor e_clean = at::embedding(model.weights().w_e, task.clean.to(model.device())).to(at::kFloat);
     at::Tensor e_corr = at::embedding(model.weights().w_e, task.corrupted.to(model.device())).to(at::kFloat);
@@ -100,7 +101,16 @@ EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const Tas
     for (auto& x : grads) x = x / ig_steps;
   }
   at::NoGradGuard no_grad;
-  at::Tensor delta = runs.corrupted_out - clean_out;  // (S, B, T, d)
+  at::Tensor delta;  // (S, B, T, d)
+  if (clean_out.defined()) {
+    delta = runs.corrupted_out - clean_out;
+  } else {  // corrupted - clean per source, without stacking the clean outputs first
+    delta = at::empty_like(runs.corrupted_out);
+    for (size_t s = 0; s < clean_list.size(); ++s) {
+      at::Tensor row = delta[static_cast<int64_t>(s)];
+      at::sub_out(row, runs.corrupted_out[static_cast<int64_t>(s)], clean_list[s]);
+    }
+  }
   out.scores = nan_scores(g);
   // Products as GEMMs: (targets, B*T*d) x (B*T*d, upstream sources), the groups that share an
   // upstream prefix (a layer's q, k and v) stacked into one call.

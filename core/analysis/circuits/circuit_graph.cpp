@@ -166,6 +166,12 @@ at::Tensor project_heads(const Model& m, int layer, TargetKind kind, const at::T
 // J_norm(x)^T (W_h^T grad_h), for every head at once. Inputs: eps [B, T, n, d]; xhat [B, T, 1, d]
 // (normalised x, before the weight); inv_scale [B, T, 1, 1]; w [d] (the norm's weight);
 // W [n, dh, d]. layer_norm: whether the norm centres (LayerNorm) or not (RMSNorm).
+// With gw = (W_h^T grad_h) * w: gx = inv_scale * (gw - xhat * mean(gw * xhat) [- mean(gw)]).
+// Computed so that the [B, T, n, d] gradient is written once and updated once: inv_scale is
+// folded into grad_h and the centring into W (mean_d of grad . W w = grad . mean_d(W w)), and
+// mean(gw * xhat) = grad . (W w) xhat is a [B, T, n, dh] product, small next to d. (Issue 18:
+// under glibc's default malloc policy, where every fresh [B, T, n, d] tensor is page-faulted in,
+// the element-wise passes were half of EAP's time; under mechscope's, a few per cent.)
 struct LinearizedHeadInput : public torch::autograd::Function<LinearizedHeadInput> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor eps, at::Tensor xhat,
                             at::Tensor inv_scale, at::Tensor w, at::Tensor W, bool layer_norm) {
@@ -177,10 +183,17 @@ struct LinearizedHeadInput : public torch::autograd::Function<LinearizedHeadInpu
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &xhat = saved[0], &inv_scale = saved[1], &w = saved[2], &W = saved[3];
-    at::Tensor gw = at::einsum("btnk,nkd->btnd", {grads[0].to(at::kFloat), W}) * w;  // d/d(normalised x)
-    at::Tensor gx = gw - xhat * (gw * xhat).mean(-1, true);
-    if (ctx->saved_data["ln"].toBool()) gx = gx - gw.mean(-1, true);
-    return {gx * inv_scale, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const int64_t B = xhat.size(0), T = xhat.size(1), d = xhat.size(3), n = W.size(0), dh = W.size(1);
+    at::Tensor ww = W * w;                                            // (n, dh, d): W_h with the norm's weight
+    at::Tensor g = grads[0].to(at::kFloat) * inv_scale;               // (B, T, n, dh)
+    at::Tensor p = at::matmul(xhat.reshape({B * T, d}), ww.view({n * dh, d}).t()).view({B, T, n, dh});
+    at::Tensor c = (g * p).sum(-1, true).div_(static_cast<double>(d));  // (B, T, n, 1): mean(gw * xhat)
+    at::Tensor wc = ctx->saved_data["ln"].toBool() ? ww - ww.mean(-1, true) : ww;
+    // (n, B*T, dh) x (n, dh, d) -> (n, B*T, d), seen as (B, T, n, d): each head's rows contiguous,
+    // as the products in edge_attribution read them.
+    at::Tensor gx = at::bmm(g.permute({2, 0, 1, 3}).reshape({n, B * T, dh}), wc).view({n, B, T, d}).permute({1, 2, 0, 3});
+    gx.addcmul_(xhat, c, -1.0);
+    return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
