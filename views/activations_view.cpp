@@ -67,6 +67,7 @@ class ActivationsView : public View {
       m_heat.set_matrix(f->act_matrix, static_cast<int>(f->act_rows), static_cast<int>(f->act_cols), f->tokens,
                         f->act_col_labels);
       m_heat.set_titles("position", neurons ? "neuron" : heads ? "head:index" : "dim", "activation");
+      m_fit_rows = true;
       // Until a column is clicked: the one with the largest |activation|.
       if (m_col < 0 || m_col >= f->act_cols || m_auto_col) {
         m_auto_col = true;
@@ -80,7 +81,13 @@ class ActivationsView : public View {
     ImGui::TextDisabled("%s  [%s]  shown as %lld positions x %lld; click a column for its top tokens", f->act_name.c_str(),
                         shape.c_str(), static_cast<long long>(f->act_rows), static_cast<long long>(f->act_cols));
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    if (ImGui::BeginChild("##act", ImVec2(0, std::max(120.f, avail.y * 0.62f)))) m_heat.draw();
+    const float child_h = std::max(120.f, avail.y * 0.62f);
+    if (m_fit_rows) {  // a few positions x hundreds of features: the rows fill the height (pan for the rest)
+      m_fit_rows = false;
+      m_heat.set_view(std::clamp((child_h - 40.0) / std::max<int64_t>(1, f->act_rows), 1.0, 24.0), 0, 0);
+    }
+    ImGui::TextDisabled("wheel: zoom, drag: pan, double-click: fit everything");
+    if (ImGui::BeginChild("##act", ImVec2(0, child_h))) m_heat.draw();
     ImGui::EndChild();
     int r = 0, c = 0;
     if (m_heat.clicked(&r, &c)) m_col = c, m_auto_col = false;
@@ -119,6 +126,7 @@ class ActivationsView : public View {
   std::string m_name, m_seen_hook, m_folder = "activations", m_export_note;
   int m_col = -1;
   bool m_auto_col = true;
+  bool m_fit_rows = false;
 };
 }  // namespace
 

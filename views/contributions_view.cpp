@@ -128,8 +128,11 @@ class ContributionsView : public View {
       for (double v : *r.v)
         if (!std::isnan(v)) m = std::max(m, std::fabs(v));
     ColorScale scale{loss ? Colormap::kViridis : Colormap::kDiverging, loss ? 0.0 : -m, m};
+    // Three table rows per prompt (name, numbers, tokens) and the horizontal scrollbar.
+    const ImGuiStyle& st = ImGui::GetStyle();
+    const float table_h = (ImGui::GetTextLineHeight() + 2 * st.CellPadding.y) * 3 * rows.size() + st.ScrollbarSize + 6;
     const ImGuiTableFlags flags = ImGuiTableFlags_ScrollX | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit;
-    if (ImGui::BeginTable("positions", static_cast<int>(n_cols) + 1, flags, ImVec2(0, ImGui::GetTextLineHeightWithSpacing() * 8))) {
+    if (ImGui::BeginTable("positions", static_cast<int>(n_cols) + 1, flags, ImVec2(0, table_h))) {
       ImGui::TableSetupScrollFreeze(1, 0);
       for (const Row& r : rows) {
         ImGui::TableNextRow();
