@@ -9,10 +9,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
+#include "core/analysis/circuits/patching.h"
 #include "core/analysis/heads/head_ablation.h"
+#include "core/analysis/task_metrics.h"
 #include "core/features/sae_dashboard.h"
 #include "core/features/sae_splice.h"
 #include "core/analysis/lens/logit_lens.h"
@@ -21,7 +24,10 @@
 #include "core/attention/attention_stats.h"
 #include "core/attention/observer_chain.h"
 #include "core/model/context_warning.h"
+#include "core/io/npy.h"
 #include "core/tokenizer/token_label.h"
+#include "hooks/activation_cache.h"
+#include "hooks/hook_names.h"
 
 namespace ms::views {
 
@@ -35,6 +41,15 @@ std::shared_ptr<const PreparedHeatmap> ForwardResult::prepared_heatmap(int64_t l
   size_t i = static_cast<size_t>(layer * n_heads + head);
   if (!pattern(layer, head) || i >= prepared.size()) return nullptr;
   return prepared[i];
+}
+
+std::vector<std::pair<int64_t, float>> ForwardResult::top_positions(int64_t col, int k) const {
+  std::vector<std::pair<int64_t, float>> out;
+  if (!act_matrix || col < 0 || col >= act_cols) return out;
+  for (int64_t t = 0; t < act_rows; ++t) out.push_back({t, (*act_matrix)[static_cast<size_t>(t * act_cols + col)]});
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (static_cast<int64_t>(out.size()) > k) out.resize(static_cast<size_t>(k));
+  return out;
 }
 
 namespace {
@@ -158,13 +173,129 @@ void intervene(const Model& model, const ForwardRequest& req, const at::Tensor& 
   ForwardOptions ao;
   ao.hooks = ablate.empty() && !steer ? nullptr : &ab;
   ao.attention = heads.empty() ? nullptr : &calib;
-  ao.last_logits_only = true;
-  at::Tensor ap = at::softmax(model.forward(model.tokens_tensor(req.ids), ao).reshape({-1}).to(at::kFloat), 0);
+  ao.last_logits_only = !req.contributions;
+  at::Tensor al = model.forward(model.tokens_tensor(req.ids), ao);  // (1, T or 1, d_vocab)
+  if (req.contributions) {
+    r.diff_ablated = logit_diff_per_position(al, r.answer, r.wrong);
+    r.loss_ablated = loss_per_position(al, req.ids);
+  }
+  at::Tensor ap = at::softmax(al[0][-1].to(at::kFloat), 0);
   r.ablated = req.ablate;
   for (const Prediction& p : r.top) r.top_prob_ablated.push_back(ap[p.id].item<double>());
   r.top_ablated = top_predictions(model, ap, k);
 }
+// The Contributions window's numbers from the clean pass's full logits (1, T, V): the answer and
+// wrong tokens, per-position metrics of the clean and corrupted prompts, and core's DLA.
+void contributions(const Model& model, const ForwardRequest& req, const at::Tensor& logits, ForwardResult& r) {
+  const ModelConfig& c = model.config();
+  r.contrib_pos = req.contrib_pos < 0 || req.contrib_pos >= r.n_pos ? r.n_pos - 1 : req.contrib_pos;
+  at::Tensor probs = at::softmax(logits[0][r.contrib_pos].to(at::kFloat), 0);
+  r.pos_top = top_predictions(model, probs, std::min<int>(10, static_cast<int>(probs.size(0))));
+  r.answer = req.answer >= 0 && req.answer < c.d_vocab ? req.answer : r.pos_top[0].id;
+  r.wrong = req.wrong >= 0 && req.wrong < c.d_vocab && req.wrong != r.answer ? req.wrong : -1;
+  r.answer_token = token_display(token_label(model, r.answer));
+  if (r.wrong >= 0) r.wrong_token = token_display(token_label(model, r.wrong));
+  r.diff_clean = logit_diff_per_position(logits, r.answer, r.wrong);
+  r.loss_clean = loss_per_position(logits, req.ids);
+  if (!req.corrupted_ids.empty()) {
+    r.corrupted_ids = req.corrupted_ids;
+    for (int32_t id : req.corrupted_ids) r.corrupted_tokens.push_back(token_display(token_label(model, id)));
+    at::Tensor cl = model.forward(model.tokens_tensor(req.corrupted_ids));  // (1, T', V)
+    r.diff_corrupted = logit_diff_per_position(cl, r.answer, r.wrong);
+    r.loss_corrupted = loss_per_position(cl, req.corrupted_ids);
+  }
+  TaskPairs task;
+  task.name = "workbench";
+  task.clean = task.corrupted = model.tokens_tensor(req.ids);
+  task.answer_pos = {r.contrib_pos};
+  task.answer = {r.answer};
+  task.distractor = {r.wrong};
+  DlaResult dla = direct_logit_attribution(model, task);
+  at::Tensor ph = dla.per_head.contiguous();
+  r.dla_heads.assign(ph.data_ptr<double>(), ph.data_ptr<double>() + ph.numel());
+  r.dla_bias = dla.bias_terms;
+  for (size_t i = 0; i < dla.components.size(); ++i) {
+    const std::string& n = dla.components[i];
+    const double v = dla.per_component[i];
+    if (n == "embed") {
+      r.dla_embed = v;
+    } else if (n.rfind("mlp", 0) == 0) {
+      r.dla_mlp.push_back(v);
+    } else if (n.rfind("attn", 0) == 0) {  // the layer's attention output less its heads: b_O
+      const int64_t l = std::stoll(n.substr(4));
+      r.dla_bias += v - dla.per_head[l].sum().item<double>();
+    }
+  }
+  r.dla_total = dla.logit_diff;
+  r.dla_notes = dla.notes;
+}
+
+// The Activations window's hook point, from the clean pass's cache.
+void fill_activation(const ForwardRequest& req, const ActivationCache& cache, ForwardResult& r) {
+  r.act_name = req.cache_hook;
+  if (!cache.contains(req.cache_hook)) {
+    r.act_error = "this model has no hook point '" + req.cache_hook + "'";
+    return;
+  }
+  r.act = cache.at(req.cache_hook).to(at::kCPU, at::kFloat).contiguous();
+  HookAxes ax = hook_axes(req.cache_hook);
+  at::Tensor a = r.act[0];                                   // batch 0: pos first unless the name says otherwise
+  const int pos = ax.pos - 1, head = ax.head - 1;            // axes without the batch
+  at::Tensor m = a.movedim(pos, 0).contiguous();             // (pos, ...)
+  r.act_rows = m.size(0);
+  m = m.reshape({r.act_rows, -1}).contiguous();
+  r.act_cols = m.size(1);
+  r.act_matrix = std::make_shared<const std::vector<float>>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
+  if (head >= 0) {  // columns are (head, rest): "H<head>:<index>"
+    const int64_t n_heads = a.size(head), per = r.act_cols / std::max<int64_t>(1, n_heads);
+    for (int64_t j = 0; j < r.act_cols; ++j)
+      r.act_col_labels.push_back("H" + std::to_string(j / per) + ":" + std::to_string(j % per));
+  }
+}
 }  // namespace
+
+int32_t parse_token(const Model& model, const std::string& text) {
+  const int64_t V = model.config().d_vocab;
+  if (text.empty()) fail_input("token: nothing given");
+  if (text[0] == '#' || !model.tokenizer()) {
+    const std::string digits = text[0] == '#' ? text.substr(1) : text;
+    char* end = nullptr;
+    long v = std::strtol(digits.c_str(), &end, 10);
+    if (digits.empty() || *end != 0 || v < 0 || v >= V)
+      fail_input("token '" + text + "': not a token id in [0, " + std::to_string(V) + ")");
+    return static_cast<int32_t>(v);
+  }
+  std::vector<int32_t> ids = model.tokenizer()->encode(text, false);
+  if (ids.size() != 1)
+    fail_input("token '" + text + "' is " + std::to_string(ids.size()) +
+               " tokens, not one (write #ID for a token id; a leading space is often part of the token)");
+  return ids[0];
+}
+
+std::vector<std::string> export_cache_npy(const Model& model, const std::vector<int32_t>& ids,
+                                          const std::string& pattern, const std::string& folder) {
+  namespace fs = std::filesystem;
+  if (ids.empty()) fail_input("export: the prompt has no tokens");
+  at::NoGradGuard no_grad;
+  HookRegistry hooks;
+  ActivationCache cache;
+  hooks.add_forward(pattern, cache_hook(cache));
+  ForwardOptions fo;
+  fo.hooks = &hooks;  // every position (last_logits_only would leave ln_final's points at the last one)
+  model.forward(model.tokens_tensor(ids), fo);
+  if (cache.size() == 0) fail_input("export: '" + pattern + "' matches no hook point of this model");
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) fail_input(folder + ": cannot create the folder: " + ec.message());
+  std::vector<std::string> paths;
+  for (const auto& [name, t] : cache.items()) {
+    std::string path = (fs::path(folder) / (name + ".npy")).string();
+    Status st = write_npy(path, t);
+    if (!st) fail_input(st.error().message);
+    paths.push_back(path);
+  }
+  return paths;
+}
 
 std::vector<int32_t> prompt_ids(const Model& model, const std::string& text) {
   if (model.tokenizer()) return model.tokenizer()->encode(text, true);
@@ -205,13 +336,15 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   LogitLens lens(model);
   HookRegistry hooks;
   if (lens_on) lens.attach(hooks);
+  ActivationCache act_cache;
+  if (!req.cache_hook.empty()) hooks.add_forward(req.cache_hook, cache_hook(act_cache));
   ForwardOptions opts;
   opts.attention = &observers;
-  opts.hooks = lens_on ? &hooks : nullptr;
-  opts.last_logits_only = true;
+  opts.hooks = hooks.empty() ? nullptr : &hooks;
+  opts.last_logits_only = !req.contributions;
   at::NoGradGuard no_grad;
-  at::Tensor logits = model.forward(model.tokens_tensor(req.ids), opts);  // (1, 1, d_vocab)
-  at::Tensor probs = at::softmax(logits.reshape({-1}).to(at::kFloat), 0);
+  at::Tensor logits = model.forward(model.tokens_tensor(req.ids), opts);  // (1, 1 or n_pos, d_vocab)
+  at::Tensor probs = at::softmax(logits[0][-1].to(at::kFloat), 0);
   const int k = std::min<int>(req.top_k, static_cast<int>(probs.size(0)));
   r.top = top_predictions(model, probs, k);
   for (auto& p : rec.m_patterns) {
@@ -223,6 +356,8 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   at::Tensor a0 = alpha.select(-1, 0).to(at::kDouble).contiguous().view(-1);
   r.alpha0.assign(a0.data_ptr<double>(), a0.data_ptr<double>() + a0.numel());
   if (lens_on) fill_lens(model, lens, r);
+  if (!req.cache_hook.empty()) fill_activation(req, act_cache, r);
+  if (req.contributions) contributions(model, req, logits, r);
   if (req.sae && req.top_features > 0) r.features = prompt_top_features(model, *req.sae, req.ids, req.top_features);
   if (!req.ablate.empty() || !req.calibrate.empty() || (req.sae && req.steer_feature >= 0)) intervene(model, req, alpha, k, r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -56,6 +56,38 @@ struct ForwardResult {
   std::vector<Prediction> top_ablated;
   // With an SAE (the Features view): the features most active at each position, strongest first.
   std::vector<std::vector<std::pair<int64_t, float>>> features;
+  // With ForwardRequest::contributions (the Contributions window): per position of each prompt the
+  // logit difference answer - wrong (the answer's own logit without a wrong token) and the
+  // next-token loss (NaN at the last position), core/analysis/task_metrics.h; for the clean
+  // prompt, the corrupted one (empty when none) and the clean one with the second pass's
+  // intervention (empty when none).
+  int32_t answer = -1, wrong = -1;   // resolved: answer -1 in the request is the top token at contrib_pos
+  std::string answer_token, wrong_token;
+  int64_t contrib_pos = -1;          // resolved position
+  std::vector<Prediction> pos_top;   // the top predictions at contrib_pos (to pick an answer from)
+  std::vector<int32_t> corrupted_ids;
+  std::vector<std::string> corrupted_tokens;
+  std::vector<double> diff_clean, diff_corrupted, diff_ablated;
+  std::vector<double> loss_clean, loss_corrupted, loss_ablated;
+  // Direct logit attribution of the clean prompt at contrib_pos to the same direction (core's
+  // direct_logit_attribution: each part centred, divided by the final norm's scale and projected
+  // on w_lnf * (W_U[answer] - W_U[wrong])): per head [layer * n_heads + head], per MLP (empty for
+  // attention-only models), the embeddings, and the biases (ln_final and unembedding biases plus
+  // each layer's attention output bias). They add up to dla_total, the model's logit (difference)
+  // before soft-capping.
+  std::vector<double> dla_heads, dla_mlp;
+  double dla_embed = 0, dla_bias = 0, dla_total = 0;
+  std::vector<std::string> dla_notes;
+  // With ForwardRequest::cache_hook (the Activations window): that hook point's activation as the
+  // model produced it (CPU float32, batch axis kept: what `forward --cache` writes) and as a
+  // matrix, positions x (everything else flattened: d_model, neurons, head * d_head, head * key).
+  std::string act_name, act_error;   // act_error: why nothing was cached
+  at::Tensor act;
+  std::shared_ptr<const std::vector<float>> act_matrix;
+  int64_t act_rows = 0, act_cols = 0;
+  std::vector<std::string> act_col_labels;  // "H2:5" with a head axis, else the index
+  // The k positions where column `col` of act_matrix is largest, largest first.
+  std::vector<std::pair<int64_t, float>> top_positions(int64_t col, int k) const;
   double seconds = 0;                // wall time of the forward pass
   std::shared_ptr<const std::vector<float>> pattern(int64_t layer, int64_t head) const;
 };
@@ -77,6 +109,14 @@ struct ForwardRequest {
   int top_features = 3;
   int64_t steer_feature = -1;
   double steer_value = 0;
+  // The Contributions window: per-position metrics of the clean prompt, corrupted_ids (empty:
+  // none) and the intervention, and the direct logit attribution at contrib_pos (-1: the last) to
+  // answer (-1: the top prediction there) minus wrong (-1: none, the answer's own logit).
+  bool contributions = false;
+  std::vector<int32_t> corrupted_ids;
+  int32_t answer = -1, wrong = -1;
+  int64_t contrib_pos = -1;
+  std::string cache_hook;               // the Activations window: a hook point's exact name ("" none)
   bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
   int64_t max_lens_positions = 256;
 };
@@ -87,6 +127,17 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req);
 // Token ids of a prompt: through the tokenizer when the model has one (BOS as configured), else
 // the text is a list of ids ("0 5 9" or "0,5,9"); throws InputError naming the bad item.
 std::vector<int32_t> prompt_ids(const Model& model, const std::string& text);
+// A token typed by the user: "#ID" (or a bare id for models without a tokenizer) is that id, else
+// the text must encode to exactly one token (no BOS). Throws InputError saying what it became.
+int32_t parse_token(const Model& model, const std::string& text);
+
+// Writes the activations of `ids` at the hook points matching `pattern` (an exact name or a glob,
+// "*" for all) as FOLDER/<hook name>.npy (core/io/npy.h), the files `mechscope forward --cache
+// PATTERN --dump-dir FOLDER` writes; returns the paths. Throws InputError when the folder cannot
+// be made, nothing matches or a file cannot be written.
+std::vector<std::string> export_cache_npy(const Model& model, const std::vector<int32_t>& ids,
+                                          const std::string& pattern, const std::string& folder);
+
 // Tokens are shown with ms::token_label (core/tokenizer/token_label.h), as the CLI stores them.
 
 }  // namespace ms::views

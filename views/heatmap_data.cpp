@@ -52,6 +52,7 @@ const char* heat_scale_name(HeatScale s) {
     case HeatScale::kLinear: return "linear";
     case HeatScale::kLog: return "log";
     case HeatScale::kSinkClipped: return "sink-clipped";
+    case HeatScale::kSigned: return "signed";
   }
   return "?";
 }
@@ -80,12 +81,13 @@ double HeatRange::normalize(double v) const {
 HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale) {
   HeatRange r;
   r.scale = scale;
-  double max_all = 0, max_rest = 0, min_pos = std::numeric_limits<double>::infinity();
+  double max_all = 0, max_rest = 0, min_pos = std::numeric_limits<double>::infinity(), max_abs = 0;
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) {
       double v = values[static_cast<size_t>(i) * cols + j];
       if (std::isnan(v)) continue;
       max_all = std::max(max_all, v);
+      max_abs = std::max(max_abs, std::fabs(v));
       if (j > 0) max_rest = std::max(max_rest, v);
       if (v > 0) min_pos = std::min(min_pos, v);
     }
@@ -102,6 +104,10 @@ HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale) {
     case HeatScale::kSinkClipped:
       r.lo = 0, r.hi = max_rest > 0 ? max_rest : max_all;
       break;
+    case HeatScale::kSigned:
+      if (max_abs <= 0) max_abs = 1;
+      r.lo = -max_abs, r.hi = max_abs;
+      break;
   }
   return r;
 }
@@ -109,7 +115,7 @@ HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale) {
 std::shared_ptr<const PreparedHeatmap> prepare_heatmap(const float* values, int rows, int cols) {
   auto p = std::make_shared<PreparedHeatmap>();
   p->levels = build_pyramid(values, rows, cols);
-  for (HeatScale s : {HeatScale::kLinear, HeatScale::kLog, HeatScale::kSinkClipped})
+  for (HeatScale s : {HeatScale::kLinear, HeatScale::kLog, HeatScale::kSinkClipped, HeatScale::kSigned})
     p->ranges[static_cast<int>(s)] = heat_range(values, rows, cols, s);
   return p;
 }
@@ -118,11 +124,13 @@ void colorize(const HeatLevel& level, const HeatRange& range, std::vector<uint8_
   rgba.resize(static_cast<size_t>(level.rows) * level.cols * 4);
   // A 1024-entry table: colormap_at per texel would dominate at 4096 x 4096.
   constexpr int kLut = 1024;
-  static const std::vector<Rgb> lut = [] {
+  auto make_lut = [](Colormap map) {
     std::vector<Rgb> t(kLut);
-    for (int i = 0; i < kLut; ++i) t[i] = colormap_at(Colormap::kViridis, i / double(kLut - 1));
+    for (int i = 0; i < kLut; ++i) t[i] = colormap_at(map, i / double(kLut - 1));
     return t;
-  }();
+  };
+  static const std::vector<Rgb> viridis = make_lut(Colormap::kViridis), diverging = make_lut(Colormap::kDiverging);
+  const std::vector<Rgb>& lut = range.scale == HeatScale::kSigned ? diverging : viridis;
   uint8_t* p = rgba.data();
   for (float v : level.values) {
     if (std::isnan(v)) {

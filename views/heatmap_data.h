@@ -24,8 +24,9 @@ std::vector<HeatLevel> build_pyramid(const float* values, int rows, int cols, in
 // factor is at most cells_per_pixel, so every pixel shows the maximum of the cells under it.
 int choose_level(const std::vector<HeatLevel>& pyramid, double cells_per_pixel);
 
-enum class HeatScale { kLinear, kLog, kSinkClipped };
-const char* heat_scale_name(HeatScale s);  // "linear", "log", "sink-clipped"
+// kSigned: signed values (activations) on the blue-white-red diverging map, -m..m with m = max |v|.
+enum class HeatScale { kLinear, kLog, kSinkClipped, kSigned };
+const char* heat_scale_name(HeatScale s);  // "linear", "log", "sink-clipped", "signed"
 bool parse_heat_scale(const std::string& s, HeatScale* out);
 
 // Value -> t in [0, 1] for the colour map.
@@ -35,7 +36,8 @@ struct HeatRange {
   double normalize(double v) const;
 };
 // linear: 0..max; log: max(min positive, max * 1e-4)..max; sink-clipped: 0..the largest value
-// outside column 0 (a first-token sink saturates instead of washing out every other key).
+// outside column 0 (a first-token sink saturates instead of washing out every other key);
+// signed: -m..m, m = max |value|.
 HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale);
 
 // Everything a heatmap needs before it is drawn: the pyramid and the range of each scale. Built
@@ -43,11 +45,11 @@ HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale);
 // that receives it nothing but a pointer swap.
 struct PreparedHeatmap {
   std::vector<HeatLevel> levels;
-  HeatRange ranges[3];  // indexed by HeatScale
+  HeatRange ranges[4];  // indexed by HeatScale
 };
 std::shared_ptr<const PreparedHeatmap> prepare_heatmap(const float* values, int rows, int cols);
 
-// RGBA texels (viridis) of a level; NaN cells (masked, e.g. future keys) are dark grey.
+// RGBA texels (viridis; signed: diverging) of a level; NaN cells (masked, e.g. future keys) are dark grey.
 void colorize(const HeatLevel& level, const HeatRange& range, std::vector<uint8_t>& rgba);
 
 }  // namespace ms::views

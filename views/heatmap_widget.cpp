@@ -123,6 +123,13 @@ void HeatmapWidget::draw() {
     m_origin_y -= io.MouseDelta.y / m_zoom;
   }
   if (hovered && ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) m_fit = true;
+  m_clicked_row = m_clicked_col = -1;
+  if (hovered && ImGui::IsMouseReleased(ImGuiMouseButton_Left)) {
+    ImVec2 d = ImGui::GetMouseDragDelta(ImGuiMouseButton_Left, 0.0f);
+    int c = int(std::floor(m_origin_x + (io.MousePos.x - plot_x) / m_zoom));
+    int r = int(std::floor(m_origin_y + (io.MousePos.y - plot_y) / m_zoom));
+    if (d.x * d.x + d.y * d.y < 9 && r >= 0 && r < m_rows && c >= 0 && c < m_cols) m_clicked_row = r, m_clicked_col = c;
+  }
   m_origin_x = std::clamp(m_origin_x, -0.5 * m_cols, m_cols * 1.0);
   m_origin_y = std::clamp(m_origin_y, -0.5 * m_rows, m_rows * 1.0);
 
@@ -183,7 +190,7 @@ void HeatmapWidget::draw() {
   for (int i = 0; i < steps; ++i) {
     double t = 1.0 - (i + 0.5) / steps;
     dl->AddRectFilled(ImVec2(bx, by + bh * i / steps), ImVec2(bx + kBarWidth, by + bh * (i + 1) / steps + 1),
-                      im_color(colormap_at(Colormap::kViridis, t)));
+                      im_color(colormap_at(m_scale == HeatScale::kSigned ? Colormap::kDiverging : Colormap::kViridis, t)));
   }
   char buf[64];
   std::snprintf(buf, sizeof buf, m_scale == HeatScale::kSinkClipped ? ">=%.3g" : "%.3g", m_range.hi);

@@ -49,6 +49,12 @@ class HeatmapWidget {
   // Draws into the remaining content region.
   void draw();
   const HeatmapLayout& layout() const { return m_layout; }
+  // The cell clicked (pressed and released without dragging) in the last draw(); false if none.
+  bool clicked(int* row, int* col) const {
+    if (m_clicked_row < 0) return false;
+    *row = m_clicked_row, *col = m_clicked_col;
+    return true;
+  }
   int level_drawn() const { return m_level_drawn; }
 
  private:
@@ -70,6 +76,7 @@ class HeatmapWidget {
   double m_origin_x = 0, m_origin_y = 0;  // cell coordinates at the top-left of the plot
   HeatmapLayout m_layout;
   int m_level_drawn = 0;
+  int m_clicked_row = -1, m_clicked_col = -1;
 };
 
 }  // namespace ms::views

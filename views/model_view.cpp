@@ -77,10 +77,16 @@ class ModelView : public View {
         if (n.rfind("blocks.", 0) == 0) blocks[std::atoi(n.c_str() + 7)].push_back(n);
         else top.push_back(n);
       }
-      for (const auto& n : top) ImGui::BulletText("%s", n.c_str());
+      // A click opens the point's activation for the current prompt (the Activations window).
+      ImGui::TextDisabled("click a hook point to see its activation");
+      auto point = [&](const std::string& n) {
+        ImGui::Bullet();
+        if (ImGui::Selectable(n.c_str(), n == m_wb.act_hook)) m_wb.open_activation(n);
+      };
+      for (const auto& n : top) point(n);
       for (const auto& [l, names] : blocks) {
         if (ImGui::TreeNode(("blocks." + std::to_string(l)).c_str())) {
-          for (const auto& n : names) ImGui::BulletText("%s", n.c_str());
+          for (const auto& n : names) point(n);
           ImGui::TreePop();
         }
       }

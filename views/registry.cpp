@@ -12,6 +12,8 @@ std::vector<std::unique_ptr<View>> make_views(Workbench& wb) {
   v.push_back(make_attention_view(wb));
   v.push_back(make_head_grid_view(wb));
   v.push_back(make_logit_lens_view(wb));
+  v.push_back(make_contributions_view(wb));
+  v.push_back(make_activations_view(wb));
   v.push_back(make_runs_view(wb));
   v.push_back(make_circuit_view(wb));
   v.push_back(make_features_view(wb));

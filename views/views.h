@@ -16,5 +16,7 @@ std::unique_ptr<View> make_runs_view(Workbench& wb);
 std::unique_ptr<View> make_circuit_view(Workbench& wb);
 std::unique_ptr<View> make_analysis_view(Workbench& wb);
 std::unique_ptr<View> make_features_view(Workbench& wb);
+std::unique_ptr<View> make_contributions_view(Workbench& wb);
+std::unique_ptr<View> make_activations_view(Workbench& wb);
 
 }  // namespace ms::views

@@ -66,6 +66,19 @@ void Workbench::start_forward() {
     return;
   }
   m_prompt_error.clear();
+  req.contributions = want_contributions;
+  if (want_contributions && !corrupted_prompt.empty()) {
+    try {
+      req.corrupted_ids = prompt_ids(*m_model, corrupted_prompt);
+    } catch (const std::exception& e) {
+      m_prompt_error = std::string("corrupted prompt: ") + e.what();
+      return;
+    }
+  }
+  req.answer = answer;
+  req.wrong = wrong;
+  req.contrib_pos = contrib_pos;
+  req.cache_hook = act_hook;
   req.lens = want_lens;
   req.ablate = ablated;
   req.calibrate = calibrated;
@@ -127,6 +140,37 @@ void Workbench::select_head(int l, int h) {
   layer = l;
   head = h;
   if (m_forward && !m_forward->pattern(l, h)) run_prompt();
+}
+
+void Workbench::open_activation(const std::string& hook) {
+  act_hook = hook;
+  focus_window = "Activations";
+  if (!m_forward || m_forward->act_name != hook) run_prompt();
+}
+
+std::vector<std::string> Workbench::export_activations(const std::string& folder, bool all) {
+  if (!m_model) {
+    show_error("Export activations", "open a model first");
+    return {};
+  }
+  if (folder.empty()) {
+    show_error("Export activations", "no folder given");
+    return {};
+  }
+  if (!all && act_hook.empty()) {
+    show_error("Export activations", "no hook point chosen: click one in the Model window's hook tree");
+    return {};
+  }
+  Result<std::vector<std::string>> r = guard([&] {
+    // The prompt shown (its last pass), else the prompt as typed.
+    std::vector<int32_t> ids = m_forward ? m_forward->ids : prompt_ids(*m_model, prompt);
+    return export_cache_npy(*m_model, ids, all ? std::string("*") : act_hook, folder);
+  });
+  if (!r) {
+    show_error("Export activations", r.error().message);
+    return {};
+  }
+  return r.value();
 }
 
 Database* Workbench::db() {
@@ -215,6 +259,8 @@ void Workbench::poll() {
         steer_feature = -1;
         steer_value = 0;
         selected_run = 0;
+        answer = wrong = -1;  // token ids of the previous vocabulary
+        contrib_pos = -1;
       }
       if (layer >= m_model->config().n_layers || head >= m_model->config().n_heads) layer = head = 0;
       m_settings.add_recent(in.model_path);

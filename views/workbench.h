@@ -53,6 +53,19 @@ class Workbench {
   std::vector<std::pair<int, int>> ablated;
   std::vector<std::pair<int, int>> calibrated;  // ACT calibration (beta 0.4) in the same second pass
 
+  // --- interventions (the Contributions window sets want_contributions while shown) ---
+  bool want_contributions = false;
+  std::string corrupted_prompt;  // "" none; compared with the prompt position by position
+  int32_t answer = -1, wrong = -1;  // -1: the top prediction at the position / no wrong token
+  int64_t contrib_pos = -1;         // -1: the last position
+
+  // --- activations (the Activations window) ---
+  std::string act_hook;  // the hook point the passes cache ("" none)
+  void open_activation(const std::string& hook);  // caches it (re-runs the pass) and shows the window
+  // Writes the current prompt's activation at act_hook (all = every hook point instead) as .npy
+  // into folder; returns the paths written (empty and the popup on failure).
+  std::vector<std::string> export_activations(const std::string& folder, bool all);
+
   // --- features (the Features window) ---
   // Loads an SAE (SAELens folder or params.npz) and checks it fits the open model; errors go to the
   // popup. Passes then report each position's top features; with steer_feature >= 0 the second

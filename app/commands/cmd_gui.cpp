@@ -32,6 +32,7 @@ namespace ms::app {
 namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
+  std::string corrupted, hook;
   int frames = 3, layer = 0, head = 0, threads = 0;
   int64_t run = 0, steer_feature = -1;
   double steer = 0;
@@ -171,6 +172,8 @@ int run_gui(const GuiOptions& o) {
   wb.next_prompt = o.prompt;
   wb.ablated = ablated;
   wb.calibrated = calibrated;
+  wb.corrupted_prompt = o.corrupted;
+  wb.act_hook = o.hook;
   if (!o.view.empty()) shell.solo(o.view);
   if (!model.empty()) wb.open_model(model);
   bool launched = false, sae_loaded = false;
@@ -239,7 +242,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   CLI::App* cmd = app.add_subcommand("gui", "the interactive workbench (Dear ImGui + GLFW; needs a display)");
   cmd->add_option("--model", o->model, std::string("model folder or .gguf (default: ") + kDefaultModel + ")");
   cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
-  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, runs, circuit, features, analyses)");
+  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, contributions, activations, runs, circuit, features, analyses)");
   cmd->add_option("--frames", o->frames, "headless: settled frames to render before the screenshot")->check(CLI::Range(1, 100000));
   cmd->add_option("--screenshot", o->screenshot, "headless: save the framebuffer as PNG and exit");
   cmd->add_option("--sae", o->sae, "an SAE to load for the Features window (SAELens folder, params.npz or DIR/layer_N.safetensors)");
@@ -249,6 +252,8 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--layer", o->layer, "the attention layer to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
+  cmd->add_option("--corrupted", o->corrupted, "a corrupted prompt for the Contributions window");
+  cmd->add_option("--hook", o->hook, "a hook point whose activation the Activations window shows, e.g. blocks.0.hook_resid_post");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");
   cmd->add_option("--calibrate", o->calibrate, "heads calibrated (ACT, beta 0.4) in the second pass, e.g. 1.2");
   cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features|sae-heads|sae-circuit [key=value ...]' "

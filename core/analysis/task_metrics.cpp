@@ -4,6 +4,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cmath>
+#include <string>
+
 namespace ms {
 namespace {
 
@@ -30,6 +33,32 @@ double continuation_loss(const Model& model, const std::vector<int32_t>& ids, in
   if (start < 1 || start >= T) fail_usage("continuation_loss: nothing to score (start " + std::to_string(start) +
                                           " of " + std::to_string(T) + " tokens)");
   return -log_prob(model, ids, start, opts) / static_cast<double>(T - start);
+}
+
+std::vector<double> logit_diff_per_position(const at::Tensor& logits, int32_t answer, int32_t wrong) {
+  at::Tensor x = (logits.dim() == 3 ? logits[0] : logits).to(at::kCPU, at::kDouble);  // (T, V)
+  const int64_t V = x.size(1);
+  if (answer < 0 || answer >= V || wrong >= V)
+    fail_usage("logit_diff_per_position: token ids " + std::to_string(answer) + ", " + std::to_string(wrong) +
+               " outside the vocabulary of " + std::to_string(V));
+  at::Tensor d = x.select(1, answer);
+  if (wrong >= 0) d = d - x.select(1, wrong);
+  d = d.contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+std::vector<double> loss_per_position(const at::Tensor& logits, const std::vector<int32_t>& ids) {
+  at::Tensor x = (logits.dim() == 3 ? logits[0] : logits).to(at::kCPU, at::kDouble);  // (T, V)
+  const int64_t T = x.size(0);
+  if (T != static_cast<int64_t>(ids.size()))
+    fail_usage("loss_per_position: " + std::to_string(T) + " positions of logits for " + std::to_string(ids.size()) + " tokens");
+  std::vector<double> out(static_cast<size_t>(T), std::nan(""));
+  if (T < 2) return out;
+  at::Tensor lp = at::log_softmax(x.narrow(0, 0, T - 1), -1).contiguous();  // (T-1, V)
+  const double* p = lp.data_ptr<double>();
+  const int64_t V = x.size(1);
+  for (int64_t t = 0; t + 1 < T; ++t) out[static_cast<size_t>(t)] = -p[t * V + ids[static_cast<size_t>(t + 1)]];
+  return out;
 }
 
 int best_choice(const Model& model, const std::vector<int32_t>& prompt,

@@ -15,6 +15,13 @@ double continuation_loss(const Model& model, const std::vector<int32_t>& ids, in
                          const ForwardOptions& opts = {});
 
 // Index of the choice with the highest total log-probability after the prompt.
+// Per position of logits [T, V] (or [1, T, V]): logit(answer) - logit(wrong), or logit(answer)
+// alone when wrong < 0 (the clean/corrupted prompt pair of the Contributions window).
+std::vector<double> logit_diff_per_position(const at::Tensor& logits, int32_t answer, int32_t wrong = -1);
+// Per position t: -log p(ids[t + 1] | ids[:t + 1]) in nats; the last position (nothing to
+// predict) is NaN. logits [T, V] or [1, T, V], T == ids.size().
+std::vector<double> loss_per_position(const at::Tensor& logits, const std::vector<int32_t>& ids);
+
 int best_choice(const Model& model, const std::vector<int32_t>& prompt,
                 const std::vector<std::vector<int32_t>>& choices, const ForwardOptions& opts = {});
 

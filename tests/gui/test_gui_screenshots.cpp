@@ -193,6 +193,20 @@ TEST(GuiScreenshot, EveryViewRendersSomething) {
   }
 }
 
+// The Contributions window (a corrupted prompt and an ablated head: three rows per position and
+// the head grid with its colour bar) and the Activations window (a hook point as a heatmap).
+TEST(GuiScreenshot, ContributionsAndActivationsWindowsRender) {
+  Shot c = shoot({"--model", sink_dir(), "--view", "contributions", "--corrupted", "0 7 11 13 1 17 21 25 29 1 33 37 41 45",
+                  "--ablate", "1.0"});
+  ASSERT_EQ(c.img.width, 1000);
+  EXPECT_GT(distinct_colours(c.img), 30u);
+  for (const char* hook : {"blocks.0.hook_resid_post", "blocks.1.attn.hook_z"}) {
+    Shot a = shoot({"--model", sink_dir(), "--view", "activations", "--hook", hook});
+    ASSERT_EQ(a.img.width, 1000) << hook;
+    EXPECT_GT(distinct_colours(a.img), 30u) << hook;
+  }
+}
+
 TEST(GuiScreenshot, BadModelAndViewAreReported) {
   auto r = ms::test::run_mechscope({"gui", "--model", sink_dir(), "--view", "nope", "--screenshot", "/tmp/x.png"});
   EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "hooks/activation_cache.h"
@@ -140,8 +141,12 @@ DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
   } else {
     at::Tensor a = at::tensor(std::vector<int64_t>(task.answer.begin(), task.answer.end()), at::kLong);
     at::Tensor d = at::tensor(std::vector<int64_t>(task.distractor.begin(), task.distractor.end()), at::kLong);
-    dir = wu.index_select(0, a) - wu.index_select(0, d);
-    if (w.b_u.defined()) bu_diff = w.b_u.to(at::kDouble).index_select(0, a) - w.b_u.to(at::kDouble).index_select(0, d);
+    // A negative distractor: the answer's own logit (nothing subtracted).
+    at::Tensor has_d = (d >= 0).to(at::kDouble);  // (N)
+    d = d.clamp_min(0);
+    dir = wu.index_select(0, a) - wu.index_select(0, d) * has_d.unsqueeze(1);
+    if (w.b_u.defined())
+      bu_diff = w.b_u.to(at::kDouble).index_select(0, a) - w.b_u.to(at::kDouble).index_select(0, d) * has_d;
   }
   at::Tensor bias = bu_diff.clone();
   if (w.ln_f_b.defined()) bias = bias + (dir * w.ln_f_b.to(at::kDouble)).sum(-1);
@@ -197,8 +202,16 @@ DlaResult direct_logit_attribution(const Model& model, const TaskPairs& task) {
       acc += a - b;
     }
     r.logit_diff = acc / static_cast<double>(N);
-  } else {
+  } else if (std::all_of(task.distractor.begin(), task.distractor.end(), [](int32_t d) { return d >= 0; })) {
     r.logit_diff = task_metric(task, lin.to(at::kFloat)).item<double>();
+  } else {  // some pairs score the answer's own logit
+    at::Tensor x = at_answer(lin);  // (N, V)
+    double acc = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      const int32_t d = task.distractor[static_cast<size_t>(i)];
+      acc += x[i][task.answer[static_cast<size_t>(i)]].item<double>() - (d >= 0 ? x[i][d].item<double>() : 0.0);
+    }
+    r.logit_diff = acc / static_cast<double>(N);
   }
   if (c.post_norm)
     r.notes.push_back("post-norm model: each head's output is taken through ln1_post with the norm's scale "

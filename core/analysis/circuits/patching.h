@@ -49,7 +49,11 @@ at::Tensor path_patching(const Model& model, const CircuitGraph& g, const TaskPa
 // Direct logit attribution on the clean prompts for answer minus distractor (for greater-than:
 // the mean unembedding of years > YY minus years <= YY), averaged over pairs. Each component is
 // centred (LayerNorm) and divided by the final norm's scale at that position, then projected on
-// the direction w_lnf * (W_U[answer] - W_U[distractor]).
+// the direction w_lnf * (W_U[answer] - W_U[distractor]); a negative distractor scores the answer's
+// own logit (direction w_lnf * W_U[answer]; the workbench's Contributions window). On pre-norm models
+// the parts add up:
+// embed + sum over layers of (attn + mlp) + bias_terms = logit_diff, and a layer's heads sum to its
+// attn component less the attention output bias (b_O).
 struct DlaResult {
   at::Tensor per_head;                     // [n_layers, n_heads] float64
   std::vector<std::string> components;     // "embed", "attn0", "mlp0", ...
