@@ -67,6 +67,7 @@ void Workbench::start_forward() {
   }
   m_prompt_error.clear();
   req.lens = want_lens;
+  req.head_means = want_head_means;
   req.ablate = ablated;
   req.calibrate = calibrated;
   req.sae = sae;
@@ -126,7 +127,7 @@ bool Workbench::is_open_model(const std::string& path) const {
 void Workbench::select_head(int l, int h) {
   layer = l;
   head = h;
-  if (m_forward && !m_forward->pattern(l, h)) run_prompt();
+  if (m_forward && (!m_forward->pattern(l, h) || (want_head_means && !m_forward->layer_mean(l)))) run_prompt();
 }
 
 Database* Workbench::db() {
