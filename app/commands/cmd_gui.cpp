@@ -33,7 +33,7 @@ namespace ms::app {
 namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
-  std::string text_heads;
+  std::string text_heads, click;
   int frames = 3, layer = 0, head = 0, threads = 0, pin_token = -1;
   bool text_received = false, attention_grid = false;
   int64_t run = 0, steer_feature = -1;
@@ -138,6 +138,9 @@ int run_gui(const GuiOptions& o) {
   else if (o.text_heads == "all") text_heads = views::Workbench::TextHeads::kAllMean;
   else if (!o.text_heads.empty() && o.text_heads != "head")
     fail_usage("--text-heads '" + o.text_heads + "': expected head, layer or all");
+  float click_x = -1, click_y = -1;
+  if (!o.click.empty() && (std::sscanf(o.click.c_str(), "%f,%f", &click_x, &click_y) != 2 || !headless))
+    fail_usage("--click '" + o.click + "': expected X,Y (window pixels), with --screenshot");
   std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
   std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
   if (!o.view.empty()) {  // usage errors come before the display is touched
@@ -191,8 +194,14 @@ int run_gui(const GuiOptions& o) {
   // Interactive: until the window closes. Headless: until o.frames frames in a row found
   // nothing running (model loaded, forward pass adopted), then the screenshot.
   int settled = 0;
+  int click_stage = o.click.empty() ? 3 : 0;  // --click: hover, press, release once nothing runs
+  bool quiet = false;                          // the last frame found nothing running
   auto t0 = std::chrono::steady_clock::now();
   while (!(*win)->should_close()) {
+    if (click_stage < 3 && (click_stage > 0 || quiet)) {
+      (*win)->inject_mouse(click_x, click_y, click_stage == 1);
+      ++click_stage;
+    }
     // Interactive and idle (nothing running): wait for input, at most 0.2 s.
     bool idle = !headless && !wb.busy() && !shell.tasks().busy();
     (*win)->begin_frame(idle ? 0.2 : 0);
@@ -224,6 +233,8 @@ int run_gui(const GuiOptions& o) {
     if (headless) {
       bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model()) ||
                   (!o.sae.empty() && !sae_loaded && wb.model());
+      quiet = !busy;
+      busy = busy || click_stage < 3;
       settled = busy ? 0 : settled + 1;
       if (settled >= std::max(1, o.frames)) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
@@ -244,6 +255,7 @@ int run_gui(const GuiOptions& o) {
             for (const views::TokenChip& c : t->chips())
               std::printf("chip: token=%d x=%.2f y=%.2f w=%.2f h=%.2f value=%.6g\n", c.token, c.x, c.y, c.w, c.h, c.value);
           }
+        std::printf("selected: layer=%d head=%d pinned_token=%d\n", wb.layer, wb.head, wb.pinned_token);
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -274,6 +286,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--pin-token", o->pin_token, "Text window: pin this token (its attention shades the text)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--text-heads", o->text_heads, "Text window: whose attention: head (the selected one), layer (mean of its heads), all (mean of every head)");
   cmd->add_flag("--text-received", o->text_received, "Text window: shade by attention the pinned token receives, not pays");
+  cmd->add_option("--click", o->click, "headless: click the left button at X,Y (window pixels) once settled, then settle again");
   cmd->add_flag("--attention-grid", o->attention_grid, "Attention window: every head of --layer as thumbnails");
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--ablate", o->ablate, "heads whose output is zeroed in a second pass, e.g. 1.0,1.3 (Prompt shows both)");

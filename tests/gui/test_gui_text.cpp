@@ -189,6 +189,30 @@ TEST(GuiText, AllHeadsGridShowsEveryHeadOfTheLayerAsThePattern) {
   }
   std::printf("thumbnails: max channel difference against viridis(pattern / max): %d\n", worst);
   EXPECT_LE(worst, 6);
+
+  // Clicking head 2's thumbnail (--click: hover, press, release) selects it and shows its heatmap.
+  float cx = x + (2 % cols) * px + size / 2, cy = y + (2 / cols) * py + size / 2;
+  Shot c = shoot({"--view", "attention", "--layer", "1", "--head", "0", "--attention-grid", "--click",
+                  std::to_string(cx) + "," + std::to_string(cy)});
+  EXPECT_NE(c.out.find("selected: layer=1 head=2"), std::string::npos) << c.out;
+  EXPECT_EQ(c.out.find("thumbs: "), std::string::npos) << c.out;  // back to one head's heatmap
+  EXPECT_NE(c.out.find("heatmap: "), std::string::npos) << c.out;
+}
+
+TEST(GuiText, ClickingATokenPinsIt) {
+  Shot s = shoot({"--view", "text", "--layer", "0", "--head", "1"});
+  int focus = -2;
+  std::vector<Chip> cs = chips(s.out, &focus);
+  EXPECT_EQ(focus, -1);  // nothing pinned, nothing hovered: no shading
+  ASSERT_EQ(cs.size(), size_t(kN));
+  const Chip& c7 = cs[7];
+  Shot c = shoot({"--view", "text", "--layer", "0", "--head", "1", "--click",
+                  std::to_string(c7.x + c7.w / 2) + "," + std::to_string(c7.y + c7.h / 2)});
+  EXPECT_NE(c.out.find("pinned_token=7"), std::string::npos) << c.out;
+  cs = chips(c.out, &focus);
+  EXPECT_EQ(focus, 7);
+  ASSERT_EQ(cs.size(), size_t(kN));
+  for (int k = 0; k < kN; ++k) EXPECT_NEAR(std::isnan(cs[k].value) ? 0.f : cs[k].value, k <= 7 ? patterns()[0][1][7 * kN + k] : 0.f, 1e-4);
 }
 
 // Light (label-grey) pixels in [x0, x1) x [y0, y1), with their bounding box.
