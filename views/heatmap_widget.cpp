@@ -25,8 +25,14 @@ ImU32 im_color(const Rgb& c) { return IM_COL32(c.r, c.g, c.b, 255); }
 std::string clip_label(const std::string& s, float width) {
   std::string out = s;
   while (!out.empty() && ImGui::CalcTextSize(out.c_str()).x > width) out.pop_back();
-  while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();  // no half a UTF-8 symbol
-  if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0xC0) out.pop_back();
+  // Never half a UTF-8 symbol (the whitespace marks are two or three bytes).
+  size_t lead = out.size();
+  while (lead > 0 && (static_cast<unsigned char>(out[lead - 1]) & 0xC0) == 0x80) --lead;
+  if (lead > 0) {
+    unsigned char c = static_cast<unsigned char>(out[lead - 1]);
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (out.size() - (lead - 1) < len) out.resize(lead - 1);
+  }
   return out;
 }
 
@@ -186,21 +192,23 @@ void HeatmapWidget::draw() {
   // (never none). Key labels are rotated, so a column needs only a line's height of width.
   float th = ImGui::GetTextLineHeight();
   int step = std::max(1, int(std::ceil((th + 2) / m_zoom)));
-  dl->PushClipRect(ImVec2(p0.x, plot_y), ImVec2(plot_x, plot_y + plot_h), true);
+  // A label may stand out by half a line past the plot's first row or column (the corner above the
+  // row labels and left of the key labels is empty): token 0, often a sink, keeps its label.
+  dl->PushClipRect(ImVec2(p0.x, plot_y - th / 2), ImVec2(plot_x, plot_y + plot_h), true);
   for (int r = int(r0) / step * step; r < r1; r += step) {
     std::string s = clip_label(axis_label(m_row_labels, r, step), kLeftMargin - 6);
     float y = float(plot_y + (r + 0.5 - m_origin_y) * m_zoom - th / 2);
-    if (y < plot_y - 1) continue;  // would be cut by the top edge
+    if (y < plot_y - th / 2 - 1) continue;  // would be cut by the top edge
     dl->AddText(ImVec2(plot_x - 4 - ImGui::CalcTextSize(s.c_str()).x, y), IM_COL32(220, 220, 220, 255), s.c_str());
   }
   dl->PopClipRect();
-  const ImVec2 band_min(plot_x, p0.y), band_max(plot_x + plot_w, plot_y - 2);
+  const ImVec2 band_min(plot_x - th / 2, p0.y), band_max(plot_x + plot_w, plot_y - 2);
   dl->PushClipRect(band_min, band_max, true);
   m_layout.key_band = m_key_band;
   for (int c = int(c0) / step * step; c < c1; c += step) {
     std::string s = clip_label(axis_label(m_col_labels, c, step), band_max.y - band_min.y - 2);
     float x = float(plot_x + (c + 0.5 - m_origin_x) * m_zoom - th / 2);
-    if (x < plot_x - 1) continue;  // would be cut by the left edge
+    if (x < band_min.x - 1) continue;  // would be cut by the left edge
     add_text_up(dl, band_min, x, band_max.y - 1, IM_COL32(220, 220, 220, 255), s);
     ++m_layout.key_labels;
   }

@@ -77,7 +77,7 @@ class TextView : public View {
     if (!mat) ImGui::TextDisabled("computing...");
     else if (m_text.focus() < 0) ImGui::TextDisabled("%lld tokens: hover a token to shade what it %s, click to pin it",
                                                      static_cast<long long>(f->n_pos), m_wb.text_received ? "receives" : "attends to");
-    else ImGui::TextDisabled("token %d %s  (full shade = %.3g)%s", m_text.focus(),
+    else ImGui::TextDisabled("token %d %s %s  (full shade = %.3g)%s", m_text.focus(), f->tokens[m_text.focus()].c_str(),
                              m_wb.text_received ? "is attended by" : "attends to", m_text.focus_max(),
                              m_text.focus() == m_wb.pinned_token ? "  pinned" : "");
     m_text.draw();
