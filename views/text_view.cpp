@@ -56,9 +56,9 @@ class TextView : public View {
     ImGui::Combo("##direction", &dir, "attention it pays (row)\0attention it receives (column)\0");
     m_wb.text_received = dir == 1;
 
-    // Averages are kept only when asked for: ask once, and re-run when this pass lacks them.
-    const bool means = m_wb.text_heads != Workbench::TextHeads::kHead;
-    if (means && !m_wb.want_head_means) m_wb.want_head_means = true;
+    // Averages are kept only while asked for (later passes drop them once one head is shown
+    // again); a pass that lacks them is re-run once.
+    m_wb.want_head_means = m_wb.text_heads != Workbench::TextHeads::kHead;
     if (changed) m_wb.select_head(layer, head);
     std::shared_ptr<const std::vector<float>> mat;
     switch (m_wb.text_heads) {
