@@ -1,6 +1,7 @@
 // bench_gui: the workbench's two performance figures, under Xvfb with Mesa llvmpipe:
 // (1) frame time with a 4096 x 4096 attention heatmap on screen (fitted, 1:1 and zoomed in while
-// panning every frame) against an empty window, as ratios measured in one run;
+// panning every frame) against an empty window, as ratios measured in one run, and the same ratio
+// for the Text window's widget on a 2,048-token prompt with a token hovered;
 // (2) time from editing a prompt to updated predictions (Workbench::run_prompt -> poll) for a
 // 64-token prompt on the default model (resources/models/default, or argv[1]).
 #include <imgui.h>
@@ -21,6 +22,7 @@
 #include "views/gui_window.h"
 #include "views/heatmap_widget.h"
 #include "views/settings.h"
+#include "views/token_text_widget.h"
 #include "views/task_manager.h"
 #include "views/workbench.h"
 
@@ -120,7 +122,28 @@ int bench_frames(std::unique_ptr<GuiWindow>* win, const WindowOptions& wo) {
   std::printf("  %dx%d 1 px/cell, panning (L%d): %7.2f ms  ratio %.2f\n", n, n, one_level, median(one), median(r_one));
   std::printf("  %dx%d 12 px/cell, panning:     %7.2f ms  ratio %.2f\n", n, n, median(zoom), median(r_zoom));
   std::printf("  %dx%d zoomed out, panning:     %7.2f ms  ratio %.2f\n", n, n, median(out), median(r_out));
-  double worst = std::max({median(r_fit), median(r_one), median(r_zoom), median(r_out)});
+  // The Text window's widget: 2,048 tokens of words wrapped over the window, shaded by the row of a
+  // hovered token (changing every frame, so the row's maximum is found anew each time).
+  const int nt = 2048;
+  auto text_pat = synthetic_pattern(nt);
+  static const char* kWords[] = {"·the", "·cat", "·sat", "·on", "·mat", ",", "·because", "↵", "·it", "·was", "·warm", "."};
+  std::vector<std::string> toks(nt);
+  for (int i = 0; i < nt; ++i) toks[i] = kWords[(i * 7 + i / 13) % 12];
+  TokenTextWidget text;
+  text.set_tokens(toks);
+  text.set_matrix(text_pat);
+  std::vector<double> te, tx, r_text;
+  for (int round = 0; round < rounds; ++round) {
+    te.push_back(frame_ms(**win, per, [](int) { ImGui::TextUnformatted("empty"); }));
+    tx.push_back(frame_ms(**win, per, [&](int i) {
+      text.set_forced_hover(nt / 2 + (i * 37 + round) % (nt / 2));
+      text.draw();
+    }));
+    r_text.push_back(tx.back() / te.back());
+  }
+  std::printf("  text view, %d tokens (%d lines), a hovered token: %7.2f ms  ratio %.2f (empty %.2f ms)\n", nt, text.n_lines(),
+              median(tx), median(r_text), median(te));
+  double worst = std::max({median(r_fit), median(r_one), median(r_zoom), median(r_out), median(r_text)});
   std::printf("  worst ratio %.2f (target <= 2)%s\n", worst, worst <= 2 ? "" : "  ** above target **");
   return 0;
 }

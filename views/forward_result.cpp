@@ -52,24 +52,54 @@ std::vector<std::pair<int64_t, float>> ForwardResult::top_positions(int64_t col,
   return out;
 }
 
+std::shared_ptr<const HeatLevel> ForwardResult::thumb(int64_t layer, int64_t head) const {
+  size_t i = static_cast<size_t>(layer * n_heads + head);
+  if (layer < 0 || head < 0 || layer >= n_layers || head >= n_heads || i >= thumbs.size()) return nullptr;
+  return thumbs[i];
+}
+
+std::shared_ptr<const std::vector<float>> ForwardResult::layer_mean(int64_t layer) const {
+  if (layer < 0 || layer >= static_cast<int64_t>(layer_means.size())) return nullptr;
+  return layer_means[static_cast<size_t>(layer)];
+}
+
 namespace {
 // Copies the blocks of the wanted heads into full [query, key] matrices for display (masked and
-// future keys stay NaN).
+// future keys stay NaN), max-pools thumbnails of the wanted heads and sums the head averages, all
+// in the one pass over each block.
 class PatternRecorder : public AttentionObserver {
  public:
   PatternRecorder(int64_t n_layers, int64_t n_heads, int64_t n_pos, bool keep_all, int64_t keep_layer,
-                  int64_t keep_head)
-      : m_H(n_heads), m_T(n_pos) {
+                  int64_t keep_head, bool means)
+      : m_L(n_layers), m_H(n_heads), m_T(n_pos) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
+    const size_t tt = static_cast<size_t>(n_pos * n_pos);
+    m_factor = static_cast<int>((n_pos + ForwardResult::kThumbSide - 1) / ForwardResult::kThumbSide);
+    const int side = static_cast<int>((n_pos + m_factor - 1) / m_factor);
     m_patterns.resize(static_cast<size_t>(n_layers * n_heads));
-    for (int64_t l = 0; l < n_layers; ++l)
-      for (int64_t h = 0; h < n_heads; ++h)
+    m_thumbs.resize(m_patterns.size());
+    m_layer_means.resize(static_cast<size_t>(n_layers));
+    for (int64_t l = 0; l < n_layers; ++l) {
+      const bool layer_kept = keep_all || l == keep_layer;
+      if (means && layer_kept) m_layer_means[l] = std::make_shared<std::vector<float>>(tt, 0.f);
+      for (int64_t h = 0; h < n_heads; ++h) {
         if (keep_all || (l == keep_layer && h == keep_head))
-          m_patterns[l * n_heads + h] = std::make_shared<std::vector<float>>(n_pos * n_pos, nan);
+          m_patterns[l * n_heads + h] = std::make_shared<std::vector<float>>(tt, nan);
+        if (layer_kept) {
+          auto t = std::make_shared<HeatLevel>();
+          t->rows = t->cols = side;
+          t->factor = m_factor;
+          t->values.assign(static_cast<size_t>(side) * side, nan);
+          m_thumbs[l * n_heads + h] = t;
+        }
+      }
+    }
+    if (means) m_all_mean = std::make_shared<std::vector<float>>(tt, 0.f);
   }
   bool wants_layer(int64_t layer) const override {
+    if (m_all_mean || m_layer_means[layer]) return true;
     for (int64_t h = 0; h < m_H; ++h)
-      if (m_patterns[layer * m_H + h]) return true;
+      if (m_patterns[layer * m_H + h] || m_thumbs[layer * m_H + h]) return true;
     return false;
   }
   void on_block(AttentionBlock& b) override {
@@ -77,19 +107,48 @@ class PatternRecorder : public AttentionObserver {
     at::Tensor vis = visible_keys(b).to(at::kCPU).contiguous();                   // (nq, nk)
     const float* pp = p.data_ptr<float>();
     const bool* vv = vis.data_ptr<bool>();
+    const float inv_h = 1.0f / static_cast<float>(m_H), inv_lh = inv_h / static_cast<float>(m_L);
+    auto& lmean = m_layer_means[b.layer];
     for (int64_t h = 0; h < m_H; ++h) {
       auto& dst = m_patterns[b.layer * m_H + h];
-      if (!dst) continue;
+      auto& thumb = m_thumbs[b.layer * m_H + h];
+      if (!dst && !thumb && !lmean && !m_all_mean) continue;
       for (int64_t i = 0; i < b.n_queries; ++i) {
+        const int64_t q = b.q_begin + i;
         const float* src = pp + (h * b.n_queries + i) * b.n_keys;
-        float* row = dst->data() + (b.q_begin + i) * m_T + b.k_begin;
-        for (int64_t j = 0; j < b.n_keys; ++j)
-          if (vv[i * b.n_keys + j]) row[j] = src[j];
+        const bool* v = vv + i * b.n_keys;
+        const size_t at_row = static_cast<size_t>(q * m_T + b.k_begin);
+        if (dst) {
+          float* row = dst->data() + at_row;
+          for (int64_t j = 0; j < b.n_keys; ++j)
+            if (v[j]) row[j] = src[j];
+        }
+        if (thumb) {
+          float* row = thumb->values.data() + static_cast<size_t>(q / m_factor) * thumb->cols;
+          for (int64_t j = 0; j < b.n_keys; ++j) {
+            float& t = row[(b.k_begin + j) / m_factor];
+            if (v[j] && !(t >= src[j])) t = src[j];  // NaN (nothing yet) or smaller
+          }
+        }
+        if (lmean) {
+          float* row = lmean->data() + at_row;
+          for (int64_t j = 0; j < b.n_keys; ++j)
+            if (v[j]) row[j] += src[j] * inv_h;
+        }
+        if (m_all_mean) {
+          float* row = m_all_mean->data() + at_row;
+          for (int64_t j = 0; j < b.n_keys; ++j)
+            if (v[j]) row[j] += src[j] * inv_lh;
+        }
       }
     }
   }
-  int64_t m_H, m_T;
+  int64_t m_L, m_H, m_T;
+  int m_factor = 1;
   std::vector<std::shared_ptr<std::vector<float>>> m_patterns;
+  std::vector<std::shared_ptr<HeatLevel>> m_thumbs;
+  std::vector<std::shared_ptr<std::vector<float>>> m_layer_means;
+  std::shared_ptr<std::vector<float>> m_all_mean;
 };
 
 std::vector<HeadRef> head_refs(const std::vector<std::pair<int, int>>& heads) {
@@ -328,7 +387,7 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
   for (int32_t id : req.ids) r.tokens.push_back(token_display(token_label(model, id)));
   r.context_note = context_warning(c, r.n_pos);
   bool keep_all = c.n_layers * c.n_heads * r.n_pos * r.n_pos <= req.max_full_floats;
-  PatternRecorder rec(c.n_layers, c.n_heads, r.n_pos, keep_all, req.keep_layer, req.keep_head);
+  PatternRecorder rec(c.n_layers, c.n_heads, r.n_pos, keep_all, req.keep_layer, req.keep_head, req.head_means);
   AttentionStats stats(c.n_layers, c.n_heads, 1, r.n_pos, AttentionStatsOptions{false});
   ObserverChain observers({&rec, &stats});
 
@@ -352,6 +411,9 @@ ForwardResult compute_forward(const Model& model, const ForwardRequest& req) {
     bool big = p && r.n_pos > 256;
     r.prepared.push_back(big ? prepare_heatmap(p->data(), int(r.n_pos), int(r.n_pos)) : nullptr);
   }
+  r.thumbs.assign(rec.m_thumbs.begin(), rec.m_thumbs.end());
+  r.layer_means.assign(rec.m_layer_means.begin(), rec.m_layer_means.end());
+  r.all_heads_mean = rec.m_all_mean;
   at::Tensor alpha = stats.alpha().select(1, 0);  // (layer, head, key)
   at::Tensor a0 = alpha.select(-1, 0).to(at::kDouble).contiguous().view(-1);
   r.alpha0.assign(a0.data_ptr<double>(), a0.data_ptr<double>() + a0.numel());

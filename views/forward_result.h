@@ -43,6 +43,19 @@ struct ForwardResult {
   // tokens; null otherwise: the widget builds small ones itself).
   std::vector<std::shared_ptr<const PreparedHeatmap>> prepared;
   std::shared_ptr<const PreparedHeatmap> prepared_heatmap(int64_t layer, int64_t head) const;
+  // Thumbnails of every head's pattern (the Attention window's all-heads grid), index
+  // layer * n_heads + head: the pattern max-pooled to at most kThumbSide cells a side (factor 1 up
+  // to kThumbSide tokens); null when not kept (long prompts keep those of the requested layer).
+  static constexpr int kThumbSide = 128;
+  std::vector<std::shared_ptr<const HeatLevel>> thumbs;
+  std::shared_ptr<const HeatLevel> thumb(int64_t layer, int64_t head) const;
+  // With ForwardRequest::head_means (the Text window's averages): the pattern averaged over the
+  // heads of a layer ([query, key], n_pos x n_pos, future keys 0), index layer, null when not kept
+  // (long prompts keep the requested layer's), and averaged over every head of every layer.
+  // Computed while the pass streams, so a long prompt holds two extra matrices, never all heads.
+  std::vector<std::shared_ptr<const std::vector<float>>> layer_means;
+  std::shared_ptr<const std::vector<float>> all_heads_mean;
+  std::shared_ptr<const std::vector<float>> layer_mean(int64_t layer) const;
   // Per head (layer * n_heads + head): alpha_0, the mean attention on the first token over the
   // queries that see it, query 0 included (Gu et al.; the sinks analysis' alpha0, AttentionStats).
   std::vector<double> alpha0;
@@ -117,6 +130,7 @@ struct ForwardRequest {
   int32_t answer = -1, wrong = -1;
   int64_t contrib_pos = -1;
   std::string cache_hook;               // the Activations window: a hook point's exact name ("" none)
+  bool head_means = false;              // the per-layer and all-heads averages (the Text window's)
   bool lens = true;                     // compute the logit lens (only the Logit lens window needs it)
   int64_t max_lens_positions = 256;
 };

@@ -54,6 +54,7 @@ Result<std::unique_ptr<GuiWindow>> GuiWindow::open(const WindowOptions& opts) {
   io.IniFilename = gw->m_ini.empty() ? nullptr : gw->m_ini.c_str();
   io.ConfigFlags |= ImGuiConfigFlags_NavEnableKeyboard;
   if (opts.ignore_mouse) io.ConfigFlags |= ImGuiConfigFlags_NoMouse;
+  gw->m_ignore_mouse = opts.ignore_mouse;
   ImGui::StyleColorsDark();
   gw->m_font = load_font(opts.font_size);
   ImGui_ImplGlfw_InitForOpenGL(w, true);
@@ -77,7 +78,21 @@ void GuiWindow::begin_frame(double idle_wait_s) {
   else glfwPollEvents();
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplGlfw_NewFrame();
+  ImGuiIO& io = ImGui::GetIO();
+  if (m_injected) {  // over what the backend read from the real pointer
+    io.ConfigFlags &= ~ImGuiConfigFlags_NoMouse;
+    io.MousePos = ImVec2(m_inject_x, m_inject_y);
+    io.MouseDown[0] = m_inject_down;
+    m_injected = false;
+  } else if (m_ignore_mouse) {
+    io.ConfigFlags |= ImGuiConfigFlags_NoMouse;
+  }
   ImGui::NewFrame();
+}
+
+void GuiWindow::inject_mouse(float x, float y, bool left_down) {
+  m_injected = true;
+  m_inject_x = x, m_inject_y = y, m_inject_down = left_down;
 }
 
 void GuiWindow::render() {

@@ -33,6 +33,10 @@ class GuiWindow {
   // Poll events (or, when idle, wait up to idle_wait_s for one: an idle workbench does not spin a
   // core at hundreds of frames per second) and start an ImGui frame.
   void begin_frame(double idle_wait_s = 0);
+  // Headless tests: the next frame sees the mouse at (x, y) in window pixels with the left button
+  // down or up, instead of the real pointer (which a headless window ignores). Down on one frame
+  // and up on the next is a click.
+  void inject_mouse(float x, float y, bool left_down);
   void render();       // ImGui::Render and draw into the back buffer (call read_pixels after it)
   void present();      // swap buffers
   void finish();       // glFinish: wait until the GPU (llvmpipe: the CPU rasteriser) is done
@@ -44,6 +48,8 @@ class GuiWindow {
   GLFWwindow* m_window = nullptr;
   std::string m_ini;
   std::string m_font;
+  bool m_ignore_mouse = false, m_injected = false, m_inject_down = false;
+  float m_inject_x = 0, m_inject_y = 0;
 };
 
 }  // namespace ms::views

@@ -13,7 +13,8 @@
 namespace ms::views {
 
 namespace {
-constexpr float kLeftMargin = 96, kTopMargin = 22, kBarWidth = 18, kBarGap = 10, kBarLabels = 64;
+constexpr float kLeftMargin = 96, kBarWidth = 18, kBarGap = 10, kBarLabels = 64;
+constexpr float kMaxKeyBand = 72;  // the most height the rotated key labels take above the plot
 
 // The heatmap is opaque: drawn without blending, a software rasteriser (llvmpipe) skips reading
 // the framebuffer back for every pixel of the quad. ResetRenderState turns blending on again.
@@ -24,20 +25,65 @@ ImU32 im_color(const Rgb& c) { return IM_COL32(c.r, c.g, c.b, 255); }
 std::string clip_label(const std::string& s, float width) {
   std::string out = s;
   while (!out.empty() && ImGui::CalcTextSize(out.c_str()).x > width) out.pop_back();
+  // Never half a UTF-8 symbol (the whitespace marks are two or three bytes).
+  size_t lead = out.size();
+  while (lead > 0 && (static_cast<unsigned char>(out[lead - 1]) & 0xC0) == 0x80) --lead;
+  if (lead > 0) {
+    unsigned char c = static_cast<unsigned char>(out[lead - 1]);
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (out.size() - (lead - 1) < len) out.resize(lead - 1);
+  }
   return out;
 }
+
+// An axis label: the token alone when every cell has one, else "index token" (every k-th cell).
+std::string axis_label(const std::vector<std::string>& labels, int i, int step) {
+  if (i >= static_cast<int>(labels.size())) return std::to_string(i);
+  return step == 1 ? labels[i] : std::to_string(i) + " " + labels[i];
+}
+
+// Text reading upwards from (x, bottom), its glyphs' tops facing left: ImGui has no rotated text,
+// so the text is laid out horizontally at the clip rectangle's corner (where no glyph is culled)
+// and its vertices are then turned 90 degrees and moved into place.
+void add_text_up(ImDrawList* dl, ImVec2 corner, float x, float bottom, ImU32 col, const std::string& s) {
+  int v0 = dl->VtxBuffer.Size;
+  dl->AddText(corner, col, s.c_str());
+  for (int i = v0; i < dl->VtxBuffer.Size; ++i) {
+    ImVec2& p = dl->VtxBuffer[i].pos;
+    float dx = p.x - corner.x, dy = p.y - corner.y;
+    p = ImVec2(x + dy, bottom - dx);
+  }
+}
 }  // namespace
+
+unsigned upload_heat_texture(const HeatLevel& level, const HeatRange& range) {
+  std::vector<uint8_t> rgba;
+  colorize(level, range, rgba);
+  GLuint id = 0;
+  glGenTextures(1, &id);
+  glBindTexture(GL_TEXTURE_2D, id);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
+  glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
+  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, level.cols, level.rows, 0, GL_RGBA, GL_UNSIGNED_BYTE, rgba.data());
+  return id;
+}
+
+void delete_heat_texture(unsigned* texture) {
+  if (!*texture) return;
+  GLuint id = *texture;
+  glDeleteTextures(1, &id);
+  *texture = 0;
+}
 
 HeatmapWidget::HeatmapWidget() = default;
 HeatmapWidget::~HeatmapWidget() { release_textures(); }
 
 void HeatmapWidget::release_textures() {
-  for (unsigned& t : m_textures)
-    if (t) {
-      GLuint id = t;
-      glDeleteTextures(1, &id);
-      t = 0;
-    }
+  for (unsigned& t : m_textures) delete_heat_texture(&t);
 }
 
 void HeatmapWidget::set_matrix(std::shared_ptr<const std::vector<float>> values, int rows, int cols,
@@ -51,6 +97,7 @@ void HeatmapWidget::set_matrix(std::shared_ptr<const std::vector<float>> values,
   m_row_labels = std::move(row_labels);
   m_col_labels = std::move(col_labels);
   m_prepared = std::move(prepared);
+  m_key_band = -1;
   if (!m_prepared && m_values && rows > 0 && cols > 0) m_prepared = prepare_heatmap(m_values->data(), rows, cols);
   if (m_prepared) m_range = m_prepared->ranges[static_cast<int>(m_scale)];
   m_textures.assign(pyramid().size(), 0);
@@ -71,21 +118,7 @@ void HeatmapWidget::set_titles(std::string row_title, std::string col_title, std
 }
 
 void HeatmapWidget::ensure_texture(int level) {
-  if (m_textures[level]) return;
-  const HeatLevel& lv = pyramid()[level];
-  std::vector<uint8_t> rgba;
-  colorize(lv, m_range, rgba);
-  GLuint id = 0;
-  glGenTextures(1, &id);
-  glBindTexture(GL_TEXTURE_2D, id);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-  glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-  glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
-  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, lv.cols, lv.rows, 0, GL_RGBA, GL_UNSIGNED_BYTE, rgba.data());
-  m_textures[level] = id;
+  if (!m_textures[level]) m_textures[level] = upload_heat_texture(pyramid()[level], m_range);
 }
 
 void HeatmapWidget::draw() {
@@ -95,9 +128,15 @@ void HeatmapWidget::draw() {
     ImGui::TextDisabled("(no data)");
     return;
   }
-  const float plot_x = p0.x + kLeftMargin, plot_y = p0.y + kTopMargin;
+  // The key labels stand rotated above the plot: as tall as the longest label (measured once).
+  if (m_key_band < 0) {
+    float longest = ImGui::CalcTextSize("0000 ").x;
+    for (const std::string& l : m_col_labels) longest = std::max(longest, ImGui::CalcTextSize(l.c_str()).x);
+    m_key_band = std::min(kMaxKeyBand, longest + ImGui::CalcTextSize("0000 ").x + 6);
+  }
+  const float plot_x = p0.x + kLeftMargin, plot_y = p0.y + m_key_band;
   const float plot_w = avail.x - kLeftMargin - kBarGap - kBarWidth - kBarLabels;
-  const float plot_h = avail.y - kTopMargin - 4;
+  const float plot_h = avail.y - m_key_band - 4;
   if (m_fit) {
     m_zoom = std::min(plot_w / m_cols, plot_h / m_rows);
     m_origin_x = m_origin_y = 0;
@@ -156,29 +195,29 @@ void HeatmapWidget::draw() {
   m_layout = {float(plot_x - m_origin_x * m_zoom), float(plot_y - m_origin_y * m_zoom), float(m_zoom),
               float(m_zoom), m_rows, m_cols};
 
-  // Axis labels: every cell when there is room, else every k-th index.
+  // Axis labels: every cell's token when there is room, else every k-th cell's "index token"
+  // (never none). Key labels are rotated, so a column needs only a line's height of width.
   float th = ImGui::GetTextLineHeight();
   int step = std::max(1, int(std::ceil((th + 2) / m_zoom)));
-  dl->PushClipRect(ImVec2(p0.x, plot_y), ImVec2(plot_x, plot_y + plot_h), true);
+  // A label may stand out by half a line past the plot's first row or column (the corner above the
+  // row labels and left of the key labels is empty): token 0, often a sink, keeps its label.
+  dl->PushClipRect(ImVec2(p0.x, plot_y - th / 2), ImVec2(plot_x, plot_y + plot_h), true);
   for (int r = int(r0) / step * step; r < r1; r += step) {
-    std::string s = r < int(m_row_labels.size()) && step == 1 ? m_row_labels[r] : std::to_string(r);
-    s = clip_label(s, kLeftMargin - 6);
+    std::string s = clip_label(axis_label(m_row_labels, r, step), kLeftMargin - 6);
     float y = float(plot_y + (r + 0.5 - m_origin_y) * m_zoom - th / 2);
-    if (y < plot_y - 1) continue;  // would be cut by the top edge
+    if (y < plot_y - th / 2 - 1) continue;  // would be cut by the top edge
     dl->AddText(ImVec2(plot_x - 4 - ImGui::CalcTextSize(s.c_str()).x, y), IM_COL32(220, 220, 220, 255), s.c_str());
   }
   dl->PopClipRect();
-  dl->PushClipRect(ImVec2(plot_x, p0.y), ImVec2(plot_x + plot_w, plot_y), true);
-  float label_w = 0;
-  for (int c = int(c0); c < std::min<double>(c1, c0 + 64); ++c)
-    label_w = std::max(label_w, ImGui::CalcTextSize(c < int(m_col_labels.size()) ? m_col_labels[c].c_str() : "0000").x);
-  int cstep = std::max(1, int(std::ceil((std::min(label_w, 60.f) + 4) / m_zoom)));
-  for (int c = int(c0) / cstep * cstep; c < c1; c += cstep) {
-    std::string s = c < int(m_col_labels.size()) && cstep == 1 ? m_col_labels[c] : std::to_string(c);
-    s = clip_label(s, float(m_zoom * cstep) - 2);
-    float x = float(plot_x + (c + 0.5 - m_origin_x) * m_zoom - ImGui::CalcTextSize(s.c_str()).x / 2);
-    if (x < plot_x - 1) continue;  // would be cut by the left edge
-    dl->AddText(ImVec2(x, p0.y + 2), IM_COL32(220, 220, 220, 255), s.c_str());
+  const ImVec2 band_min(plot_x - th / 2, p0.y), band_max(plot_x + plot_w, plot_y - 2);
+  dl->PushClipRect(band_min, band_max, true);
+  m_layout.key_band = m_key_band;
+  for (int c = int(c0) / step * step; c < c1; c += step) {
+    std::string s = clip_label(axis_label(m_col_labels, c, step), band_max.y - band_min.y - 2);
+    float x = float(plot_x + (c + 0.5 - m_origin_x) * m_zoom - th / 2);
+    if (x < band_min.x - 1) continue;  // would be cut by the left edge
+    add_text_up(dl, band_min, x, band_max.y - 1, IM_COL32(220, 220, 220, 255), s);
+    ++m_layout.key_labels;
   }
   dl->PopClipRect();
 

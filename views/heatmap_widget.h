@@ -19,6 +19,8 @@ struct HeatmapLayout {
   float x = 0, y = 0;       // top-left of cell (0, 0)
   float cell_w = 0, cell_h = 0;
   int rows = 0, cols = 0;
+  int key_labels = 0;       // rotated key-axis labels drawn (every k-th key when cells are small)
+  float key_band = 0;       // their band's height above the plot
 };
 
 class HeatmapWidget {
@@ -77,6 +79,12 @@ class HeatmapWidget {
   HeatmapLayout m_layout;
   int m_level_drawn = 0;
   int m_clicked_row = -1, m_clicked_col = -1;
+  float m_key_band = -1;  // height of the rotated key labels above the plot (-1: to measure)
 };
+
+// One heatmap level as an RGBA OpenGL texture (NEAREST filtering): its id, to draw with
+// ImDrawList::AddImage and free with delete_heat_texture (which zeroes the id). UI thread only.
+unsigned upload_heat_texture(const HeatLevel& level, const HeatRange& range);
+void delete_heat_texture(unsigned* texture);
 
 }  // namespace ms::views

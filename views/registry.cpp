@@ -10,6 +10,7 @@ std::vector<std::unique_ptr<View>> make_views(Workbench& wb) {
   v.push_back(make_model_view(wb));
   v.push_back(make_prompt_view(wb));
   v.push_back(make_attention_view(wb));
+  v.push_back(make_text_view(wb));
   v.push_back(make_head_grid_view(wb));
   v.push_back(make_logit_lens_view(wb));
   v.push_back(make_contributions_view(wb));

@@ -10,6 +10,7 @@ namespace ms::views {
 std::unique_ptr<View> make_model_view(Workbench& wb);
 std::unique_ptr<View> make_prompt_view(Workbench& wb);
 std::unique_ptr<View> make_attention_view(Workbench& wb);
+std::unique_ptr<View> make_text_view(Workbench& wb);
 std::unique_ptr<View> make_head_grid_view(Workbench& wb);
 std::unique_ptr<View> make_logit_lens_view(Workbench& wb);
 std::unique_ptr<View> make_runs_view(Workbench& wb);

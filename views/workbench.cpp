@@ -80,6 +80,7 @@ void Workbench::start_forward() {
   req.contrib_pos = contrib_pos;
   req.cache_hook = act_hook;
   req.lens = want_lens;
+  req.head_means = want_head_means;
   req.ablate = ablated;
   req.calibrate = calibrated;
   req.sae = sae;
@@ -139,7 +140,7 @@ bool Workbench::is_open_model(const std::string& path) const {
 void Workbench::select_head(int l, int h) {
   layer = l;
   head = h;
-  if (m_forward && !m_forward->pattern(l, h)) run_prompt();
+  if (m_forward && (!m_forward->pattern(l, h) || (want_head_means && !m_forward->layer_mean(l)))) run_prompt();
 }
 
 void Workbench::open_activation(const std::string& hook) {

@@ -48,6 +48,9 @@ class Workbench {
   static std::string default_prompt(const Model& model);
   // The Logit lens window sets this while it is shown; passes then compute the lens too.
   bool want_lens = false;
+  // The Text window sets this while it shows an average over heads; passes then keep the layer and
+  // all-heads averages too (ForwardResult::layer_means, all_heads_mean).
+  bool want_head_means = false;
   // Heads (layer, head) whose output is zeroed in a second pass; the Prompt window shows the
   // predictions with and without them (Head grid: right-click).
   std::vector<std::pair<int, int>> ablated;
@@ -80,6 +83,12 @@ class Workbench {
   int layer = 0, head = 0;
   HeatScale scale = HeatScale::kLinear;
   void select_head(int layer, int head);  // re-runs the pass when the pattern was not kept
+  // The Text window: the token whose attention is shown when none is hovered (-1: none), and whose
+  // pattern: the selected head's, the mean over the layer's heads or over every head.
+  enum class TextHeads { kHead, kLayerMean, kAllMean };
+  int pinned_token = -1;
+  TextHeads text_heads = TextHeads::kHead;
+  bool text_received = false;  // shade by attention received from the token (column) instead of paid (row)
   std::string focus_window;               // a window to bring to front next frame
   bool focus_model_path = false;          // Ctrl+O: the Model window's path field takes the keyboard
 

@@ -25,6 +25,7 @@
 #include "views/attention_view.h"
 #include "views/gui_window.h"
 #include "views/registry.h"
+#include "views/text_view.h"
 #include "views/shell.h"
 
 namespace ms::app {
@@ -33,7 +34,9 @@ namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
   std::string corrupted, hook;
-  int frames = 3, layer = 0, head = 0, threads = 0;
+  std::string text_heads, click;
+  int frames = 3, layer = 0, head = 0, threads = 0, pin_token = -1;
+  bool text_received = false, attention_grid = false;
   int64_t run = 0, steer_feature = -1;
   double steer = 0;
 };
@@ -131,6 +134,14 @@ int run_gui(const GuiOptions& o) {
   Launch launch;
   if (!o.launch.empty()) launch = parse_launch(o.launch);
   if (!o.launch.empty() && model.empty()) fail_usage("--launch needs a model");
+  views::Workbench::TextHeads text_heads = views::Workbench::TextHeads::kHead;
+  if (o.text_heads == "layer") text_heads = views::Workbench::TextHeads::kLayerMean;
+  else if (o.text_heads == "all") text_heads = views::Workbench::TextHeads::kAllMean;
+  else if (!o.text_heads.empty() && o.text_heads != "head")
+    fail_usage("--text-heads '" + o.text_heads + "': expected head, layer or all");
+  float click_x = -1, click_y = -1;
+  if (!o.click.empty() && (std::sscanf(o.click.c_str(), "%f,%f", &click_x, &click_y) != 2 || !headless))
+    fail_usage("--click '" + o.click + "': expected X,Y (window pixels), with --screenshot");
   std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
   std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
   if (!o.view.empty()) {  // usage errors come before the display is touched
@@ -174,15 +185,26 @@ int run_gui(const GuiOptions& o) {
   wb.calibrated = calibrated;
   wb.corrupted_prompt = o.corrupted;
   wb.act_hook = o.hook;
+  wb.pinned_token = o.pin_token;
+  wb.text_heads = text_heads;
+  wb.text_received = o.text_received;
+  if (text_heads != views::Workbench::TextHeads::kHead) wb.want_head_means = true;
   if (!o.view.empty()) shell.solo(o.view);
+  if (views::View* v = shell.find("attention"); v && o.attention_grid) views::set_attention_grid(*v, true);
   if (!model.empty()) wb.open_model(model);
   bool launched = false, sae_loaded = false;
 
   // Interactive: until the window closes. Headless: until o.frames frames in a row found
   // nothing running (model loaded, forward pass adopted), then the screenshot.
   int settled = 0;
+  int click_stage = o.click.empty() ? 3 : 0;  // --click: hover, press, release once nothing runs
+  bool quiet = false;                          // the last frame found nothing running
   auto t0 = std::chrono::steady_clock::now();
   while (!(*win)->should_close()) {
+    if (click_stage < 3 && (click_stage > 0 || quiet)) {
+      (*win)->inject_mouse(click_x, click_y, click_stage == 1);
+      ++click_stage;
+    }
     // Interactive and idle (nothing running): wait for input, at most 0.2 s.
     bool idle = !headless && !wb.busy() && !shell.tasks().busy();
     (*win)->begin_frame(idle ? 0.2 : 0);
@@ -214,6 +236,8 @@ int run_gui(const GuiOptions& o) {
     if (headless) {
       bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model()) ||
                   (!o.sae.empty() && !sae_loaded && wb.model());
+      quiet = !busy;
+      busy = busy || click_stage < 3;
       settled = busy ? 0 : settled + 1;
       if (settled >= std::max(1, o.frames)) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
@@ -222,8 +246,19 @@ int run_gui(const GuiOptions& o) {
         std::printf("screenshot: %s %dx%d\n", o.screenshot.c_str(), img.width, img.height);
         if (views::View* v = shell.find("attention"); v && o.view == "attention")
           if (const views::HeatmapLayout* l = views::attention_layout(*v))
-            std::printf("heatmap: x=%.2f y=%.2f cell_w=%.4f cell_h=%.4f rows=%d cols=%d\n", l->x, l->y, l->cell_w,
-                        l->cell_h, l->rows, l->cols);
+            std::printf("heatmap: x=%.2f y=%.2f cell_w=%.4f cell_h=%.4f rows=%d cols=%d key_labels=%d key_band=%.1f\n", l->x,
+                        l->y, l->cell_w, l->cell_h, l->rows, l->cols, l->key_labels, l->key_band);
+        if (views::View* v = shell.find("attention"); v && o.view == "attention")
+          if (const views::ThumbGridLayout* g = views::attention_grid_layout(*v))
+            std::printf("thumbs: n=%d cols=%d x=%.2f y=%.2f size=%.2f pitch_x=%.2f pitch_y=%.2f\n", g->n, g->cols, g->x, g->y,
+                        g->size, g->pitch_x, g->pitch_y);
+        if (views::View* v = shell.find("text"); v && o.view == "text")
+          if (const views::TokenTextWidget* t = views::text_widget(*v)) {
+            std::printf("text: focus=%d max=%.6g chips=%zu\n", t->focus(), t->focus_max(), t->chips().size());
+            for (const views::TokenChip& c : t->chips())
+              std::printf("chip: token=%d x=%.2f y=%.2f w=%.2f h=%.2f value=%.6g\n", c.token, c.x, c.y, c.w, c.h, c.value);
+          }
+        std::printf("selected: layer=%d head=%d pinned_token=%d\n", wb.layer, wb.head, wb.pinned_token);
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -242,7 +277,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   CLI::App* cmd = app.add_subcommand("gui", "the interactive workbench (Dear ImGui + GLFW; needs a display)");
   cmd->add_option("--model", o->model, std::string("model folder or .gguf (default: ") + kDefaultModel + ")");
   cmd->add_option("--db", o->db, "database file (default: $MECHSCOPE_DB or ~/.local/share/mechscope/mechscope.db)");
-  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, heads, lens, contributions, activations, runs, circuit, features, analyses)");
+  cmd->add_option("--view", o->view, "headless: render only this window (model, prompt, attention, text, heads, lens, contributions, activations, runs, circuit, features, analyses)");
   cmd->add_option("--frames", o->frames, "headless: settled frames to render before the screenshot")->check(CLI::Range(1, 100000));
   cmd->add_option("--screenshot", o->screenshot, "headless: save the framebuffer as PNG and exit");
   cmd->add_option("--sae", o->sae, "an SAE to load for the Features window (SAELens folder, params.npz or DIR/layer_N.safetensors)");
@@ -251,6 +286,11 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--prompt", o->prompt, "the prompt to start with (ids separated by spaces for models without a tokenizer)");
   cmd->add_option("--layer", o->layer, "the attention layer to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--pin-token", o->pin_token, "Text window: pin this token (its attention shades the text)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--text-heads", o->text_heads, "Text window: whose attention: head (the selected one), layer (mean of its heads), all (mean of every head)");
+  cmd->add_flag("--text-received", o->text_received, "Text window: shade by attention the pinned token receives, not pays");
+  cmd->add_option("--click", o->click, "headless: click the left button at X,Y (window pixels) once settled, then settle again");
+  cmd->add_flag("--attention-grid", o->attention_grid, "Attention window: every head of --layer as thumbnails");
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--corrupted", o->corrupted, "a corrupted prompt for the Contributions window");
   cmd->add_option("--hook", o->hook, "a hook point whose activation the Activations window shows, e.g. blocks.0.hook_resid_post");

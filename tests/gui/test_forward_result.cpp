@@ -353,3 +353,71 @@ TEST(ForwardResult, FeaturesAndSteeringThroughTheSae) {
   }
   EXPECT_GT(moved, 1e-3);  // the steer changed the predictions (else the comparison proves nothing)
 }
+
+// The all-heads thumbnails and the Text window's averages, against the kept full patterns: with
+// every pattern kept (short prompt) and with only the requested layer kept (max_full_floats 0, the
+// long-prompt path); a 250-token prompt's thumbnails are max-pooled by 2 (the context is 256).
+TEST(ForwardResult, ThumbnailsAndHeadAveragesMatchThePatterns) {
+  auto m = sink_model();
+  for (int n : {14, 250}) {
+    ForwardRequest req;
+    for (int i = 0; i < n; ++i) req.ids.push_back(i < 14 ? kIds[i] : 5 + i % 50);
+    req.head_means = true;
+    ForwardResult all = compute_forward(*m, req);  // n = 250 keeps every pattern too (2*4*250^2 < 16M)
+    req.max_full_floats = 0;
+    req.keep_layer = 1;
+    req.keep_head = 2;
+    ForwardResult one = compute_forward(*m, req);
+    const int T = n, f = (n + ForwardResult::kThumbSide - 1) / ForwardResult::kThumbSide;
+    EXPECT_EQ(one.pattern(1, 0), nullptr);
+    EXPECT_EQ(one.layer_mean(0), nullptr);
+    ASSERT_NE(one.layer_mean(1), nullptr);
+    for (int h = 0; h < 4; ++h) {
+      EXPECT_EQ(one.thumb(0, h), nullptr);
+      ASSERT_NE(one.thumb(1, h), nullptr);
+    }
+    double worst_thumb = 0, worst_layer = 0, worst_all = 0;
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 4; ++h) {
+        auto p = all.pattern(l, h);
+        ASSERT_NE(p, nullptr);
+        for (const ForwardResult* r : {&all, &one}) {
+          auto t = r->thumb(l, h);
+          if (!t) continue;
+          ASSERT_EQ(t->factor, f);
+          ASSERT_EQ(t->rows, (T + f - 1) / f);
+          for (int q = 0; q < T; q += 7)  // each sampled cell is the max of its block
+            for (int k = 0; k < T; k += 5) {
+              float want = NAN;
+              for (int i = q / f * f; i < std::min(T, q / f * f + f); ++i)
+                for (int j = k / f * f; j < std::min(T, k / f * f + f); ++j) {
+                  float v = (*p)[i * T + j];
+                  if (!std::isnan(v) && !(want >= v)) want = v;
+                }
+              float got = t->values[(q / f) * t->cols + k / f];
+              if (std::isnan(want)) EXPECT_TRUE(std::isnan(got));
+              else worst_thumb = std::max(worst_thumb, double(std::abs(got - want)));
+            }
+        }
+      }
+    for (int q = 0; q < T; ++q)
+      for (int k = 0; k <= q; ++k) {
+        double lm = 0, am = 0;
+        for (int l = 0; l < 2; ++l)
+          for (int h = 0; h < 4; ++h) {
+            double v = (*all.pattern(l, h))[q * T + k];
+            am += v / 8;
+            if (l == 1) lm += v / 4;
+          }
+        worst_layer = std::max({worst_layer, std::abs((*all.layer_mean(1))[q * T + k] - lm),
+                                std::abs((*one.layer_mean(1))[q * T + k] - lm)});
+        worst_all = std::max({worst_all, std::abs((*all.all_heads_mean)[q * T + k] - am),
+                              std::abs((*one.all_heads_mean)[q * T + k] - am)});
+      }
+    std::printf("T=%d: thumbnails max |diff| %.2g, layer mean %.2g, all-heads mean %.2g\n", T, worst_thumb, worst_layer, worst_all);
+    EXPECT_EQ(worst_thumb, 0);
+    EXPECT_LT(worst_layer, 1e-6);
+    EXPECT_LT(worst_all, 1e-6);
+  }
+}
+

@@ -186,7 +186,7 @@ TEST(GuiScreenshot, EveryViewRendersSomething) {
     ASSERT_TRUE(r.ok()) << r.error().message;
     run = *r;
   }
-  for (std::string v : {"model", "prompt", "heads", "lens", "runs", "circuit", "analyses"}) {
+  for (std::string v : {"model", "prompt", "text", "heads", "lens", "runs", "circuit", "analyses"}) {
     Shot s = shoot({"--model", sink_dir(), "--db", db_path, "--run", std::to_string(run), "--view", v});
     ASSERT_EQ(s.img.width, 1000) << v;
     EXPECT_GT(distinct_colours(s.img), 30u) << v;

@@ -1,0 +1,276 @@
+// The Text window (tokens shaded by the pinned token's attention), the Attention window's all-heads
+// thumbnail grid and its rotated key labels, under Xvfb on the constructed sink model: the shading
+// and the thumbnails are checked against the patterns read through hook_pattern.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "core/base/colormap.h"
+#include "core/model/model.h"
+#include "hooks/hook_registry.h"
+#include "report/png.h"
+#include "tests/support/test_support.h"
+#include "views/token_text_widget.h"
+
+namespace {
+
+const char* kPrompt = "0 5 9 13 1 17 21 25 29 1 33 37 41 45";  // <bos>, <delim> at 4 and 9
+constexpr int kN = 14, kLayers = 2, kHeads = 4;
+
+const std::string& sink_dir() {
+  static std::string dir = [] {
+    std::string d = ms::test::temp_dir("gui-text-sink") + "/sink";
+    auto r = ms::test::run_mechscope({"zoo", "construct", "sink", "--out", d});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return d;
+  }();
+  return dir;
+}
+
+struct Shot {
+  ms::RgbImage img;
+  std::string out;
+};
+
+Shot shoot(std::vector<std::string> args, const std::string& prompt = kPrompt) {
+  std::string png = ms::test::temp_dir("gui-text-shot") + "/shot.png";
+  std::vector<std::string> a = {"gui", "--screenshot", png, "--size", "1000x700", "--model", sink_dir(), "--prompt", prompt,
+                                "--db", ms::test::temp_dir("gui-text-db") + "/m.db"};
+  a.insert(a.end(), args.begin(), args.end());
+  auto r = ms::test::run_mechscope(a);
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  Shot s;
+  s.out = r.out;
+  if (r.exit_code == 0) s.img = ms::decode_png(ms::test::read_file(png));
+  if (const char* keep = std::getenv("MECHSCOPE_GUI_SHOTS"); keep && *keep) {  // to look at
+    std::string name = "text";
+    for (const std::string& x : args) name += "_" + x.substr(x.find_first_not_of('-'));
+    ms::test::write_file(std::string(keep) + "/" + name + ".png", ms::test::read_file(png));
+  }
+  return s;
+}
+
+ms::Rgb pixel(const ms::RgbImage& img, int x, int y) {
+  const uint8_t* p = img.pixels.data() + (static_cast<size_t>(y) * img.width + x) * 3;
+  return {p[0], p[1], p[2]};
+}
+int diff(ms::Rgb a, ms::Rgb b) { return std::max({std::abs(a.r - b.r), std::abs(a.g - b.g), std::abs(a.b - b.b)}); }
+
+// Every head's pattern [layer][head][query * kN + key] through the hook point.
+const std::vector<std::vector<std::vector<float>>>& patterns() {
+  static std::vector<std::vector<std::vector<float>>> all = [] {
+    std::vector<std::vector<std::vector<float>>> out(kLayers, std::vector<std::vector<float>>(kHeads));
+    auto m = ms::Model::load(sink_dir());
+    EXPECT_TRUE(m.ok()) << m.error().message;
+    std::vector<int32_t> ids;
+    std::istringstream in(kPrompt);
+    for (int v; in >> v;) ids.push_back(v);
+    ms::HookRegistry reg;
+    for (int l = 0; l < kLayers; ++l)
+      reg.add_forward("blocks." + std::to_string(l) + ".attn.hook_pattern", [&out, l](const at::Tensor& a, const ms::HookContext&) {
+        for (int h = 0; h < kHeads; ++h) {
+          at::Tensor p = a.select(0, 0).select(0, h).to(at::kFloat).contiguous();  // (query, key)
+          out[l][h].assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+        }
+        return at::Tensor();
+      });
+    ms::ForwardOptions o;
+    o.hooks = &reg;
+    (*m)->forward((*m)->tokens_tensor(ids), o);
+    return out;
+  }();
+  return all;
+}
+
+struct Chip {
+  int token = 0;
+  float x = 0, y = 0, w = 0, h = 0, value = 0;
+};
+
+std::vector<Chip> chips(const std::string& out, int* focus) {
+  std::vector<Chip> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    Chip c;
+    if (std::sscanf(line.c_str(), "chip: token=%d x=%f y=%f w=%f h=%f value=%f", &c.token, &c.x, &c.y, &c.w, &c.h, &c.value) == 6)
+      v.push_back(c);
+    std::sscanf(line.c_str(), "text: focus=%d", focus);
+  }
+  return v;
+}
+
+// The Text window pinned on `pin` shows `want` (kN weights): the printed weights are the pattern's,
+// each chip's fill is token_shade(weight / max), and the most attended token is the most shaded.
+void check_text(const std::vector<std::string>& args, int pin, std::vector<float> want) {
+  for (float& v : want)
+    if (std::isnan(v)) v = 0;  // masked: unshaded
+  std::vector<std::string> a = {"--view", "text", "--pin-token", std::to_string(pin)};
+  a.insert(a.end(), args.begin(), args.end());
+  Shot s = shoot(a);
+  ASSERT_EQ(s.img.width, 1000);
+  int focus = -2;
+  std::vector<Chip> cs = chips(s.out, &focus);
+  EXPECT_EQ(focus, pin);
+  ASSERT_EQ(cs.size(), size_t(kN)) << s.out;
+  float mx = 0;
+  for (float v : want) mx = std::max(mx, v);
+  ASSERT_GT(mx, 0);
+  int worst = 0, hottest = 0;
+  for (const Chip& c : cs) {
+    float w = want[c.token];
+    EXPECT_NEAR(std::isnan(c.value) ? 0.f : c.value, w, 1e-4) << "token " << c.token;
+    // The chip's left padding, clear of the text and of the focus outline.
+    ms::Rgb got = pixel(s.img, static_cast<int>(std::floor(c.x)) + 2, static_cast<int>(c.y + c.h / 2));
+    worst = std::max(worst, diff(got, ms::views::token_shade(w / mx)));
+    if (w > want[hottest]) hottest = c.token;
+  }
+  std::printf("max channel difference against token_shade(weight / max): %d\n", worst);
+  EXPECT_LE(worst, 6);
+  // The top-attended token's chip is redder than every chip with at most half its weight.
+  const Chip& top = cs[hottest];
+  int top_r = pixel(s.img, int(top.x) + 2, int(top.y + top.h / 2)).r;
+  for (const Chip& c : cs)
+    if (want[c.token] <= mx / 2) EXPECT_GT(top_r, pixel(s.img, int(c.x) + 2, int(c.y + c.h / 2)).r + 40) << c.token;
+}
+
+std::vector<float> row(const std::vector<float>& p, int q) { return {p.begin() + q * kN, p.begin() + (q + 1) * kN}; }
+
+TEST(GuiText, PinnedTokenShadesWhatItAttendsToForTheSelectedHead) {
+  // Head 0.1 is a first-token sink; head 1.2 attends to the delimiters (positions 4 and 9).
+  check_text({"--layer", "0", "--head", "1"}, 10, row(patterns()[0][1], 10));
+  check_text({"--layer", "1", "--head", "2"}, 12, row(patterns()[1][2], 12));
+}
+
+TEST(GuiText, AveragesOverTheLayerAndOverAllHeads) {
+  std::vector<float> layer(kN, 0), all(kN, 0);
+  for (int l = 0; l < kLayers; ++l)
+    for (int h = 0; h < kHeads; ++h)
+      for (int k = 0; k <= 12; ++k) {
+        float v = patterns()[l][h][12 * kN + k];
+        if (l == 1) layer[k] += v / kHeads;
+        all[k] += v / (kHeads * kLayers);
+      }
+  check_text({"--layer", "1", "--text-heads", "layer"}, 12, layer);
+  check_text({"--text-heads", "all"}, 12, all);
+}
+
+TEST(GuiText, ReceivedShadesTheQueriesThatAttendToThePinnedToken) {
+  std::vector<float> col(kN, NAN);
+  for (int q = 4; q < kN; ++q) col[q] = patterns()[1][2][q * kN + 4];
+  check_text({"--layer", "1", "--head", "2", "--text-received"}, 4, col);
+}
+
+TEST(GuiText, AllHeadsGridShowsEveryHeadOfTheLayerAsThePattern) {
+  Shot s = shoot({"--view", "attention", "--layer", "1", "--head", "0", "--attention-grid", "--scale", "linear"});
+  ASSERT_EQ(s.img.width, 1000);
+  int n = 0, cols = 0;
+  float x = 0, y = 0, size = 0, px = 0, py = 0;
+  auto p = s.out.find("thumbs: ");
+  ASSERT_NE(p, std::string::npos) << s.out;
+  ASSERT_EQ(std::sscanf(s.out.c_str() + p, "thumbs: n=%d cols=%d x=%f y=%f size=%f pitch_x=%f pitch_y=%f", &n, &cols, &x, &y,
+                        &size, &px, &py), 7);
+  EXPECT_EQ(n, kHeads);
+  ASSERT_GT(size, 3 * kN);  // every cell at least 3 px
+  int worst = 0;
+  for (int h = 0; h < n; ++h) {
+    const std::vector<float>& pat = patterns()[1][h];
+    float mx = *std::max_element(pat.begin(), pat.end());
+    float tx = x + (h % cols) * px, ty = y + (h / cols) * py, cell = size / kN;
+    for (int q = 0; q < kN; ++q)
+      for (int k = 0; k <= q; ++k) {
+        ms::Rgb got = pixel(s.img, int(tx + (k + 0.5f) * cell), int(ty + (q + 0.5f) * cell));
+        worst = std::max(worst, diff(got, ms::colormap_at(ms::Colormap::kViridis, pat[q * kN + k] / mx)));
+      }
+  }
+  std::printf("thumbnails: max channel difference against viridis(pattern / max): %d\n", worst);
+  EXPECT_LE(worst, 6);
+
+  // Clicking head 2's thumbnail (--click: hover, press, release) selects it and shows its heatmap.
+  float cx = x + (2 % cols) * px + size / 2, cy = y + (2 / cols) * py + size / 2;
+  Shot c = shoot({"--view", "attention", "--layer", "1", "--head", "0", "--attention-grid", "--click",
+                  std::to_string(cx) + "," + std::to_string(cy)});
+  EXPECT_NE(c.out.find("selected: layer=1 head=2"), std::string::npos) << c.out;
+  EXPECT_EQ(c.out.find("thumbs: "), std::string::npos) << c.out;  // back to one head's heatmap
+  EXPECT_NE(c.out.find("heatmap: "), std::string::npos) << c.out;
+}
+
+TEST(GuiText, ClickingATokenPinsIt) {
+  Shot s = shoot({"--view", "text", "--layer", "0", "--head", "1"});
+  int focus = -2;
+  std::vector<Chip> cs = chips(s.out, &focus);
+  EXPECT_EQ(focus, -1);  // nothing pinned, nothing hovered: no shading
+  ASSERT_EQ(cs.size(), size_t(kN));
+  const Chip& c7 = cs[7];
+  Shot c = shoot({"--view", "text", "--layer", "0", "--head", "1", "--click",
+                  std::to_string(c7.x + c7.w / 2) + "," + std::to_string(c7.y + c7.h / 2)});
+  EXPECT_NE(c.out.find("pinned_token=7"), std::string::npos) << c.out;
+  cs = chips(c.out, &focus);
+  EXPECT_EQ(focus, 7);
+  ASSERT_EQ(cs.size(), size_t(kN));
+  for (int k = 0; k < kN; ++k) EXPECT_NEAR(std::isnan(cs[k].value) ? 0.f : cs[k].value, k <= 7 ? patterns()[0][1][7 * kN + k] : 0.f, 1e-4);
+}
+
+// Light (label-grey) pixels in [x0, x1) x [y0, y1), with their bounding box.
+int light_pixels(const ms::RgbImage& img, int x0, int x1, int y0, int y1, int* bw, int* bh) {
+  int n = 0, minx = x1, maxx = x0 - 1, miny = y1, maxy = y0 - 1;
+  for (int y = std::max(0, y0); y < std::min(img.height, y1); ++y)
+    for (int x = std::max(0, x0); x < std::min(img.width, x1); ++x) {
+      ms::Rgb c = pixel(img, x, y);
+      if (c.r > 150 && c.g > 150 && c.b > 150) {
+        ++n;
+        minx = std::min(minx, x), maxx = std::max(maxx, x), miny = std::min(miny, y), maxy = std::max(maxy, y);
+      }
+    }
+  *bw = maxx - minx + 1, *bh = maxy - miny + 1;
+  return n;
+}
+
+struct Heat {
+  float x = 0, y = 0, cw = 0, ch = 0, band = 0;
+  int rows = 0, cols = 0, key_labels = 0;
+};
+Heat heat(const Shot& s) {
+  Heat h;
+  auto p = s.out.find("heatmap: ");
+  EXPECT_NE(p, std::string::npos) << s.out;
+  if (p != std::string::npos)
+    std::sscanf(s.out.c_str() + p, "heatmap: x=%f y=%f cell_w=%f cell_h=%f rows=%d cols=%d key_labels=%d key_band=%f", &h.x, &h.y,
+                &h.cw, &h.ch, &h.rows, &h.cols, &h.key_labels, &h.band);
+  return h;
+}
+
+TEST(GuiText, KeyLabelsAreRotatedAndThinnedWhenCellsAreSmall) {
+  Shot s = shoot({"--view", "attention", "--layer", "0", "--head", "1"});
+  Heat h = heat(s);
+  ASSERT_EQ(h.cols, kN);
+  EXPECT_EQ(h.key_labels, kN);
+  ASSERT_GT(h.band, 30);
+  int upright = 0;
+  for (int c = 0; c < kN; ++c) {  // each column has its label, standing upright (short ones aside)
+    int bw = 0, bh = 0;
+    int n = light_pixels(s.img, int(h.x + c * h.cw), int(h.x + (c + 1) * h.cw), int(h.y - h.band), int(h.y) - 1, &bw, &bh);
+    EXPECT_GT(n, 10) << "column " << c;
+    EXPECT_LT(bw, h.cw) << "column " << c;
+    upright += bh > bw + 4;
+  }
+  EXPECT_GE(upright, kN * 2 / 3);
+  // 160 tokens in about 600 px: cells of a few pixels get every k-th label ("index token"), not none.
+  std::string ids;
+  for (int i = 0; i < 160; ++i) ids += std::to_string(i == 0 ? 0 : 5 + i % 50) + " ";
+  Shot l = shoot({"--view", "attention", "--layer", "0", "--head", "1"}, ids);
+  Heat hl = heat(l);
+  ASSERT_EQ(hl.cols, 160);
+  ASSERT_LT(hl.cw, 8);
+  EXPECT_GE(hl.key_labels, 10);
+  EXPECT_LT(hl.key_labels, 160);
+  int bw = 0, bh = 0;
+  EXPECT_GT(light_pixels(l.img, int(hl.x), int(hl.x + 160 * hl.cw), int(hl.y - hl.band), int(hl.y) - 1, &bw, &bh), 200);
+  EXPECT_GT(bw, 160 * hl.cw * 0.8);  // labels across the whole axis
+}
+
+}  // namespace
