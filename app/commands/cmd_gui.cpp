@@ -33,7 +33,7 @@ namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
   int frames = 3, layer = 0, head = 0, threads = 0;
-  int64_t run = 0, steer_feature = -1;
+  int64_t run = 0, compare = 0, steer_feature = -1;
   double steer = 0;
 };
 
@@ -168,6 +168,7 @@ int run_gui(const GuiOptions& o) {
   wb.layer = o.layer;
   wb.head = o.head;
   wb.selected_run = o.run;
+  wb.compare_run = o.compare;
   wb.next_prompt = o.prompt;
   wb.ablated = ablated;
   wb.calibrated = calibrated;
@@ -221,6 +222,7 @@ int run_gui(const GuiOptions& o) {
           if (const views::HeatmapLayout* l = views::attention_layout(*v))
             std::printf("heatmap: x=%.2f y=%.2f cell_w=%.4f cell_h=%.4f rows=%d cols=%d\n", l->x, l->y, l->cell_w,
                         l->cell_h, l->rows, l->cols);
+        if (views::View* v = shell.find(o.view)) std::printf("%s", v->layout_report().c_str());
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -254,6 +256,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features|sae-heads|sae-circuit [key=value ...]' "
                  "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
+  cmd->add_option("--compare", o->compare, "with --run: the Runs window compares it with this run (metrics, A, B and A - B grids)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads of the model's work (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });
