@@ -165,10 +165,13 @@ class CircuitView : public View {
         }
       }
     }
-    // Columns: embed (layer -1), one per layer, logits (n_layers); nodes stacked in each column
-    // below a band kept free for the edges that skip columns.
+    // Columns in the order of the forward pass: embed (layer -1), then per layer its heads and its
+    // MLP (the MLP reads the heads' output, so it gets a column of its own after them), logits
+    // (n_layers); nodes stacked in each column below a band kept free for the edges that skip
+    // columns. Every edge then runs strictly left to right.
+    auto col_key = [&](int node) { return 2 * c.nodes[node].layer + (c.nodes[node].kind == "mlp" ? 1 : 0); };
     std::map<int, std::vector<int>> cols;
-    for (size_t i = 0; i < c.nodes.size(); ++i) cols[c.nodes[i].layer].push_back(static_cast<int>(i));
+    for (size_t i = 0; i < c.nodes.size(); ++i) cols[col_key(static_cast<int>(i))].push_back(static_cast<int>(i));
     ImVec2 avail = ImGui::GetContentRegionAvail();
     avail.x = std::max(avail.x, 50.f), avail.y = std::max(avail.y, 80.f);
     ImVec2 p = ImGui::GetCursorScreenPos();
@@ -179,18 +182,20 @@ class CircuitView : public View {
     const float label_h = th + 4, band = std::min(0.22f * avail.y, 90.f);
     const float top = p.y + label_h + band, height = avail.y - label_h - band;
     std::vector<ImVec2> pos(c.nodes.size());
-    std::map<int, int> column_of;  // layer -> column index
+    std::map<int, int> column_of;  // column key -> column index
     std::map<int, float> column_x, column_top;  // column -> x, the y of its topmost node
-    for (auto& [layer, ids] : cols) column_of[layer] = static_cast<int>(column_of.size());
-    for (auto& [layer, ids] : cols) {
-      int ci = column_of[layer];
+    for (auto& [key, ids] : cols) column_of[key] = static_cast<int>(column_of.size());
+    for (auto& [key, ids] : cols) {
+      int ci = column_of[key];
       float x = p.x + margin + (cols.size() > 1 ? ci * (avail.x - 2 * margin) / (cols.size() - 1) : avail.x / 2 - margin);
       column_x[ci] = x;
       for (size_t k = 0; k < ids.size(); ++k) pos[ids[k]] = ImVec2(x, top + (k + 1) * height / (ids.size() + 1));
       column_top[ci] = top + height / (ids.size() + 1);
       // The column's layer above it.
       const CircuitNode& n0 = c.nodes[ids[0]];
-      std::string name = layer < 0 ? "embed" : n0.kind == "logits" ? "logits" : "L" + std::to_string(layer);
+      const int layer = n0.layer;
+      std::string name = layer < 0 ? "embed" : n0.kind == "logits" ? "logits"
+                         : "L" + std::to_string(layer) + (n0.kind == "mlp" ? " mlp" : " heads");
       ImVec2 ts = ImGui::CalcTextSize(name.c_str());
       dl->AddText(ImVec2(x - ts.x / 2, p.y), IM_COL32(200, 200, 200, 255), name.c_str());
       dl->AddLine(ImVec2(x, p.y + label_h), ImVec2(x, p.y + avail.y), IM_COL32(255, 255, 255, 18));
@@ -229,7 +234,7 @@ class CircuitView : public View {
       const CircuitEdge& e = c.edges[i];
       if (e.src < 0 || e.dst < 0 || e.src >= int(pos.size()) || e.dst >= int(pos.size())) continue;
       if (std::fabs(e.score) / max_edge < m_threshold) continue;
-      int ca = column_of[c.nodes[e.src].layer], cb = column_of[c.nodes[e.dst].layer];
+      int ca = column_of[col_key(e.src)], cb = column_of[col_key(e.dst)];
       ImVec2 a(pos[e.src].x + r, pos[e.src].y);
       if (c.nodes[e.dst].kind == "head" && !ports[i].empty()) {
         for (auto [port, score] : ports[i]) draw_edge(a, port_pos(e.dst, port), ca, cb, score);

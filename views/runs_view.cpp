@@ -11,6 +11,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "report/run_show.h"
 #include "storage/compare.h"
@@ -173,11 +174,22 @@ class RunsView : public View {
     if (ImGui::BeginTable("fields", 2, ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit)) {
       ImGui::TableSetupColumn("key", ImGuiTableColumnFlags_WidthFixed);
       ImGui::TableSetupColumn("value", ImGuiTableColumnFlags_WidthStretch);
+      // A key repeated many times (a grid's 48 item links) shows its first 3 and a button for the rest.
+      std::map<std::string, int> count, shown;
+      for (const report::RunField& f : m_fields) ++count[f.key];
       for (const report::RunField& f : m_fields) {
+        int n = count[f.key], k = shown[f.key]++;
+        bool folded = n > 4 && !m_unfolded.count(f.key);
+        if (folded && k > 3) continue;
         ImGui::TableNextRow();
         ImGui::TableNextColumn();
         ImGui::TextDisabled("%s", f.key.c_str());
         ImGui::TableNextColumn();
+        if (folded && k == 3) {
+          std::string label = "show all " + std::to_string(n) + " (" + std::to_string(n - 3) + " more)##" + f.key;
+          if (ImGui::SmallButton(label.c_str())) m_unfolded.insert(f.key);
+          continue;
+        }
         ImGui::TextWrapped("%s", f.value.c_str());
       }
       ImGui::EndTable();
@@ -384,6 +396,7 @@ class RunsView : public View {
   std::vector<InputRecord> m_inputs;
   std::vector<report::RunField> m_fields;
   std::string m_fields_error, m_command, m_header;
+  std::set<std::string> m_unfolded;  // repeated field keys shown in full
   struct Figure {
     std::optional<TensorFigure> fig;
     std::string why;
