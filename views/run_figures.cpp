@@ -70,6 +70,22 @@ std::optional<TensorFigure> tensor_figure(Database& db, int64_t run_id, const Te
     f.rank = 2;
     f.rows = m->rows, f.cols = m->cols, f.row_step = m->row_step, f.col_step = m->col_step;
     f.values = std::move(m->values);
+    // At most kMaxGridSide cells a side (a grid is drawn as rectangles): block means again.
+    const int fr = (f.rows + kMaxGridSide - 1) / kMaxGridSide, fc = (f.cols + kMaxGridSide - 1) / kMaxGridSide;
+    if (fr > 1 || fc > 1) {
+      int rows = (f.rows + fr - 1) / fr, cols = (f.cols + fc - 1) / fc;
+      std::vector<double> sum(static_cast<size_t>(rows) * cols, 0.0), n(sum.size(), 0.0);
+      for (int r = 0; r < f.rows; ++r)
+        for (int c = 0; c < f.cols; ++c) {
+          double v = f.values[static_cast<size_t>(r) * f.cols + c];
+          if (std::isnan(v)) continue;
+          sum[static_cast<size_t>(r / fr) * cols + c / fc] += v;
+          n[static_cast<size_t>(r / fr) * cols + c / fc] += 1;
+        }
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] = n[i] > 0 ? sum[i] / n[i] : NAN;
+      f.values = std::move(sum);
+      f.rows = rows, f.cols = cols, f.row_step *= fr, f.col_step *= fc;
+    }
   } catch (const std::exception& e) {
     *why = e.what();
     return std::nullopt;

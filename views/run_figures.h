@@ -12,10 +12,13 @@
 
 namespace ms::views {
 
+// A grid's largest side in cells; longer sides are block means (row_step, col_step > 1).
+constexpr int kMaxGridSide = 96;
+
 struct TensorFigure {
   int rank = 0;  // 1: a curve (cols values), 2: a grid (rows x cols)
   int rows = 1, cols = 0;
-  int row_step = 1, col_step = 1;  // > 1: each cell is a block mean (report's load_matrix)
+  int row_step = 1, col_step = 1;  // > 1: each cell is the mean of a block of the tensor
   std::vector<double> values;      // row-major
   std::string row_title, col_title, value_title;
   std::vector<std::string> row_labels, col_labels;  // empty: indices

@@ -217,9 +217,11 @@ class RunsView : public View {
     for (const TensorInfo& t : m_tensors) {
       std::string shape;
       for (int64_t d : t.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-      // The first few tensors open by default; the rest on a click (each is read when opened).
-      ImGui::SetNextItemOpen(shown < 3, ImGuiCond_Once);
-      ++shown;
+      // The first few floating-point tensors open by default; the rest, and integer tensors (token
+      // ids, whose colours would mean nothing), on a click. Each is read when first opened.
+      bool floating = t.dtype.rfind("float", 0) == 0 || t.dtype == "bfloat16";
+      ImGui::SetNextItemOpen(floating && shown < 3, ImGuiCond_Once);
+      shown += floating;
       if (!ImGui::TreeNode(t.name.c_str(), "tensor %s [%s] %s", t.name.c_str(), shape.c_str(), t.dtype.c_str())) continue;
       draw_tensor(t);
       ImGui::TreePop();

@@ -169,6 +169,28 @@ TEST(RunFigures, StoredTensorsBecomeGridsAndCurvesWithTheirAxes) {
   EXPECT_EQ(seen, 3);
 }
 
+TEST(RunFigures, LongSidesBecomeBlockMeans) {
+  std::string db_path = ms::test::temp_dir("gui-runs-big") + "/m.db";
+  auto db = ms::Database::open(db_path);
+  ASSERT_TRUE(db.ok());
+  ms::RunResults res;
+  at::Tensor x = at::arange(2000, at::kDouble).reshape({200, 10});
+  res.tensors.push_back({"big", x, "{}"});
+  auto run = (*db)->store_run(ms::RunSpec("test"), res);
+  ASSERT_TRUE(run.ok());
+  auto tensors = (*db)->list_tensors(*run);
+  ASSERT_TRUE(tensors.ok() && tensors->size() == 1u);
+  std::string why;
+  auto f = ms::views::tensor_figure(**db, *run, (*tensors)[0], &why);
+  ASSERT_TRUE(f.has_value()) << why;
+  EXPECT_LE(f->rows, ms::views::kMaxGridSide);
+  EXPECT_EQ(f->row_step, 3);  // 200 rows: blocks of 3, the last one partial
+  EXPECT_EQ(f->rows, 67);
+  EXPECT_EQ(f->cols, 10);
+  EXPECT_NEAR(f->values[0], (0 + 10 + 20) / 3.0, 1e-9);       // rows 0..2 of column 0
+  EXPECT_NEAR(f->values[66 * 10 + 9], (1989 + 1999) / 2.0, 1e-9);  // rows 198..199 of column 9
+}
+
 TEST(GuiRuns, RunsWindowDrawsAStoredGridInItsColours) {
   std::string db_path = ms::test::temp_dir("gui-runs-shot-db") + "/m.db";
   std::vector<double> acc = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.55};
