@@ -300,6 +300,7 @@ class RunsView : public View {
         if (c) m_cmp = std::make_unique<RunComparison>(std::move(*c));
         else m_cmp_error = c.error().message;
         m_grid_metric.clear();
+        m_scroll_to_grids = true;  // a new comparison: bring its grids into view
       }
     }
     if (!m_cmp_error.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", m_cmp_error.c_str());
@@ -371,6 +372,10 @@ class RunsView : public View {
     spec.title = "A - B";
     spec.value_title = m_grid_metric + " A - B";
     m_grids.push_back({"A-B", draw_grid("gridD", d->values, n_l, n_h, symmetric_scale(d->values), spec, w, h)});
+    if (m_scroll_to_grids) {
+      ImGui::SetScrollHereY(1.0f);
+      m_scroll_to_grids = false;
+    }
   }
 
  public:
@@ -409,6 +414,7 @@ class RunsView : public View {
   // The comparison's grids: the metric shown and A's and B's scores of it.
   std::string m_grid_metric;
   std::optional<HeadScores> m_grid_a, m_grid_b;
+  bool m_scroll_to_grids = false;
   int64_t m_other = 0;
   int64_t m_cmp_for = 0;
   bool m_across_models = false;
