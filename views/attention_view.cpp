@@ -46,6 +46,15 @@ class AttentionView : public View {
     int s = static_cast<int>(m_wb.scale);
     ImGui::SetNextItemWidth(130);
     if (ImGui::Combo("scale", &s, "linear\0log\0sink-clipped\0")) m_wb.scale = static_cast<HeatScale>(s);
+    if (m_wb.scale == HeatScale::kSinkClipped) {
+      // The clip is max(largest weight outside column 0, floor): a pure sink head's crumbs
+      // (~1e-6) stay dark instead of being stretched over the whole colour map.
+      ImGui::SameLine();
+      ImGui::SetNextItemWidth(90);
+      ImGui::DragFloat("floor", &m_sink_floor, 0.005f, 0.f, 1.f, "%.3f");
+      if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("sink-clipped: the top of the scale is max(the largest weight outside column 0, this floor)");
+    }
     ImGui::SameLine();
     ImGui::Checkbox("all heads", &m_grid);
     if (m_grid) {
@@ -55,6 +64,7 @@ class AttentionView : public View {
     ImGui::SameLine();
     if (ImGui::Button("Fit")) m_heat.fit();
     m_heat.set_scale(m_wb.scale);
+    m_heat.set_sink_floor(m_sink_floor);
 
     auto pat = f->pattern(m_wb.layer, m_wb.head);
     if (pat != m_shown || m_gen != m_wb.forward_generation()) {
@@ -137,6 +147,7 @@ class AttentionView : public View {
   }
 
   HeatmapWidget m_heat;
+  float m_sink_floor = static_cast<float>(kSinkFloor);
   std::shared_ptr<const std::vector<float>> m_shown;
   int64_t m_gen = -1;
   std::vector<unsigned> m_thumb_tex;  // per head of m_thumb_layer, 0 = not uploaded

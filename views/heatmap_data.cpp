@@ -78,19 +78,42 @@ double HeatRange::normalize(double v) const {
   return std::clamp(t, 0.0, 1.0);
 }
 
-HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale) {
+HeatRange sink_clipped_range(double max_all, double max_rest, double sink_floor) {
   HeatRange r;
-  r.scale = scale;
-  double max_all = 0, max_rest = 0, min_pos = std::numeric_limits<double>::infinity(), max_abs = 0;
+  r.scale = HeatScale::kSinkClipped;
+  r.max_rest = max_rest;
+  if (max_all <= 0) max_all = 1;
+  r.lo = 0;
+  r.hi = std::min(max_all, std::max(max_rest, sink_floor));
+  if (!(r.hi > 0)) r.hi = max_all;
+  r.floored = r.hi > max_rest;
+  return r;
+}
+
+namespace {
+void maxima(const float* values, int rows, int cols, double* max_all, double* max_rest, double* min_pos,
+            double* max_abs = nullptr) {
+  *max_all = 0, *max_rest = 0, *min_pos = std::numeric_limits<double>::infinity();
+  double abs_max = 0;
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) {
       double v = values[static_cast<size_t>(i) * cols + j];
       if (std::isnan(v)) continue;
-      max_all = std::max(max_all, v);
-      max_abs = std::max(max_abs, std::fabs(v));
-      if (j > 0) max_rest = std::max(max_rest, v);
-      if (v > 0) min_pos = std::min(min_pos, v);
+      *max_all = std::max(*max_all, v);
+      if (j > 0) *max_rest = std::max(*max_rest, v);
+      if (v > 0) *min_pos = std::min(*min_pos, v);
+      abs_max = std::max(abs_max, std::fabs(v));
     }
+  if (max_abs) *max_abs = abs_max;
+}
+}  // namespace
+
+HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale, double sink_floor) {
+  HeatRange r;
+  r.scale = scale;
+  double max_all, max_rest, min_pos, max_abs;
+  maxima(values, rows, cols, &max_all, &max_rest, &min_pos, &max_abs);
+  if (scale == HeatScale::kSinkClipped) return sink_clipped_range(max_all, max_rest, sink_floor);
   if (max_all <= 0) max_all = 1;
   switch (scale) {
     case HeatScale::kLinear:
@@ -102,8 +125,7 @@ HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale) {
       if (r.lo >= r.hi) r.lo = r.hi * 1e-4;
       break;
     case HeatScale::kSinkClipped:
-      r.lo = 0, r.hi = max_rest > 0 ? max_rest : max_all;
-      break;
+      break;  // above
     case HeatScale::kSigned:
       if (max_abs <= 0) max_abs = 1;
       r.lo = -max_abs, r.hi = max_abs;
@@ -117,6 +139,8 @@ std::shared_ptr<const PreparedHeatmap> prepare_heatmap(const float* values, int 
   p->levels = build_pyramid(values, rows, cols);
   for (HeatScale s : {HeatScale::kLinear, HeatScale::kLog, HeatScale::kSinkClipped, HeatScale::kSigned})
     p->ranges[static_cast<int>(s)] = heat_range(values, rows, cols, s);
+  double min_pos;
+  maxima(values, rows, cols, &p->max_all, &p->max_rest, &min_pos);
   return p;
 }
 

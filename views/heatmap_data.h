@@ -33,19 +33,28 @@ bool parse_heat_scale(const std::string& s, HeatScale* out);
 struct HeatRange {
   HeatScale scale = HeatScale::kLinear;
   double lo = 0, hi = 1;  // value range (log: lo > 0)
+  // sink-clipped: the largest value outside column 0, and whether the floor raised hi above it.
+  double max_rest = 0;
+  bool floored = false;
   double normalize(double v) const;
 };
-// linear: 0..max; log: max(min positive, max * 1e-4)..max; sink-clipped: 0..the largest value
-// outside column 0 (a first-token sink saturates instead of washing out every other key);
-// signed: -m..m, m = max |value|.
-HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale);
+// The sink-clipped scale's default floor. Without one, a pure sink head (everything on column 0,
+// the rest ~1e-6) is stretched until its crumbs fill the whole map and look like spread attention.
+constexpr double kSinkFloor = 0.05;
+// linear: 0..max; log: max(min positive, max * 1e-4)..max; sink-clipped: 0..max(the largest value
+// outside column 0, sink_floor), at most the largest value (a first-token sink saturates instead of
+// washing out every other key, and weights below the floor stay dark); signed: -m..m, m = max |value|.
+HeatRange heat_range(const float* values, int rows, int cols, HeatScale scale, double sink_floor = kSinkFloor);
+// The sink-clipped range from the two maxima (all cells, cells outside column 0) and a floor.
+HeatRange sink_clipped_range(double max_all, double max_rest, double sink_floor);
 
 // Everything a heatmap needs before it is drawn: the pyramid and the range of each scale. Built
 // off the UI thread for big patterns (the forward task), so a 4096 x 4096 result costs the frame
 // that receives it nothing but a pointer swap.
 struct PreparedHeatmap {
   std::vector<HeatLevel> levels;
-  HeatRange ranges[4];  // indexed by HeatScale
+  HeatRange ranges[4];  // indexed by HeatScale (sink-clipped with kSinkFloor)
+  double max_all = 0, max_rest = 0;  // for sink-clipped ranges with another floor
 };
 std::shared_ptr<const PreparedHeatmap> prepare_heatmap(const float* values, int rows, int cols);
 

@@ -99,7 +99,7 @@ void HeatmapWidget::set_matrix(std::shared_ptr<const std::vector<float>> values,
   m_prepared = std::move(prepared);
   m_key_band = -1;
   if (!m_prepared && m_values && rows > 0 && cols > 0) m_prepared = prepare_heatmap(m_values->data(), rows, cols);
-  if (m_prepared) m_range = m_prepared->ranges[static_cast<int>(m_scale)];
+  update_range();
   m_textures.assign(pyramid().size(), 0);
   if (!same_shape) m_fit = true;
 }
@@ -108,7 +108,22 @@ void HeatmapWidget::set_scale(HeatScale s) {
   if (s == m_scale) return;
   m_scale = s;
   release_textures();
-  if (m_prepared) m_range = m_prepared->ranges[static_cast<int>(m_scale)];
+  update_range();
+}
+
+void HeatmapWidget::set_sink_floor(double floor) {
+  if (floor == m_sink_floor) return;
+  m_sink_floor = floor;
+  if (m_scale != HeatScale::kSinkClipped) return;
+  release_textures();
+  update_range();
+}
+
+void HeatmapWidget::update_range() {
+  if (!m_prepared) return;
+  m_range = m_scale == HeatScale::kSinkClipped
+                ? sink_clipped_range(m_prepared->max_all, m_prepared->max_rest, m_sink_floor)
+                : m_prepared->ranges[static_cast<int>(m_scale)];
 }
 
 void HeatmapWidget::set_titles(std::string row_title, std::string col_title, std::string value_title) {
@@ -237,6 +252,12 @@ void HeatmapWidget::draw() {
   std::snprintf(buf, sizeof buf, m_scale == HeatScale::kLog ? "<=%.2g" : "%.3g", m_range.lo);
   dl->AddText(ImVec2(bx + kBarWidth + 4, by + bh - th), IM_COL32(220, 220, 220, 255), buf);
   dl->AddText(ImVec2(bx, by + bh + 4), IM_COL32(170, 170, 170, 255), heat_scale_name(m_scale));
+  if (m_scale == HeatScale::kSinkClipped) {  // what the top of the bar is: the rest's max or the floor
+    std::snprintf(buf, sizeof buf, "rest max %.2g", m_range.max_rest);
+    dl->AddText(ImVec2(bx, by + bh + 4 + th), IM_COL32(170, 170, 170, 255), buf);
+    std::snprintf(buf, sizeof buf, m_range.floored ? "top: floor %.3g" : "floor %.3g", m_sink_floor);
+    dl->AddText(ImVec2(bx, by + bh + 4 + 2 * th), m_range.floored ? IM_COL32(255, 200, 90, 255) : IM_COL32(170, 170, 170, 255), buf);
+  }
 
   // Hover: the cell under the cursor.
   if (hovered) {

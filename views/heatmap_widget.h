@@ -37,6 +37,9 @@ class HeatmapWidget {
                   std::shared_ptr<const PreparedHeatmap> prepared = nullptr);
   void set_scale(HeatScale s);
   HeatScale scale() const { return m_scale; }
+  // The sink-clipped scale's floor (heatmap_data.h kSinkFloor by default).
+  void set_sink_floor(double floor);
+  const HeatRange& range() const { return m_range; }
   void set_titles(std::string row_title, std::string col_title, std::string value_title);
   void fit() { m_fit = true; }
   // Shows cells from (origin_row, origin_col) at zoom pixels per cell (go-to-cell, benchmarks).
@@ -73,6 +76,8 @@ class HeatmapWidget {
   std::vector<unsigned> m_textures;  // per level, 0 = not uploaded for the current scale
   HeatScale m_scale = HeatScale::kLinear;
   HeatRange m_range;
+  double m_sink_floor = kSinkFloor;
+  void update_range();
   bool m_fit = true;
   double m_zoom = 1;              // pixels per cell
   double m_origin_x = 0, m_origin_y = 0;  // cell coordinates at the top-left of the plot

@@ -24,6 +24,9 @@ class View {
   void set_fullscreen(bool on) { m_fullscreen = on; }
 
   void draw();
+  // Headless screenshots: lines saying where the view drew its figures last frame ("grid NAME:
+  // x=.. y=.. cell_w=.. cell_h=.. rows=.. cols=..", ...), printed by `gui --screenshot`. "" if none.
+  virtual std::string layout_report() const { return ""; }
 
  protected:
   virtual void draw_content() = 0;

@@ -100,6 +100,8 @@ class Workbench {
   std::shared_ptr<std::atomic<int>> runs_stored_counter() { return m_runs_stored; }
   int64_t db_generation() const { return m_db_gen; }
   int64_t selected_run = 0;
+  // `gui --compare N`: the Runs window compares the selected run with run N once (then clears it).
+  int64_t compare_run = 0;
   // The run's HTML report beside the database (runN.html, replaced); its path, "" on failure
   // (the popup says why).
   std::string export_run(int64_t run_id);

@@ -37,7 +37,7 @@ struct GuiOptions {
   std::string text_heads, click;
   int frames = 3, layer = 0, head = 0, threads = 0, pin_token = -1;
   bool text_received = false, attention_grid = false;
-  int64_t run = 0, steer_feature = -1;
+  int64_t run = 0, compare = 0, steer_feature = -1;
   double steer = 0;
 };
 
@@ -180,6 +180,7 @@ int run_gui(const GuiOptions& o) {
   wb.layer = o.layer;
   wb.head = o.head;
   wb.selected_run = o.run;
+  wb.compare_run = o.compare;
   wb.next_prompt = o.prompt;
   wb.ablated = ablated;
   wb.calibrated = calibrated;
@@ -259,6 +260,7 @@ int run_gui(const GuiOptions& o) {
               std::printf("chip: token=%d x=%.2f y=%.2f w=%.2f h=%.2f value=%.6g\n", c.token, c.x, c.y, c.w, c.h, c.value);
           }
         std::printf("selected: layer=%d head=%d pinned_token=%d\n", wb.layer, wb.head, wb.pinned_token);
+        if (views::View* v = shell.find(o.view)) std::printf("%s", v->layout_report().c_str());
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -299,6 +301,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--launch", o->launch, "start an analysis once the model is open and the prompt has run: 'sinks|retrieval|heads|patch|circuit|sae-train|sae-features|sae-heads|sae-circuit [key=value ...]' "
                  "(the Analyses window's parameters, e.g. 'retrieval lengths=32,48 depths=3 mask_top=2')");
   cmd->add_option("--run", o->run, "select this stored run (Runs, Circuit)");
+  cmd->add_option("--compare", o->compare, "with --run: the Runs window compares it with this run (metrics, A, B and A - B grids)");
   cmd->add_option("--size", o->size, "window size WIDTHxHEIGHT")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads of the model's work (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
   cmds.emplace_back(cmd, [o]() { return run_gui(*o); });

@@ -9,6 +9,7 @@
 
 #include "app/commands/cli.h"
 #include "core/base/json_input.h"
+#include "report/run_show.h"
 #include "storage/database.h"
 
 namespace ms::app {
@@ -90,23 +91,13 @@ int show(Database& db, int64_t id, bool as_json) {
   std::vector<FeatureCard> features = take(db.get_feature_cards(id, {}, true));
   json metrics = json::array();
   for (const HeadScores& h : scores) {
-    double lo = INFINITY, hi = -INFINITY, sum = 0;
-    int n = 0, best = -1;
-    for (size_t i = 0; i < h.values.size(); ++i) {
-      double v = h.values[i];
-      if (std::isnan(v)) continue;
-      lo = std::min(lo, v);
-      if (v > hi) best = static_cast<int>(i);
-      hi = std::max(hi, v);
-      sum += v;
-      ++n;
-    }
-    json m = {{"metric", h.metric}, {"n_layers", h.n_layers}, {"n_heads", h.n_heads}, {"n_values", n}};
-    if (n) {
-      m["min"] = lo;
-      m["max"] = hi;
-      m["mean"] = sum / n;
-      m["argmax"] = {{"layer", best / h.n_heads}, {"head", best % h.n_heads}};
+    report::MetricSummary s = report::summarize_metric(h);
+    json m = {{"metric", h.metric}, {"n_layers", h.n_layers}, {"n_heads", h.n_heads}, {"n_values", s.n}};
+    if (s.n) {
+      m["min"] = s.min;
+      m["max"] = s.max;
+      m["mean"] = s.mean;
+      m["argmax"] = {{"layer", s.argmax_layer}, {"head", s.argmax_head}};
     }
     metrics.push_back(m);
   }
@@ -137,57 +128,8 @@ int show(Database& db, int64_t id, bool as_json) {
     return 0;
   }
   std::cout << "run " << r.id << ": " << r.spec.kind << " (" << run_status_name(r.status) << ")\n";
-  auto field = [](const char* k, const std::string& v) {
-    if (!v.empty()) std::printf("  %-10s %s\n", k, v.c_str());
-  };
-  if (model)
-    field("model", std::to_string(model->id) + " " + (model->path.empty() ? "(in memory)" : model->path) + " (" +
-                       model->architecture + ", " + std::to_string(model->n_params) + " parameters, " +
-                       model->content_hash + ")");
-  field("label", r.spec.label);
-  field("params", r.spec.params_json);
-  field("command", r.spec.command);
-  field("version", r.mechscope_version);
-  field("created", r.created_at);
-  field("started", r.started_at);
-  field("finished", r.finished_at);
-  if (r.status == RunStatus::kRunning) field("progress", std::to_string(static_cast<int>(r.progress * 100)) + "%");
-  field("resume key", r.spec.resume_key);
-  field("error", r.error);
-  field("inputs", std::to_string(inputs.size()));
-  for (const json& m : metrics) {
-    std::string line = m["metric"].get<std::string>() + ": " + std::to_string(m["n_layers"].get<int>()) + " x " +
-                       std::to_string(m["n_heads"].get<int>());
-    if (m.contains("max")) {
-      char buf[128];
-      std::snprintf(buf, sizeof buf, ", min %.4g, max %.4g at L%dH%d, mean %.4g", m["min"].get<double>(),
-                    m["max"].get<double>(), m["argmax"]["layer"].get<int>(), m["argmax"]["head"].get<int>(),
-                    m["mean"].get<double>());
-      line += buf;
-    }
-    field("metric", line);
-  }
-  for (const TensorInfo& t : tensors)
-    field("tensor", t.name + " " + t.dtype + " " + json(t.shape).dump() + " (" + std::to_string(t.raw_bytes) +
-                        " bytes, " + std::to_string(t.stored_bytes) + " stored)");
-  for (const Circuit& c : circuits)
-    field("circuit", c.name + ": " + std::to_string(c.nodes.size()) + " nodes, " + std::to_string(c.edges.size()) +
-                         " edges");
-  if (!features.empty()) {
-    std::vector<const FeatureCard*> busiest;
-    for (const FeatureCard& c : features) busiest.push_back(&c);
-    std::stable_sort(busiest.begin(), busiest.end(), [](auto* a, auto* b) { return a->n_firing > b->n_firing; });
-    std::string line = std::to_string(features.size()) + " feature cards; most frequent:";
-    for (size_t i = 0; i < busiest.size() && i < 5; ++i) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, " %lld (density %.3g, max %.3g)", static_cast<long long>(busiest[i]->feature),
-                    busiest[i]->density(), busiest[i]->max_act);
-      line += buf;
-    }
-    field("features", line);
-  }
-  for (const RunLink& l : links)
-    field("link", "run " + std::to_string(l.run_id) + " " + l.relation + " run " + std::to_string(l.source_run_id));
+  for (const report::RunField& f : take(report::run_show_fields(db, id)))
+    std::printf("  %-10s %s\n", f.key.c_str(), f.value.c_str());
   return 0;
 }
 
