@@ -27,6 +27,19 @@
 
 namespace ms::bench {
 
+// "a,b,c" -> {a, b, c} (a command-line list of lengths).
+inline std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t at = 0;
+  while (at < s.size()) {
+    size_t comma = s.find(',', at);
+    out.push_back(std::atoll(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at).c_str()));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
 // Loads (writing it first when absent) the long-context benchmark model; exits on failure.
 inline std::unique_ptr<Model> long_context_model(const char* who) {
   std::string dir = (std::filesystem::temp_directory_path() / "mechscope-bench-llama-1024").string();

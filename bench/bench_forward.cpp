@@ -131,18 +131,6 @@ double read_file_seconds(const std::string& path) {
   return seconds_since(t0);
 }
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  size_t at = 0;
-  while (at < s.size()) {
-    size_t comma = s.find(',', at);
-    out.push_back(std::atoll(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at).c_str()));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  return out;
-}
-
 void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vector<int>& thread_counts,
                   const std::string& peer, int load_reps, bool load_only_section);
 
@@ -165,7 +153,7 @@ int main(int argc, char** argv) {
     else if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--threads" && i + 1 < argc) thread_counts = {std::atoi(argv[++i])};
     else if (a == "--no-peer") peer.clear();
-    else if (a == "--long" && i + 1 < argc) long_seqs = parse_list(argv[++i]);
+    else if (a == "--long" && i + 1 < argc) long_seqs = ms::bench::parse_list(argv[++i]);
     else if (a == "--long-reps" && i + 1 < argc) long_reps = std::atoi(argv[++i]);
     else if (a == "--no-gpt2") gpt2 = false;
     else if (a == "--load-only") load_only = true;

@@ -86,18 +86,6 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps) {
   std::fflush(stdout);
 }
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  size_t at = 0;
-  while (at < s.size()) {
-    size_t comma = s.find(',', at);
-    out.push_back(std::atoll(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at).c_str()));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,7 +99,7 @@ int main(int argc, char** argv) {
     if (a == "--long" && i + 1 < argc) long_t = std::atoll(argv[++i]);
     else if (a == "--prefill" && i + 1 < argc) prefill_t = std::atoll(argv[++i]);
     else if (a == "--steps" && i + 1 < argc) steps = std::atoll(argv[++i]);
-    else if (a == "--decode" && i + 1 < argc) decode_lengths = parse_list(argv[++i]);
+    else if (a == "--decode" && i + 1 < argc) decode_lengths = ms::bench::parse_list(argv[++i]);
     else if (a == "--decode-reps" && i + 1 < argc) decode_reps = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else {
