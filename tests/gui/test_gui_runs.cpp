@@ -16,6 +16,7 @@
 #include "hooks/hook_registry.h"
 #include "report/png.h"
 #include "storage/database.h"
+#include "tests/support/constructed_zoo.h"
 #include "tests/support/test_support.h"
 #include "views/heatmap_data.h"
 #include "views/run_figures.h"
@@ -216,15 +217,7 @@ TEST(GuiRuns, RunsWindowDrawsAStoredGridInItsColours) {
   EXPECT_LE(worst, 6);
 }
 
-const std::string& sink_dir() {
-  static std::string dir = [] {
-    std::string d = ms::test::temp_dir("gui-runs-sink") + "/sink";
-    auto r = ms::test::run_mechscope({"zoo", "construct", "sink", "--out", d});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return d;
-  }();
-  return dir;
-}
+const std::string& sink_dir() { return ms::test::constructed_zoo_dir("sink"); }
 
 TEST(GuiRuns, SinkClippedScaleDoesNotStretchAPureSinkHead) {
   // Head 0.1 of the constructed sink model is a first-token sink: outside column 0 its weights are

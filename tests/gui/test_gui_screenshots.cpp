@@ -18,6 +18,7 @@
 #include "hooks/hook_registry.h"
 #include "storage/database.h"
 #include "report/png.h"
+#include "tests/support/constructed_zoo.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -31,15 +32,7 @@ struct Shot {
   std::string out;
 };
 
-const std::string& sink_dir() {
-  static std::string dir = [] {
-    std::string d = ms::test::temp_dir("gui-sink") + "/sink";
-    auto r = ms::test::run_mechscope({"zoo", "construct", "sink", "--out", d});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return d;
-  }();
-  return dir;
-}
+const std::string& sink_dir() { return ms::test::constructed_zoo_dir("sink"); }
 
 Shot shoot(std::vector<std::string> args) {
   std::string png = ms::test::temp_dir("gui-shot") + "/shot.png";

@@ -14,6 +14,7 @@
 #include "core/model/model.h"
 #include "hooks/hook_registry.h"
 #include "report/png.h"
+#include "tests/support/constructed_zoo.h"
 #include "tests/support/test_support.h"
 #include "views/token_text_widget.h"
 
@@ -22,15 +23,7 @@ namespace {
 const char* kPrompt = "0 5 9 13 1 17 21 25 29 1 33 37 41 45";  // <bos>, <delim> at 4 and 9
 constexpr int kN = 14, kLayers = 2, kHeads = 4;
 
-const std::string& sink_dir() {
-  static std::string dir = [] {
-    std::string d = ms::test::temp_dir("gui-text-sink") + "/sink";
-    auto r = ms::test::run_mechscope({"zoo", "construct", "sink", "--out", d});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return d;
-  }();
-  return dir;
-}
+const std::string& sink_dir() { return ms::test::constructed_zoo_dir("sink"); }
 
 struct Shot {
   ms::RgbImage img;
