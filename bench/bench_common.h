@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "core/base/parallel.h"
 #include "core/model/model.h"
 #include "core/zoo/zoo_random.h"
 
@@ -139,7 +140,7 @@ inline double copy_bandwidth_gbs(int reps) {
   std::vector<char> a(n, 1), b(n, 2);
   const int threads = std::max(1, at::get_num_threads());
   double t = best_of(reps, [&] {
-    at::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
+    ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         const size_t begin = n / threads * i, end = i + 1 == threads ? n : n / threads * (i + 1);
         std::memcpy(b.data() + begin, a.data() + begin, end - begin);
@@ -216,8 +217,9 @@ inline std::string openblas_core() {
 inline void print_machine(const char* who) {
   double load[3] = {-1, -1, -1};
   getloadavg(load, 3);
-  std::printf("%s: CPU %s; %s; %d threads; load average %.2f %.2f %.2f\n", who, cpu_model().c_str(),
-              openblas_core().c_str(), at::get_num_threads(), load[0], load[1], load[2]);
+  std::printf("%s: CPU %s; %s; %d threads (mechscope's own loops: %s); load average %.2f %.2f %.2f\n", who,
+              cpu_model().c_str(), openblas_core().c_str(), at::get_num_threads(), ms::parallel_runtime(), load[0],
+              load[1], load[2]);
 }
 
 }  // namespace ms::bench

@@ -1,6 +1,7 @@
 // Fused attention on the CPU: tiling, the online softmax and the threading; the inner loops are
 // the tile kernels of core/attention/tile_kernels.h.
 #include "core/attention/fused_attention.h"
+#include "core/base/parallel.h"
 #include "core/attention/visibility.h"
 
 #include <ATen/ATen.h>
@@ -215,7 +216,7 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   // Items ordered so that each worker's contiguous share mixes early (short) and late (long)
   // causal query tiles: tile order 0, n-1, 1, n-2, ...
   const int64_t n_items = p.B * p.KV * p.n_qt;
-  at::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
+  ms::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
     Scratch s(p);
     for (int64_t it = begin; it < end; ++it) {
       const int64_t pos = it % p.n_qt, bh = it / p.n_qt;

@@ -3,6 +3,7 @@
 // that counts, bins and offers candidates to each feature's bounded top-k. Ties between equal
 // activations go to the earlier (prompt, position), so the result does not depend on batching.
 #include "core/features/sae_dashboard.h"
+#include "core/base/parallel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -132,7 +133,7 @@ void DashboardAccumulator::add(const at::Tensor& acts, const std::vector<Dashboa
   // 2. Count, bin and collect each feature's batch candidates: a bounded heap, the worst on top,
   // of the rows above the feature's current k-th activation.
   std::vector<std::vector<Candidate>> cand(static_cast<size_t>(F));
-  at::parallel_for(0, F, 64, [&](int64_t f0, int64_t f1) {
+  ms::parallel_for(0, F, 64, [&](int64_t f0, int64_t f1) {
     std::vector<float> cut(static_cast<size_t>(f1 - f0));
     for (int64_t f = f0; f < f1; ++f) cut[static_cast<size_t>(f - f0)] = m_thr[static_cast<size_t>(f)];
     for (int64_t r = 0; r < N; ++r) {
@@ -158,7 +159,7 @@ void DashboardAccumulator::add(const at::Tensor& acts, const std::vector<Dashboa
     }
   });
   // 3. Merge into the running top-k; new members take their window from this batch.
-  at::parallel_for(0, F, 256, [&](int64_t f0, int64_t f1) {
+  ms::parallel_for(0, F, 256, [&](int64_t f0, int64_t f1) {
     for (int64_t f = f0; f < f1; ++f) {
       const size_t fi = static_cast<size_t>(f);
       if (cand[fi].empty()) continue;

@@ -2,6 +2,7 @@
 // pass and selected among (std::nth_element on a copy of the whole row when too few are above it),
 // then the activations and the fired mask written; rows spread over ATen's threads.
 #include "core/features/topk_rows.h"
+#include "core/base/parallel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -32,7 +33,7 @@ at::Tensor topk_relu_rows(const at::Tensor& pre_in, int64_t k, at::Tensor* fired
   bool* mk = fired ? mask.data_ptr<bool>() : nullptr;
   const float kInf = std::numeric_limits<float>::infinity();
   // A grain of a few rows: each row costs O(n); fewer tasks than rows keeps the overhead small.
-  at::parallel_for(0, rows, 4, [&](int64_t r0, int64_t r1) {
+  ms::parallel_for(0, rows, 4, [&](int64_t r0, int64_t r1) {
     std::vector<float> buf(static_cast<size_t>(n)), sample;
     std::vector<std::pair<float, int64_t>> cand;  // (key, index) above the sampled cut, in index order
     // Every 8th value of the row, when k is small enough that a cut taken from them (the 2k/8-th

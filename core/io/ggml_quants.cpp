@@ -3,6 +3,7 @@
 // layouts unchanged since the K-quants' 256-value super-blocks, 2023). Each works on one block
 // and computes in float32 in ggml's order of operations, so the values match ggml's bit for bit.
 #include "core/io/ggml_quants.h"
+#include "core/base/parallel.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
@@ -224,7 +225,7 @@ std::string quant_type_names() {
 void dequantize_blocks(const QuantType& q, const uint8_t* src, float* dst, int64_t n_blocks) {
   // Grain: about 32k values per task, whatever the block size.
   const int64_t grain = std::max<int64_t>(1, 32768 / q.block_elems);
-  at::parallel_for(0, n_blocks, grain, [&](int64_t begin, int64_t end) {
+  ms::parallel_for(0, n_blocks, grain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       q.dequantize_block(src + b * q.block_bytes, dst + b * q.block_elems);
     }

@@ -1,0 +1,75 @@
+// Attention-kernel benchmark: the fused CPU attention kernel alone (core/attention/fused_attention.h)
+// on the long-context model's shape (16 query heads, 4 KV heads, d_head 64) at one length, against
+// its FLOP floor (the two causal products at the GEMM peak measured in the same run), with and
+// without the statistics the sink analysis asks for, at 1 thread and at the machine's thread
+// count, variants interleaved (medians). It isolates the part of the forward that bench_forward's
+// "attention beyond the GEMM floor" figure reports.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_common.h"
+#include "core/attention/fused_attention.h"
+
+int main(int argc, char** argv) {
+  int64_t T = 4096, reps = 5;
+  std::string threads_list;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--seq" && i + 1 < argc) T = std::atoll(argv[++i]);
+    else if (a == "--reps" && i + 1 < argc) reps = std::atoll(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads_list = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: bench_attention [--seq T] [--reps N] [--threads 1,2]\n");
+      return 2;
+    }
+  }
+  std::vector<int64_t> threads = threads_list.empty()
+                                     ? std::vector<int64_t>{1, std::max<int64_t>(1, std::thread::hardware_concurrency())}
+                                     : ms::bench::parse_list(threads_list);
+  const int64_t H = 16, KV = 4, dh = 64;
+  at::manual_seed(1);
+  at::Tensor q = at::randn({1, T, H, dh}), k = at::randn({1, KV, T, dh}), v = at::randn({1, KV, T, dh});
+  const double flops = 2.0 * 2.0 * H * dh * (static_cast<double>(T) * (T + 1) / 2);
+  std::vector<float> key_mass(static_cast<size_t>(H * T)), entropy(static_cast<size_t>(H * T)),
+      max_weight(static_cast<size_t>(H * T));
+  std::vector<int64_t> argmax(static_cast<size_t>(H * T));
+  ms::FusedAttentionStats stats;
+  stats.batch = 1, stats.n_heads = H;
+  stats.key_mass = key_mass.data(), stats.key_positions = T;
+  stats.entropy = entropy.data(), stats.argmax = argmax.data(), stats.max_weight = max_weight.data();
+  stats.query_positions = T;
+  ms::FusedAttentionOptions plain;
+  plain.scale = 0.125;
+  ms::FusedAttentionOptions with_stats = plain;
+  with_stats.stats = &stats;
+  ms::FusedAttentionOptions rows_only = plain;
+  ms::FusedAttentionStats row_stats = stats;
+  row_stats.key_mass = nullptr;
+  rows_only.stats = &row_stats;
+  for (int64_t n : threads) {
+    at::set_num_threads(static_cast<int>(n));
+    ms::bench::print_machine("bench_attention");
+    const double peak = ms::bench::gemm_peak_gflops(3);
+    const double floor_s = flops / peak / 1e9;
+    std::vector<double> t = ms::bench::median_interleaved(
+        static_cast<int>(reps), {[&] { ms::fused_attention(q, k, v, plain); },
+                                 [&] { ms::fused_attention(q, k, v, rows_only); },
+                                 [&] { ms::fused_attention(q, k, v, with_stats); }});
+    std::printf("T = %lld, %lld heads (%lld KV), d_head %lld, %lld threads, kernels %s: GEMM peak %.1f GFLOP/s, "
+                "FLOP floor %.3f s (%.1f GFLOP)\n",
+                static_cast<long long>(T), static_cast<long long>(H), static_cast<long long>(KV),
+                static_cast<long long>(dh), static_cast<long long>(n), ms::fused_attention_kernels(), peak, floor_s,
+                flops / 1e9);
+    const char* names[3] = {"attention alone", "+ row statistics", "+ row statistics and key mass"};
+    for (int i = 0; i < 3; ++i)
+      std::printf("  %-32s %.3f s = %.2fx the floor\n", names[i], t[static_cast<size_t>(i)],
+                  t[static_cast<size_t>(i)] / floor_s);
+  }
+  return 0;
+}
