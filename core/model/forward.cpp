@@ -2,6 +2,7 @@
 // (sequential or parallel attention + MLP), query-blocked causal attention with GQA, RoPE and a
 // KV cache, and the unembedding. Hook points are called by id; unused ones cost nothing.
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 
 #include <cmath>
@@ -161,6 +162,7 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     fo.scale = scale;
     fo.q_tile = m_opts.attn_block;
     fo.k_tile = m_opts.attn_key_tile;
+    RECORD_USER_SCOPE("mechscope::fused_attention");  // a profiler's name for our kernel
     return attention_out(layer, fused_attention(q, kh, vh, fo), ids);  // (B, T, H, dh)
   }
   // Queries grouped by the KV head they share: (B, KV, G, T, dh), scaled once.
