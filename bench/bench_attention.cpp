@@ -18,14 +18,15 @@
 
 int main(int argc, char** argv) {
   int64_t T = 4096, reps = 5;
-  std::string threads_list;
+  std::string threads_list, decode_list = "4096,16384";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seq" && i + 1 < argc) T = std::atoll(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::atoll(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads_list = argv[++i];
+    else if (a == "--decode" && i + 1 < argc) decode_list = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_attention [--seq T] [--reps N] [--threads 1,2]\n");
+      std::fprintf(stderr, "usage: bench_attention [--seq T] [--reps N] [--threads 1,2] [--decode KV1,KV2 (\"\": skip)]\n");
       return 2;
     }
   }
@@ -70,6 +71,26 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 3; ++i)
       std::printf("  %-32s %.3f s = %.2fx the floor\n", names[i], t[static_cast<size_t>(i)],
                   t[static_cast<size_t>(i)] / floor_s);
+    // One decode step's attention over a KV cache: its floor is reading the cache's K and V once
+    // at the copy bandwidth measured now (bytes read + written, as bench_retrieval's floor).
+    const double bw = decode_list.empty() ? 0 : ms::bench::copy_bandwidth_gbs(3);
+    for (int64_t kv : ms::bench::parse_list(decode_list)) {
+      at::Tensor qd = at::randn({1, 1, H, dh}), kd = at::randn({1, KV, kv, dh}), vd = at::randn({1, KV, kv, dh});
+      ms::FusedAttentionOptions o = plain;
+      o.past = kv - 1;
+      ms::FusedAttentionStats ds;
+      std::vector<int64_t> am(static_cast<size_t>(H * kv));
+      ds.batch = 1, ds.n_heads = H, ds.argmax = am.data(), ds.query_positions = kv;
+      ms::FusedAttentionOptions oa = o;
+      oa.stats = &ds;
+      std::vector<double> d = ms::bench::median_interleaved(
+          static_cast<int>(reps) * 20, {[&] { ms::fused_attention(qd, kd, vd, o); }, [&] { ms::fused_attention(qd, kd, vd, oa); }});
+      const double bytes = 2.0 * KV * kv * dh * 4, floor_d = bytes / (bw * 1e9);
+      std::printf("  decode, KV %lld: %.3f ms = %.2fx its memory floor (K + V %.1f MB at copy bandwidth %.1f GB/s: "
+                  "%.3f ms); with the argmax (retrieval) %.3f ms = %.2fx\n",
+                  static_cast<long long>(kv), d[0] * 1e3, d[0] / floor_d, bytes / 1e6, bw, floor_d * 1e3, d[1] * 1e3,
+                  d[1] / floor_d);
+    }
   }
   return 0;
 }

@@ -36,6 +36,8 @@ struct FusedAttentionStats {
   int64_t* argmax = nullptr;    // (batch, n_heads, query_positions): the most attended key (absolute)
   float* max_weight = nullptr;  // (batch, n_heads, query_positions): its weight
   int64_t query_positions = 0;
+  int64_t query_offset = 0;     // the per-query buffers start at this absolute position (a decode
+                                // step's observer keeps one slot: offset = the step's position)
   bool any() const { return key_mass || entropy || argmax || max_weight; }
 };
 

@@ -44,6 +44,7 @@ struct Scratch {
   std::vector<float> e, ent, best;  // statistics: one row's weights; per row entropy, best score
   std::vector<int64_t> best_k;
   std::vector<float> key_mass;      // this worker's share of stats->key_mass, (B, H, P + T)
+  std::vector<float> dq, ds, dacc;  // decode: the G scaled queries, their scores over every key, z
   explicit Scratch(const Problem& p) {
     const int64_t rows = p.G * p.tq, tkp = round16(p.tk);
     q.resize(rows * p.dh);
@@ -127,7 +128,7 @@ void tile_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh,
   }
   const FusedAttentionStats& st = *p.stats;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t at = (b * p.H + kvh * p.G + r / nq) * st.query_positions + qa0 + r % nq;
+    const int64_t at = (b * p.H + kvh * p.G + r / nq) * st.query_positions + qa0 + r % nq - st.query_offset;
     if (st.entropy) st.entropy[at] = s.ent[r];
     if (st.argmax) st.argmax[at] = s.best_k[r];
     if (st.max_weight) st.max_weight[at] = std::exp(s.best[r] - s.m[r]) / s.l[r];
@@ -172,6 +173,58 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
   if (p.stats) tile_stats(p, kn, b, kvh, t0, nq, s);
 }
 
+// A decode step (T = 1) of KV head kvh in batch row b: the G queries' scores over every visible
+// key are few (G x keys), so they are kept whole and the softmax is exact (max, then exp and sum)
+// with no tiles; K and V are read in place, once, row by row (the step is bound by reading the
+// cache, and the tiled path's transposed copy of K doubled that). Statistics from the same scores.
+void run_decode(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, Scratch& s) {
+  const int64_t qa = p.P, k_lo = first_visible_key(qa, p.W), nk = qa + 1 - k_lo, rows = p.G;
+  s.dq.resize(static_cast<size_t>(rows * p.dh));
+  s.ds.resize(static_cast<size_t>(rows * nk));
+  s.dacc.assign(static_cast<size_t>(rows * p.dh), 0.0f);
+  for (int64_t g = 0; g < rows; ++g) {
+    const float* src = p.q + b * p.q_b + (kvh * p.G + g) * p.q_h;
+    for (int64_t d = 0; d < p.dh; ++d) s.dq[static_cast<size_t>(g * p.dh + d)] = src[d] * p.scale;
+  }
+  const float* kb = p.k + b * p.k_b + kvh * p.k_h + k_lo * p.k_s;
+  const float* vb = p.v + b * p.v_b + kvh * p.v_h + k_lo * p.v_s;
+  kn.dots(s.dq.data(), rows, p.dh, kb, p.k_s, nk, s.ds.data(), nk);
+  const FusedAttentionStats* st = p.stats;
+  const int64_t n_keys = p.P + p.T;
+  for (int64_t g = 0; g < rows; ++g) {
+    float* row = s.ds.data() + g * nk;
+    const float m = kn.max(row, nk);
+    int64_t best = 0;
+    while (best + 1 < nk && row[best] != m) ++best;  // the first maximum, as at::max gives it
+    float ent = 0;
+    if (st && st->entropy) {  // -sum a log a with log a = s - m - log l, from the scores before exp
+      s.e.resize(static_cast<size_t>(nk));
+      std::copy(row, row + nk, s.e.data());
+    }
+    const float l = kn.exp_sum(row, nk, m), inv_l = 1.0f / l;
+    if (!st) {
+      kn.scale(row, nk, inv_l);
+      continue;
+    }
+    const int64_t h = kvh * p.G + g, at = (b * p.H + h) * st->query_positions + qa - st->query_offset;
+    if (st->entropy) {
+      const float log_l = std::log(l);
+      for (int64_t j = 0; j < nk; ++j) ent += row[j] * inv_l * (log_l - (s.e[static_cast<size_t>(j)] - m));
+      st->entropy[at] = ent;
+    }
+    if (st->argmax) st->argmax[at] = k_lo + best;
+    if (st->max_weight) st->max_weight[at] = inv_l;  // exp(m - m) / l
+    kn.scale(row, nk, inv_l);
+    if (!s.key_mass.empty()) {
+      float* km = s.key_mass.data() + (b * p.H + h) * n_keys + k_lo;
+      for (int64_t j = 0; j < nk; ++j) km[j] += row[j];
+    }
+  }
+  kn.axpys(s.ds.data(), nk, rows, nk, vb, p.v_s, p.dh, s.dacc.data());
+  for (int64_t g = 0; g < rows; ++g)
+    std::copy(s.dacc.data() + g * p.dh, s.dacc.data() + (g + 1) * p.dh, p.z + (b * p.H + kvh * p.G + g) * p.dh);
+}
+
 at::Tensor as_float_rows(const at::Tensor& t) {
   at::Tensor f = t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
   return f.stride(-1) == 1 ? f : f.contiguous();
@@ -207,9 +260,12 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.z = z.data_ptr<float>();
   p.stats = o.stats && o.stats->any() ? o.stats : nullptr;
   if (p.stats && (p.stats->batch != p.B || p.stats->n_heads != p.H || (p.stats->key_mass && p.stats->key_positions < p.P + p.T) ||
-                  ((p.stats->entropy || p.stats->argmax || p.stats->max_weight) && p.stats->query_positions < p.P + p.T)))
+                  ((p.stats->entropy || p.stats->argmax || p.stats->max_weight) &&
+                   (p.stats->query_offset < 0 || p.stats->query_offset > p.P ||
+                    p.stats->query_positions < p.P + p.T - p.stats->query_offset))))
     throw std::invalid_argument("fused_attention: statistics buffers are not (batch " + std::to_string(p.B) +
-                                ", heads " + std::to_string(p.H) + ", >= past + T = " + std::to_string(p.P + p.T) + ")");
+                                ", heads " + std::to_string(p.H) + ", >= past + T = " + std::to_string(p.P + p.T) +
+                                " less the query offset, at most past)");
   std::mutex merge;
   const TileKernels& kn = tile_kernels(o.portable);
   g_calls.fetch_add(1, std::memory_order_relaxed);
@@ -221,7 +277,8 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
     for (int64_t it = begin; it < end; ++it) {
       const int64_t pos = it % p.n_qt, bh = it / p.n_qt;
       const int64_t qt = pos % 2 == 0 ? pos / 2 : p.n_qt - 1 - pos / 2;
-      run_tile(p, kn, bh / p.KV, bh % p.KV, qt, s);
+      if (p.T == 1 && !o.tiled_decode) run_decode(p, kn, bh / p.KV, bh % p.KV, s);
+      else run_tile(p, kn, bh / p.KV, bh % p.KV, qt, s);
     }
     if (s.key_mass.empty()) return;
     std::lock_guard<std::mutex> lock(merge);  // workers share keys: each adds its share once

@@ -19,6 +19,7 @@ struct FusedAttentionOptions {
   int64_t q_tile = 0;          // queries per tile (times G heads = rows); 0 chooses
   int64_t k_tile = 0;          // keys per tile, rounded up to 16; 0 chooses
   bool portable = false;       // the portable kernels even where AVX2/FMA exists (tests)
+  bool tiled_decode = false;   // one query (T = 1) through the key tiles too, not the decode path (tests)
   // When set, the statistics it asks for (key mass, entropy, argmax, max weight; see
   // attention_observer.h), from a second pass over the key tiles that recomputes the scores
   // once the rows' max and sum are known: A[i, k] = exp(s - max) / sum, as the softmax gives it.

@@ -23,6 +23,17 @@ class ObserverChain : public AttentionObserver {
     for (AttentionObserver* o : m_obs)
       if (o && o->wants_layer(block.layer)) o->on_block(block);
   }
+  // The fused kernel serves a layer only one observer wants (one set of statistics buffers).
+  bool fused_stats(int64_t layer, int64_t q_begin, int64_t n_queries, int64_t sliding_window,
+                   FusedAttentionStats& out) override {
+    AttentionObserver* only = nullptr;
+    for (AttentionObserver* o : m_obs)
+      if (o && o->wants_layer(layer)) {
+        if (only) return false;
+        only = o;
+      }
+    return only && only->fused_stats(layer, q_begin, n_queries, sliding_window, out);
+  }
 
  private:
   std::vector<AttentionObserver*> m_obs;

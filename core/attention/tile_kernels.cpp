@@ -49,6 +49,38 @@ void scale_portable(float* y, int64_t n, float s) {
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
 
+void dots_portable(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk, float* s,
+                   int64_t lds) {
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* kr = k + j * k_stride;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* qr = q + r * dh;
+      float a = 0;
+      for (int64_t d = 0; d < dh; ++d) a += qr[d] * kr[d];
+      s[r * lds + j] = a;
+    }
+  }
+}
+
+// Keys per block of the decode products: 64 rows of V (16 KiB at d_head 64) stay in L1.
+constexpr int64_t kDecodeKeys = 64;
+
+void axpys_portable(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride,
+                    int64_t dh, float* acc) {
+  for (int64_t j0 = 0; j0 < nk; j0 += kDecodeKeys) {
+    const int64_t j1 = std::min(nk, j0 + kDecodeKeys);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* ar = acc + r * dh;
+      for (int64_t j = j0; j < j1; ++j) {
+        const float w = p[r * lds + j];
+        if (w == 0.0f) continue;
+        const float* vr = v + j * v_stride;
+        for (int64_t d = 0; d < dh; ++d) ar[d] += w * vr[d];
+      }
+    }
+  }
+}
+
 #ifdef MS_HAVE_X86
 #define MS_AVX2 __attribute__((target("avx2,fma")))
 
@@ -170,6 +202,63 @@ MS_AVX2 void scale_avx2(float* y, int64_t n, float s) {
   for (; i < n; ++i) y[i] *= s;
 }
 
+// Four rows' dot products with one key row: the four accumulators reduced together by hadd.
+MS_AVX2 void dots_avx2(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk,
+                       float* s, int64_t lds) {
+  const int64_t d8 = dh / 8 * 8;
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* kr = k + j * k_stride;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      const float *q0 = q + r * dh, *q1 = q0 + dh, *q2 = q1 + dh, *q3 = q2 + dh;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t d = 0; d < d8; d += 8) {
+        const __m256 kv = _mm256_loadu_ps(kr + d);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + d), kv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + d), kv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q2 + d), kv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q3 + d), kv, a3);
+      }
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+      alignas(16) float out[4];
+      _mm_store_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+      for (int64_t d = d8; d < dh; ++d) {
+        out[0] += q0[d] * kr[d], out[1] += q1[d] * kr[d];
+        out[2] += q2[d] * kr[d], out[3] += q3[d] * kr[d];
+      }
+      for (int64_t i = 0; i < 4; ++i) s[(r + i) * lds + j] = out[i];
+    }
+    for (; r < rows; ++r) {
+      const float* qr = q + r * dh;
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t d = 0; d < d8; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(qr + d), _mm256_loadu_ps(kr + d), a);
+      float t = hsum8(a);
+      for (int64_t d = d8; d < dh; ++d) t += qr[d] * kr[d];
+      s[r * lds + j] = t;
+    }
+  }
+}
+
+MS_AVX2 void axpys_avx2(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride,
+                        int64_t dh, float* acc) {
+  const int64_t d8 = dh / 8 * 8;
+  for (int64_t j0 = 0; j0 < nk; j0 += kDecodeKeys) {
+    const int64_t j1 = std::min(nk, j0 + kDecodeKeys);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* ar = acc + r * dh;
+      for (int64_t j = j0; j < j1; ++j) {
+        const float w = p[r * lds + j];
+        if (w == 0.0f) continue;
+        const float* vr = v + j * v_stride;
+        const __m256 wv = _mm256_set1_ps(w);
+        for (int64_t d = 0; d < d8; d += 8)
+          _mm256_storeu_ps(ar + d, _mm256_fmadd_ps(wv, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(ar + d)));
+        for (int64_t d = d8; d < dh; ++d) ar[d] += w * vr[d];
+      }
+    }
+  }
+}
+
 bool cpu_has_avx2_fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -179,9 +268,10 @@ bool cpu_has_avx2_fma() {
 }  // namespace
 
 const TileKernels& tile_kernels(bool portable) {
-  static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, scale_portable, "portable"};
+  static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, scale_portable,
+                                     dots_portable, axpys_portable, "portable"};
 #ifdef MS_HAVE_X86
-  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, scale_avx2, "avx2"};
+  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, scale_avx2, dots_avx2, axpys_avx2, "avx2"};
   static const bool has_avx2 = cpu_has_avx2_fma();
   if (!portable && has_avx2) return kAvx2;
 #endif

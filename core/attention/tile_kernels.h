@@ -18,6 +18,14 @@ struct TileKernels {
   float (*exp_sum)(float* x, int64_t n, float shift);
   // y[i] *= s for i < n.
   void (*scale)(float* y, int64_t n, float s);
+  // Decode (one query per head): s[r * lds + j] = dot(q + r * dh, k + j * k_stride) for r < rows,
+  // j < nk, reading each key row once for all rows (no transposed copy of K).
+  void (*dots)(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk, float* s,
+               int64_t lds);
+  // Decode: acc[r * dh + d] += sum_j p[r * lds + j] * v[j * v_stride + d], reading V in blocks of
+  // keys that stay in L1 while every row uses them.
+  void (*axpys)(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride, int64_t dh,
+                float* acc);
   const char* name;  // "avx2" or "portable"
 };
 

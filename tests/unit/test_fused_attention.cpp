@@ -1,7 +1,8 @@
 // The fused attention kernel against an independent float64 reference (softmax of the masked
 // scores times V), and the forward pass on its fused path against its materialising path on
 // logits, hook_z and the residual stream: every family, GQA, sliding windows shorter than the
-// prompt, the KV cache (prefill, then decode), lengths that are not multiples of the tiles, T = 1.
+// prompt, the KV cache (prefill, then decode), lengths that are not multiples of the tiles, T = 1
+// (the decode path, with its statistics).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -70,6 +71,50 @@ TEST(FusedAttention, KernelEqualsReference) {
       EXPECT_LT(d, 1e-5) << "T " << c.T << " H " << c.H << " KV " << c.KV << " dh " << c.dh << " past " << c.past
                          << " window " << c.window << " kernels " << fused_attention_kernels(portable);
     }
+}
+
+// The decode path (one query per head: scores over every key kept whole, K and V read in place)
+// against the float64 reference and against the tiled path, with every statistic: key mass,
+// entropy, argmax and max weight from the reference's own softmax. Group sizes 1, 3, 4 and 8
+// (the kernels take rows four at a time), d_head not a multiple of 8, windows, batch rows.
+TEST(FusedAttention, DecodePathEqualsReferenceWithStatistics) {
+  at::manual_seed(11);
+  struct Case { int64_t B, H, KV, dh, past, window; };
+  const Case cases[] = {{1, 16, 4, 64, 300, 0}, {2, 6, 2, 20, 50, 0}, {1, 5, 5, 12, 77, 16}, {1, 8, 1, 24, 40, 10}};
+  for (const Case& c : cases)
+    for (bool portable : {false, true})
+      for (bool tiled : {false, true}) {
+        const int64_t S = c.past + 1;
+        at::Tensor q = at::randn({c.B, 1, c.H, c.dh}) * 2;  // peaked rows: well-separated maxima
+        at::Tensor k = at::randn({c.B, S, c.KV, c.dh}).transpose(1, 2), v = at::randn({c.B, S, c.KV, c.dh}).transpose(1, 2);
+        const std::string what = "H " + std::to_string(c.H) + " KV " + std::to_string(c.KV) + " dh " +
+                                 std::to_string(c.dh) + " window " + std::to_string(c.window) +
+                                 (portable ? " portable" : " avx2") + (tiled ? " tiled" : " decode path");
+        at::Tensor key_mass = at::zeros({c.B, c.H, S}), entropy = at::zeros({c.B, c.H, S}),
+                   max_weight = at::zeros({c.B, c.H, S});
+        at::Tensor argmax = at::full({c.B, c.H, S}, -1, at::kLong);
+        FusedAttentionStats st;
+        st.batch = c.B, st.n_heads = c.H;
+        st.key_mass = key_mass.data_ptr<float>(), st.key_positions = S;
+        st.entropy = entropy.data_ptr<float>(), st.argmax = argmax.data_ptr<int64_t>();
+        st.max_weight = max_weight.data_ptr<float>(), st.query_positions = S;
+        FusedAttentionOptions o;
+        o.past = c.past, o.sliding_window = c.window, o.scale = 1.0 / std::sqrt(double(c.dh));
+        o.portable = portable, o.tiled_decode = tiled, o.stats = &st;
+        at::Tensor z = fused_attention(q, k, v, o);
+        EXPECT_LT(rel_diff(z, reference(q, k, v, c.past, c.window, o.scale)), 1e-5) << what;
+        // The reference's weights of the one query: (B, H, S).
+        at::Tensor kd = k.to(at::kDouble).repeat_interleave(c.H / c.KV, 1);
+        at::Tensor sc = at::matmul(q.to(at::kDouble).transpose(1, 2), kd.transpose(-1, -2)).squeeze(2) * o.scale;
+        at::Tensor kpos = at::arange(0, S, at::kLong);
+        at::Tensor hidden = c.window > 0 ? (c.past - kpos) >= c.window : at::zeros({S}, at::kBool);
+        at::Tensor a = at::softmax(sc.masked_fill(hidden, -INFINITY), -1);
+        EXPECT_LT(rel_diff(key_mass, a), 1e-5) << what;
+        at::Tensor ent = -(a * a.clamp_min(1e-300).log()).sum(-1);
+        EXPECT_LT(rel_diff(entropy.select(2, c.past), ent), 1e-5) << what;
+        EXPECT_LT(rel_diff(max_weight.select(2, c.past), std::get<0>(a.max(-1))), 1e-5) << what;
+        EXPECT_TRUE(argmax.select(2, c.past).equal(std::get<1>(a.max(-1)))) << what;
+      }
 }
 
 TEST(FusedAttention, Bf16InputsComputeInFloat32) {

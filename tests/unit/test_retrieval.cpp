@@ -4,11 +4,15 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/analysis/retrieval/needle.h"
 #include "core/analysis/retrieval/retrieval.h"
+#include "core/attention/fused_attention.h"
+#include "core/model/model.h"
 #include "tests/support/test_support.h"
+#include "tests/support/tiny_models.h"
 
 namespace ms {
 namespace {
@@ -71,6 +75,38 @@ TEST(RetrievalObserver, ArgmaxOfTheSingleQueryRowPerHead) {
   EXPECT_EQ(o.argmax()[0], -1);
   o.reset();
   EXPECT_EQ(o.argmax()[2], -1);
+}
+
+// A decode step's argmax from the fused kernel (scores read once) equals the one read from the
+// materialised probabilities, for every head of every layer, GQA and a sliding window included.
+TEST(RetrievalObserver, FusedDecodeArgmaxEqualsMaterialised) {
+  for (const char* family : {"llama", "mistral", "gpt2"}) {
+    std::unique_ptr<Model> m = test::tiny_model(family, 5);
+    const ModelConfig& c = m->config();
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 40; ++i) prompt.push_back(static_cast<int32_t>((i * 7 + 3) % c.d_vocab));
+    std::vector<int64_t> got[2];
+    int64_t fused_calls = 0;
+    for (int fused = 0; fused < 2; ++fused) {
+      KVCache cache = m->make_cache(1, 48);
+      ArgmaxObserver argmax(c.n_layers, c.n_heads);
+      ForwardOptions fo;
+      fo.cache = &cache;
+      fo.attention_kernel = fused ? AttentionKernel::kAuto : AttentionKernel::kMaterialise;
+      m->forward(m->tokens_tensor(prompt), fo);
+      fo.attention = &argmax;
+      const int64_t before = fused_attention_calls();
+      for (int32_t t : {5, 9, 2}) {
+        argmax.reset();
+        m->forward(m->tokens_tensor({t}), fo);
+        got[fused].insert(got[fused].end(), argmax.argmax().begin(), argmax.argmax().end());
+      }
+      if (fused) fused_calls = fused_attention_calls() - before;
+    }
+    EXPECT_EQ(fused_calls, 3 * c.n_layers) << family << ": the scored steps did not take the fused kernel";
+    EXPECT_EQ(got[0], got[1]) << family;
+    EXPECT_TRUE(std::none_of(got[1].begin(), got[1].end(), [](int64_t k) { return k < 0; })) << family;
+  }
 }
 
 TEST(RetrievalMask, ChosenHeadsBecomeUniformOverVisibleKeys) {

@@ -86,6 +86,16 @@ void ArgmaxObserver::on_block(AttentionBlock& b) {
   }
 }
 
+bool ArgmaxObserver::fused_stats(int64_t layer, int64_t q_begin, int64_t n_queries, int64_t sliding_window,
+                                 FusedAttentionStats& out) {
+  (void)sliding_window;
+  if (!enabled || n_queries != 1) return false;  // scored steps decode one token, batch 1
+  out.batch = 1, out.n_heads = m_heads;
+  out.argmax = m_pos.data() + layer * m_heads;  // (1, heads, 1) at the step's position
+  out.query_positions = 1, out.query_offset = q_begin;
+  return true;
+}
+
 HeadMask::HeadMask(std::vector<HeadRef> heads) : m_heads(std::move(heads)) {}
 
 bool HeadMask::wants_layer(int64_t layer) const {

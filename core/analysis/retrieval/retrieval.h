@@ -60,6 +60,11 @@ class ArgmaxObserver : public AttentionObserver {
   ArgmaxObserver(int64_t n_layers, int64_t n_heads);
   bool wants_layer(int64_t layer) const override { (void)layer; return enabled; }
   void on_block(AttentionBlock& block) override;
+  // A decode step's argmax from the fused kernel (scores read once, no probabilities stored):
+  // the first maximal score is the first maximal weight, barring two scores that round to the
+  // same float32 weight.
+  bool fused_stats(int64_t layer, int64_t q_begin, int64_t n_queries, int64_t sliding_window,
+                   FusedAttentionStats& out) override;
   void reset();                                        // before each step
   const std::vector<int64_t>& argmax() const { return m_pos; }  // layer * n_heads + head; -1: not seen
   bool enabled = true;
