@@ -1,6 +1,7 @@
 // Activations window: one hook point's activation for the current prompt (the Model window's hook
 // tree opens it; the pass caches just that point), positions x features as a heatmap on a diverging
-// scale, the prompt's top-activating tokens for a clicked column, and .npy export of the cache.
+// scale, the prompt's top-activating tokens for a clicked column, and .npy export of the cache (a
+// background task with progress and cancel).
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -41,11 +42,13 @@ class ActivationsView : public View {
     if (ImGui::CollapsingHeader("Export .npy")) {
       ImGui::SetNextItemWidth(300);
       ImGui::InputTextWithHint("folder", "where the .npy files go", &m_folder);
+      ImGui::BeginDisabled(m_wb.export_running());
       ImGui::SameLine();
-      if (ImGui::Button("this hook point")) report(m_wb.export_activations(m_folder, false));
+      if (ImGui::Button("this hook point")) m_wb.export_activations(m_folder, false);
       ImGui::SameLine();
-      if (ImGui::Button("every hook point")) report(m_wb.export_activations(m_folder, true));
-      if (!m_export_note.empty()) ImGui::TextDisabled("%s", m_export_note.c_str());
+      if (ImGui::Button("every hook point")) m_wb.export_activations(m_folder, true);
+      ImGui::EndDisabled();
+      draw_export_progress();
     }
     const auto& f = m_wb.forward();
     if (m_wb.act_hook.empty()) {
@@ -115,15 +118,25 @@ class ActivationsView : public View {
   }
 
  private:
-  void report(const std::vector<std::string>& paths) {
-    if (paths.empty()) return;
-    m_export_note = std::to_string(paths.size()) + " file" + (paths.size() == 1 ? "" : "s") + " written: " + paths[0] +
-                    (paths.size() > 1 ? " ..." : "");
+  // The running export's progress bar and Cancel button (a background task), else the last one's note.
+  void draw_export_progress() {
+    if (m_wb.export_running()) {
+      for (const TaskSnapshot& t : m_wb.tasks().snapshot()) {
+        if (t.id != m_wb.export_task()) continue;
+        ImGui::ProgressBar(static_cast<float>(t.progress), ImVec2(300, 0), t.status.c_str());
+        ImGui::SameLine();
+        ImGui::BeginDisabled(t.cancel_requested);
+        if (ImGui::Button("Cancel##export")) m_wb.tasks().cancel(t.id);
+        ImGui::EndDisabled();
+      }
+    } else if (!m_wb.export_note().empty()) {
+      ImGui::TextDisabled("%s", m_wb.export_note().c_str());
+    }
   }
 
   HeatmapWidget m_heat;
   int64_t m_gen = -1;
-  std::string m_name, m_seen_hook, m_folder = "activations", m_export_note;
+  std::string m_name, m_seen_hook, m_folder = "activations";
   int m_col = -1;
   bool m_auto_col = true;
   bool m_fit_rows = false;
