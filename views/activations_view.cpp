@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "views/heatmap_widget.h"
@@ -115,6 +116,31 @@ class ActivationsView : public View {
       }
       ImGui::EndTable();
     }
+  }
+
+ public:
+  // Headless: the point shown, its matrix's shape and the column picked, with the values it shows
+  // (every cell when the matrix is small), for tests to compare with `forward --cache`.
+  std::string layout_report() const override {
+    const auto& f = m_wb.forward();
+    if (m_wb.act_hook.empty() || !f || f->act_name != m_wb.act_hook || !f->act_error.empty() || !f->act_matrix) return "";
+    std::string out;
+    char buf[64];
+    std::string shape;
+    for (int64_t d : f->act.sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    out += "activations: hook=" + f->act_name + " shape=" + shape + " rows=" + std::to_string(f->act_rows) +
+           " cols=" + std::to_string(f->act_cols) + " col=" + std::to_string(m_col) + "\n";
+    const int64_t rows = f->act_rows, cols = f->act_cols;
+    if (rows * cols <= 16384)
+      for (int64_t r = 0; r < rows; ++r) {
+        out += "act_row: " + std::to_string(r);
+        for (int64_t c = 0; c < cols; ++c) {
+          std::snprintf(buf, sizeof buf, " %.9g", (*f->act_matrix)[static_cast<size_t>(r * cols + c)]);
+          out += buf;
+        }
+        out += "\n";
+      }
+    return out;
   }
 
  private:

@@ -34,7 +34,8 @@ namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
   std::string corrupted, hook;
-  std::string text_heads, click;
+  std::string text_heads;
+  std::vector<std::string> clicks;
   int frames = 3, layer = 0, head = 0, threads = 0, pin_token = -1;
   bool text_received = false, attention_grid = false;
   int64_t run = 0, compare = 0, steer_feature = -1;
@@ -139,9 +140,13 @@ int run_gui(const GuiOptions& o) {
   else if (o.text_heads == "all") text_heads = views::Workbench::TextHeads::kAllMean;
   else if (!o.text_heads.empty() && o.text_heads != "head")
     fail_usage("--text-heads '" + o.text_heads + "': expected head, layer or all");
-  float click_x = -1, click_y = -1;
-  if (!o.click.empty() && (std::sscanf(o.click.c_str(), "%f,%f", &click_x, &click_y) != 2 || !headless))
-    fail_usage("--click '" + o.click + "': expected X,Y (window pixels), with --screenshot");
+  std::vector<std::pair<float, float>> clicks;
+  for (const std::string& c : o.clicks) {
+    float x = -1, y = -1;
+    if (std::sscanf(c.c_str(), "%f,%f", &x, &y) != 2 || !headless)
+      fail_usage("--click '" + c + "': expected X,Y (window pixels), with --screenshot");
+    clicks.emplace_back(x, y);
+  }
   std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
   std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
   if (!o.view.empty()) {  // usage errors come before the display is touched
@@ -196,15 +201,18 @@ int run_gui(const GuiOptions& o) {
   bool launched = false, sae_loaded = false;
 
   // Interactive: until the window closes. Headless: until o.frames frames in a row found
-  // nothing running (model loaded, forward pass adopted), then the screenshot.
-  int settled = 0;
-  int click_stage = o.click.empty() ? 3 : 0;  // --click: hover, press, release once nothing runs
-  bool quiet = false;                          // the last frame found nothing running
+  // nothing running (model loaded, forward pass adopted), then the screenshot. Each --click comes
+  // once that many frames found nothing running (hover, press, release: three frames), in order.
+  const int frames = std::max(1, o.frames);
+  int settled = 0;      // frames in a row that found nothing running
+  size_t next_click = 0;
+  int click_stage = 0;  // of the next click: 0 hover, 1 press, 2 release
   auto t0 = std::chrono::steady_clock::now();
   while (!(*win)->should_close()) {
-    if (click_stage < 3 && (click_stage > 0 || quiet)) {
-      (*win)->inject_mouse(click_x, click_y, click_stage == 1);
-      ++click_stage;
+    if (next_click < clicks.size() && (click_stage > 0 || settled >= frames)) {
+      (*win)->inject_mouse(clicks[next_click].first, clicks[next_click].second, click_stage == 1);
+      if (++click_stage == 3) click_stage = 0, ++next_click;
+      settled = 0;  // what the click starts settles before the next click or the screenshot
     }
     // Interactive and idle (nothing running): wait for input, at most 0.2 s.
     bool idle = !headless && !wb.busy() && !shell.tasks().busy();
@@ -237,10 +245,9 @@ int run_gui(const GuiOptions& o) {
     if (headless) {
       bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model()) ||
                   (!o.sae.empty() && !sae_loaded && wb.model());
-      quiet = !busy;
-      busy = busy || click_stage < 3;
       settled = busy ? 0 : settled + 1;
-      if (settled >= std::max(1, o.frames)) {
+      busy = busy || next_click < clicks.size();
+      if (!busy && settled >= frames) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
         RgbImage img = (*win)->read_pixels();
         write_file_atomic(o.screenshot, encode_png(img));
@@ -261,6 +268,9 @@ int run_gui(const GuiOptions& o) {
           }
         std::printf("selected: layer=%d head=%d pinned_token=%d\n", wb.layer, wb.head, wb.pinned_token);
         if (views::View* v = shell.find(o.view)) std::printf("%s", v->layout_report().c_str());
+        if (o.view.empty())  // the whole workbench: every open window's report
+          for (const std::string& k : shell.view_keys())
+            if (views::View* v = shell.find(k); v && v->open()) std::printf("%s", v->layout_report().c_str());
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -291,7 +301,8 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--pin-token", o->pin_token, "Text window: pin this token (its attention shades the text)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--text-heads", o->text_heads, "Text window: whose attention: head (the selected one), layer (mean of its heads), all (mean of every head)");
   cmd->add_flag("--text-received", o->text_received, "Text window: shade by attention the pinned token receives, not pays");
-  cmd->add_option("--click", o->click, "headless: click the left button at X,Y (window pixels) once settled, then settle again");
+  cmd->add_option("--click", o->clicks, "headless: click the left button at X,Y (window pixels) once settled, then settle again; "
+                 "repeat for several clicks, in order");
   cmd->add_flag("--attention-grid", o->attention_grid, "Attention window: every head of --layer as thumbnails");
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--corrupted", o->corrupted, "a corrupted prompt for the Contributions window");

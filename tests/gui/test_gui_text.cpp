@@ -1,6 +1,7 @@
 // The Text window (tokens shaded by the pinned token's attention), the Attention window's all-heads
 // thumbnail grid and its rotated key labels, under Xvfb on the constructed sink model: the shading
-// and the thumbnails are checked against the patterns read through hook_pattern.
+// and the thumbnails are checked against the patterns read through hook_pattern. And clicks through
+// the Model window's hook tree, whose Activations window is checked against `forward --cache`.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -8,9 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 
 #include "core/base/colormap.h"
+#include "core/io/npy.h"
 #include "core/model/model.h"
 #include "hooks/hook_registry.h"
 #include "report/png.h"
@@ -30,9 +33,9 @@ struct Shot {
   std::string out;
 };
 
-Shot shoot(std::vector<std::string> args, const std::string& prompt = kPrompt) {
+Shot shoot(std::vector<std::string> args, const std::string& prompt = kPrompt, const std::string& size = "1000x700") {
   std::string png = ms::test::temp_dir("gui-text-shot") + "/shot.png";
-  std::vector<std::string> a = {"gui", "--screenshot", png, "--size", "1000x700", "--model", sink_dir(), "--prompt", prompt,
+  std::vector<std::string> a = {"gui", "--screenshot", png, "--size", size, "--model", sink_dir(), "--prompt", prompt,
                                 "--db", ms::test::temp_dir("gui-text-db") + "/m.db"};
   a.insert(a.end(), args.begin(), args.end());
   auto r = ms::test::run_mechscope(a);
@@ -43,6 +46,7 @@ Shot shoot(std::vector<std::string> args, const std::string& prompt = kPrompt) {
   if (const char* keep = std::getenv("MECHSCOPE_GUI_SHOTS"); keep && *keep) {  // to look at
     std::string name = "text";
     for (const std::string& x : args) name += "_" + x.substr(x.find_first_not_of('-'));
+    if (name.size() > 120) name = name.substr(0, 60) + "_" + std::to_string(std::hash<std::string>()(name) % 100000);
     ms::test::write_file(std::string(keep) + "/" + name + ".png", ms::test::read_file(png));
   }
   return s;
@@ -264,6 +268,115 @@ TEST(GuiText, KeyLabelsAreRotatedAndThinnedWhenCellsAreSmall) {
   int bw = 0, bh = 0;
   EXPECT_GT(light_pixels(l.img, int(hl.x), int(hl.x + 160 * hl.cw), int(hl.y - hl.band), int(hl.y) - 1, &bw, &bh), 200);
   EXPECT_GT(bw, 160 * hl.cw * 0.8);  // labels across the whole axis
+}
+
+// The Model window's hook tree, as drawn last frame (its layout report).
+struct HookRow {
+  std::string kind, name;
+  float x = 0, y = 0, w = 0, h = 0;
+  int open = 0, visible = 0;
+};
+std::vector<HookRow> hook_rows(const std::string& out) {
+  std::vector<HookRow> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    HookRow r;
+    char kind[32], name[256];
+    if (std::sscanf(line.c_str(), "hook_row: kind=%31s name=%255s x=%f y=%f w=%f h=%f open=%d visible=%d", kind, name, &r.x, &r.y,
+                    &r.w, &r.h, &r.open, &r.visible) == 8) {
+      r.kind = kind, r.name = name;
+      v.push_back(r);
+    }
+  }
+  return v;
+}
+const HookRow* find_row(const std::vector<HookRow>& rows, const std::string& name) {
+  for (const HookRow& r : rows)
+    if (r.name == name && r.visible) return &r;
+  return nullptr;
+}
+std::string click_on(const HookRow& r) { return std::to_string(r.x + std::min(30.f, r.w / 2)) + "," + std::to_string(r.y + r.h / 2); }
+
+// Clicking a hook point in the Model window's tree (the whole workbench, clicked as a user would:
+// the "Hook points" header, the block, then the point) caches just that point and opens the
+// Activations window on it, whose values equal `mechscope forward --cache` of the same point.
+TEST(GuiText, ClickingAHookPointShowsItsActivationAsForwardCacheDoes) {
+  std::vector<std::string> clicks;
+  auto workbench = [&clicks] {
+    std::vector<std::string> a;
+    for (const std::string& c : clicks) a.insert(a.end(), {"--click", c});
+    return shoot(a, kPrompt, "1600x1200");
+  };
+  Shot s = workbench();
+  EXPECT_EQ(s.out.find("activations: "), std::string::npos) << "no hook point chosen yet";
+  std::vector<HookRow> rows = hook_rows(s.out);
+  const HookRow* header = find_row(rows, "hook_points");
+  ASSERT_TRUE(header) << s.out;
+  EXPECT_EQ(header->open, 0);
+  clicks.push_back(click_on(*header));
+  s = workbench();
+  rows = hook_rows(s.out);
+  const HookRow* block = find_row(rows, "blocks.1");
+  ASSERT_TRUE(block) << s.out;
+  EXPECT_EQ(block->kind, "block");
+  EXPECT_EQ(block->open, 0);
+  clicks.push_back(click_on(*block));
+  s = workbench();
+  rows = hook_rows(s.out);
+  // A point of block 1 on screen: its attention output per head (hook_z) when it shows.
+  const HookRow* point = find_row(rows, "blocks.1.attn.hook_z");
+  for (const HookRow& r : rows)
+    if (!point && r.kind == "point" && r.visible && r.name.rfind("blocks.1.", 0) == 0) point = &r;
+  ASSERT_TRUE(point) << s.out;
+  const std::string name = point->name;
+  clicks.push_back(click_on(*point));
+  s = workbench();
+
+  // The Activations window shows that point: its shape and every value.
+  auto p = s.out.find("activations: hook=" + name + " ");
+  ASSERT_NE(p, std::string::npos) << s.out;
+  char shape[64];
+  int rows_n = 0, cols_n = 0, col = -1;
+  ASSERT_EQ(std::sscanf(s.out.c_str() + p + 19 + name.size(), "shape=%63s rows=%d cols=%d col=%d", shape, &rows_n, &cols_n, &col), 4)
+      << s.out.substr(p, 200);
+  std::vector<std::vector<double>> shown;
+  std::istringstream in(s.out);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("act_row: ", 0) == 0) {
+      std::istringstream l(line.substr(9));
+      int r = 0;
+      l >> r;
+      EXPECT_EQ(r, static_cast<int>(shown.size()));
+      shown.emplace_back();
+      for (double v; l >> v;) shown.back().push_back(v);
+    }
+  ASSERT_EQ(shown.size(), size_t(kN));
+  EXPECT_EQ(rows_n, kN);
+  ASSERT_EQ(shown[0].size(), size_t(cols_n));
+
+  // `mechscope forward --cache NAME --dump-dir DIR` on the same tokens.
+  std::string tokens = kPrompt;
+  std::replace(tokens.begin(), tokens.end(), ' ', ',');
+  const std::string dir = ms::test::temp_dir("gui-hook-click");
+  auto r = ms::test::run_mechscope({"forward", "--model", sink_dir(), "--tokens", tokens, "--cache", name, "--dump-dir", dir});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  ms::Result<at::Tensor> t = ms::read_npy(dir + "/" + name + ".npy");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  std::string want_shape;
+  for (int64_t d : t->sizes()) want_shape += (want_shape.empty() ? "" : ",") + std::to_string(d);
+  EXPECT_EQ(shape, want_shape);
+  at::Tensor flat = (*t)[0].to(at::kDouble).reshape({kN, -1}).contiguous();  // positions x the rest, as shown
+  ASSERT_EQ(flat.size(1), cols_n);
+  double worst_rel = 0, worst_abs = 0;
+  for (int q = 0; q < kN; ++q)
+    for (int c = 0; c < cols_n; ++c) {
+      double want = flat[q][c].item<double>(), got = shown[q][c];
+      worst_abs = std::max(worst_abs, std::fabs(got - want));
+      worst_rel = std::max(worst_rel, std::fabs(got - want) / std::max(1.0, std::fabs(want)));
+    }
+  std::printf("%s shown after the click vs forward --cache: max |difference| %.3g, relative %.3g (tolerance 1e-5)\n",
+              name.c_str(), worst_abs, worst_rel);
+  EXPECT_LE(worst_rel, 1e-5);
 }
 
 }  // namespace
