@@ -25,10 +25,6 @@ class ActivationsView : public View {
   }
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.25f, *y = 0.0f, *w = 0.5f, *h = 0.62f;
-  }
-
   void draw_content() override {
     if (!m_wb.model()) {
       ImGui::TextDisabled("open a model first (Model window, Ctrl+O)");

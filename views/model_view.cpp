@@ -19,10 +19,6 @@ class ModelView : public View {
   explicit ModelView(Workbench& wb) : View(wb, "Model", "model") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.0f, *y = 0.0f, *w = 0.25f, *h = 0.5f;
-  }
-
   void draw_content() override {
     if (m_path.empty() && !m_wb.model_path().empty()) m_path = m_wb.model_path();
     if (m_wb.focus_model_path) {

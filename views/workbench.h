@@ -97,6 +97,7 @@ class Workbench {
   int pinned_token = -1;
   TextHeads text_heads = TextHeads::kHead;
   bool text_received = false;  // shade by attention received from the token (column) instead of paid (row)
+  bool text_absolute = false;  // full shade at weight 1 instead of at the row's maximum
   std::string focus_window;               // a window to bring to front next frame
   bool focus_model_path = false;          // Ctrl+O: the Model window's path field takes the keyboard
 

@@ -34,7 +34,7 @@ namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
   std::string corrupted, hook;
-  std::string text_heads;
+  std::string text_heads, text_scale;
   std::vector<std::string> clicks;
   int frames = 3, layer = 0, head = 0, threads = 0, pin_token = -1;
   bool text_received = false, attention_grid = false;
@@ -140,6 +140,8 @@ int run_gui(const GuiOptions& o) {
   else if (o.text_heads == "all") text_heads = views::Workbench::TextHeads::kAllMean;
   else if (!o.text_heads.empty() && o.text_heads != "head")
     fail_usage("--text-heads '" + o.text_heads + "': expected head, layer or all");
+  if (!o.text_scale.empty() && o.text_scale != "row-max" && o.text_scale != "absolute")
+    fail_usage("--text-scale '" + o.text_scale + "': expected row-max or absolute");
   std::vector<std::pair<float, float>> clicks;
   for (const std::string& c : o.clicks) {
     float x = -1, y = -1;
@@ -194,6 +196,7 @@ int run_gui(const GuiOptions& o) {
   wb.pinned_token = o.pin_token;
   wb.text_heads = text_heads;
   wb.text_received = o.text_received;
+  wb.text_absolute = o.text_scale == "absolute";
   if (text_heads != views::Workbench::TextHeads::kHead) wb.want_head_means = true;
   if (!o.view.empty()) shell.solo(o.view);
   if (views::View* v = shell.find("attention"); v && o.attention_grid) views::set_attention_grid(*v, true);
@@ -262,15 +265,21 @@ int run_gui(const GuiOptions& o) {
                         g->size, g->pitch_x, g->pitch_y);
         if (views::View* v = shell.find("text"); v && o.view == "text")
           if (const views::TokenTextWidget* t = views::text_widget(*v)) {
-            std::printf("text: focus=%d max=%.6g chips=%zu\n", t->focus(), t->focus_max(), t->chips().size());
+            std::printf("text: focus=%d max=%.6g chips=%zu scale=%s view_y0=%.2f view_y1=%.2f scroll=%.2f\n", t->focus(),
+                        t->focus_max(), t->chips().size(), t->absolute() ? "absolute" : "row-max", t->view_top(),
+                        t->view_bottom(), t->scroll_y());
             for (const views::TokenChip& c : t->chips())
               std::printf("chip: token=%d x=%.2f y=%.2f w=%.2f h=%.2f value=%.6g\n", c.token, c.x, c.y, c.w, c.h, c.value);
           }
         std::printf("selected: layer=%d head=%d pinned_token=%d\n", wb.layer, wb.head, wb.pinned_token);
         if (views::View* v = shell.find(o.view)) std::printf("%s", v->layout_report().c_str());
-        if (o.view.empty())  // the whole workbench: every open window's report
+        if (o.view.empty())  // the whole workbench: where each open window is, and its report
           for (const std::string& k : shell.view_keys())
-            if (views::View* v = shell.find(k); v && v->open()) std::printf("%s", v->layout_report().c_str());
+            if (views::View* v = shell.find(k); v && v->open()) {
+              const views::View::Rect& r = v->last_rect();
+              std::printf("window: key=%s x=%.1f y=%.1f w=%.1f h=%.1f\n", k.c_str(), r.x, r.y, r.w, r.h);
+              std::printf("%s", v->layout_report().c_str());
+            }
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -300,6 +309,7 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--pin-token", o->pin_token, "Text window: pin this token (its attention shades the text)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--text-heads", o->text_heads, "Text window: whose attention: head (the selected one), layer (mean of its heads), all (mean of every head)");
+  cmd->add_option("--text-scale", o->text_scale, "Text window: full shade at the row's maximum (row-max, the default) or at 1 (absolute)");
   cmd->add_flag("--text-received", o->text_received, "Text window: shade by attention the pinned token receives, not pays");
   cmd->add_option("--click", o->clicks, "headless: click the left button at X,Y (window pixels) once settled, then settle again; "
                  "repeat for several clicks, in order");
