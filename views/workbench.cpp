@@ -281,6 +281,8 @@ void Workbench::poll() {
     if (!in.export_error.empty()) {
       m_export_note = "export failed: " + in.export_error;
       show_error("Export activations", in.export_error);
+    } else if (m_export.cancelled && m_export.total == 0) {
+      m_export_note = "cancelled before any file was written";
     } else if (m_export.cancelled) {
       m_export_note = "cancelled: " + files + " of " + std::to_string(m_export.total) + " written to " + in.export_folder +
                       " (each whole)";
