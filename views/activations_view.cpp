@@ -1,11 +1,13 @@
 // Activations window: one hook point's activation for the current prompt (the Model window's hook
 // tree opens it; the pass caches just that point), positions x features as a heatmap on a diverging
-// scale, the prompt's top-activating tokens for a clicked column, and .npy export of the cache.
+// scale, the prompt's top-activating tokens for a clicked column, and .npy export of the cache (a
+// background task with progress and cancel).
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "views/heatmap_widget.h"
@@ -23,10 +25,6 @@ class ActivationsView : public View {
   }
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.25f, *y = 0.0f, *w = 0.5f, *h = 0.62f;
-  }
-
   void draw_content() override {
     if (!m_wb.model()) {
       ImGui::TextDisabled("open a model first (Model window, Ctrl+O)");
@@ -41,11 +39,13 @@ class ActivationsView : public View {
     if (ImGui::CollapsingHeader("Export .npy")) {
       ImGui::SetNextItemWidth(300);
       ImGui::InputTextWithHint("folder", "where the .npy files go", &m_folder);
+      ImGui::BeginDisabled(m_wb.export_running());
       ImGui::SameLine();
-      if (ImGui::Button("this hook point")) report(m_wb.export_activations(m_folder, false));
+      if (ImGui::Button("this hook point")) m_wb.export_activations(m_folder, false);
       ImGui::SameLine();
-      if (ImGui::Button("every hook point")) report(m_wb.export_activations(m_folder, true));
-      if (!m_export_note.empty()) ImGui::TextDisabled("%s", m_export_note.c_str());
+      if (ImGui::Button("every hook point")) m_wb.export_activations(m_folder, true);
+      ImGui::EndDisabled();
+      draw_export_progress();
     }
     const auto& f = m_wb.forward();
     if (m_wb.act_hook.empty()) {
@@ -114,16 +114,51 @@ class ActivationsView : public View {
     }
   }
 
+ public:
+  // Headless: the point shown, its matrix's shape and the column picked, with the values it shows
+  // (every cell when the matrix is small), for tests to compare with `forward --cache`.
+  std::string layout_report() const override {
+    const auto& f = m_wb.forward();
+    if (m_wb.act_hook.empty() || !f || f->act_name != m_wb.act_hook || !f->act_error.empty() || !f->act_matrix) return "";
+    std::string out;
+    char buf[64];
+    std::string shape;
+    for (int64_t d : f->act.sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    out += "activations: hook=" + f->act_name + " shape=" + shape + " rows=" + std::to_string(f->act_rows) +
+           " cols=" + std::to_string(f->act_cols) + " col=" + std::to_string(m_col) + "\n";
+    const int64_t rows = f->act_rows, cols = f->act_cols;
+    if (rows * cols <= 16384)
+      for (int64_t r = 0; r < rows; ++r) {
+        out += "act_row: " + std::to_string(r);
+        for (int64_t c = 0; c < cols; ++c) {
+          std::snprintf(buf, sizeof buf, " %.9g", (*f->act_matrix)[static_cast<size_t>(r * cols + c)]);
+          out += buf;
+        }
+        out += "\n";
+      }
+    return out;
+  }
+
  private:
-  void report(const std::vector<std::string>& paths) {
-    if (paths.empty()) return;
-    m_export_note = std::to_string(paths.size()) + " file" + (paths.size() == 1 ? "" : "s") + " written: " + paths[0] +
-                    (paths.size() > 1 ? " ..." : "");
+  // The running export's progress bar and Cancel button (a background task), else the last one's note.
+  void draw_export_progress() {
+    if (m_wb.export_running()) {
+      for (const TaskSnapshot& t : m_wb.tasks().snapshot()) {
+        if (t.id != m_wb.export_task()) continue;
+        ImGui::ProgressBar(static_cast<float>(t.progress), ImVec2(300, 0), t.status.c_str());
+        ImGui::SameLine();
+        ImGui::BeginDisabled(t.cancel_requested);
+        if (ImGui::Button("Cancel##export")) m_wb.tasks().cancel(t.id);
+        ImGui::EndDisabled();
+      }
+    } else if (!m_wb.export_note().empty()) {
+      ImGui::TextDisabled("%s", m_wb.export_note().c_str());
+    }
   }
 
   HeatmapWidget m_heat;
   int64_t m_gen = -1;
-  std::string m_name, m_seen_hook, m_folder = "activations", m_export_note;
+  std::string m_name, m_seen_hook, m_folder = "activations";
   int m_col = -1;
   bool m_auto_col = true;
   bool m_fit_rows = false;

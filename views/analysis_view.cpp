@@ -29,10 +29,6 @@ class AnalysisView : public View {
   explicit AnalysisView(Workbench& wb) : View(wb, "Analyses", "analyses") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.5f, *y = 0.62f, *w = 0.25f, *h = 0.38f;
-  }
-
   void draw_content() override {
     if (ImGui::CollapsingHeader("Attention sinks", ImGuiTreeNodeFlags_DefaultOpen)) {
       m_sinks_form.draw();

@@ -25,10 +25,6 @@ class AttentionView : public View {
   bool m_grid = false;
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.25f, *y = 0.0f, *w = 0.5f, *h = 0.62f;
-  }
-
   void draw_content() override {
     const auto& f = m_wb.forward();
     if (!f) {

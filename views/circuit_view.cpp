@@ -24,10 +24,6 @@ class CircuitView : public View {
   explicit CircuitView(Workbench& wb) : View(wb, "Circuit", "circuit") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.75f, *y = 0.7f, *w = 0.25f, *h = 0.3f;
-  }
-
   void refresh() {
     m_runs.clear();
     Database* db = m_wb.db();

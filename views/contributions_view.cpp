@@ -25,10 +25,6 @@ class ContributionsView : public View {
   explicit ContributionsView(Workbench& wb) : View(wb, "Contributions", "contributions") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.25f, *y = 0.0f, *w = 0.5f, *h = 0.62f;
-  }
-
   void draw_content() override {
     const auto& model = m_wb.model();
     if (!model) {

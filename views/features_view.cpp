@@ -34,10 +34,6 @@ class FeaturesView : public View {
   explicit FeaturesView(Workbench& wb) : View(wb, "Features", "features") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.5f, *y = 0.62f, *w = 0.25f, *h = 0.38f;
-  }
-
   void draw_content() override {
     if (!m_wb.model()) {
       ImGui::TextDisabled("open a model first");

@@ -331,10 +331,15 @@ int32_t parse_token(const Model& model, const std::string& text) {
   return ids[0];
 }
 
-std::vector<std::string> export_cache_npy(const Model& model, const std::vector<int32_t>& ids,
-                                          const std::string& pattern, const std::string& folder) {
+NpyExport export_cache_npy(const Model& model, const std::vector<int32_t>& ids, const std::string& pattern,
+                           const std::string& folder, RunControl* control) {
   namespace fs = std::filesystem;
   if (ids.empty()) fail_input("export: the prompt has no tokens");
+  NpyExport out;
+  if (control && control->interrupted()) {
+    out.cancelled = true;
+    return out;
+  }
   at::NoGradGuard no_grad;
   HookRegistry hooks;
   ActivationCache cache;
@@ -346,14 +351,20 @@ std::vector<std::string> export_cache_npy(const Model& model, const std::vector<
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) fail_input(folder + ": cannot create the folder: " + ec.message());
-  std::vector<std::string> paths;
+  out.total = static_cast<int64_t>(cache.size());
+  if (control) control->update(0, out.total);
   for (const auto& [name, t] : cache.items()) {
+    if (control && control->interrupted()) {  // between files: those written stay whole
+      out.cancelled = true;
+      break;
+    }
     std::string path = (fs::path(folder) / (name + ".npy")).string();
-    Status st = write_npy(path, t);
+    Status st = write_npy(path, t);  // PATH.tmp, then renamed
     if (!st) fail_input(st.error().message);
-    paths.push_back(path);
+    out.paths.push_back(path);
+    if (control) control->update(static_cast<int64_t>(out.paths.size()), out.total);
   }
-  return paths;
+  return out;
 }
 
 std::vector<int32_t> prompt_ids(const Model& model, const std::string& text) {

@@ -11,6 +11,7 @@
 
 #include "core/features/sae.h"
 #include "core/model/model.h"
+#include "runs/run_control.h"
 #include "views/heatmap_data.h"
 
 namespace ms::views {
@@ -147,10 +148,17 @@ int32_t parse_token(const Model& model, const std::string& text);
 
 // Writes the activations of `ids` at the hook points matching `pattern` (an exact name or a glob,
 // "*" for all) as FOLDER/<hook name>.npy (core/io/npy.h), the files `mechscope forward --cache
-// PATTERN --dump-dir FOLDER` writes; returns the paths. Throws InputError when the folder cannot
-// be made, nothing matches or a file cannot be written.
-std::vector<std::string> export_cache_npy(const Model& model, const std::vector<int32_t>& ids,
-                                          const std::string& pattern, const std::string& folder);
+// PATTERN --dump-dir FOLDER` writes. Each file is written atomically (a temporary file renamed into
+// place), so a file is either whole or absent. With a control: its update(files written, total) after
+// each file, and an interrupt stops between files (cancelled, the files written so far kept whole).
+// Throws InputError when the folder cannot be made, nothing matches or a file cannot be written.
+struct NpyExport {
+  std::vector<std::string> paths;  // written, in hook-name order
+  int64_t total = 0;               // hook points matched
+  bool cancelled = false;
+};
+NpyExport export_cache_npy(const Model& model, const std::vector<int32_t>& ids, const std::string& pattern,
+                           const std::string& folder, RunControl* control = nullptr);
 
 // Tokens are shown with ms::token_label (core/tokenizer/token_label.h), as the CLI stores them.
 

@@ -28,10 +28,6 @@ class HeadGridView : public View {
   explicit HeadGridView(Workbench& wb) : View(wb, "Head grid", "heads") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.75f, *y = 0.0f, *w = 0.25f, *h = 0.35f;
-  }
-
   void refresh_stored() {
     m_stored.clear();
     Database* db = m_wb.db();

@@ -21,10 +21,6 @@ class LogitLensView : public View {
   explicit LogitLensView(Workbench& wb) : View(wb, "Logit lens", "lens") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.25f, *y = 0.62f, *w = 0.25f, *h = 0.38f;
-  }
-
   void draw_content() override {
     const auto& f = m_wb.forward();
     if (!f) {

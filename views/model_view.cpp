@@ -3,7 +3,9 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
+#include <cstdio>
 #include <map>
+#include <vector>
 
 #include "views/view.h"
 #include "views/views.h"
@@ -17,10 +19,6 @@ class ModelView : public View {
   explicit ModelView(Workbench& wb) : View(wb, "Model", "model") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.0f, *y = 0.0f, *w = 0.25f, *h = 0.5f;
-  }
-
   void draw_content() override {
     if (m_path.empty() && !m_wb.model_path().empty()) m_path = m_wb.model_path();
     if (m_wb.focus_model_path) {
@@ -69,7 +67,10 @@ class ModelView : public View {
       row("tokenizer", model->tokenizer() ? model->tokenizer()->kind() : std::string("none (prompts are ids)"));
       ImGui::EndTable();
     }
-    if (ImGui::CollapsingHeader("Hook points")) {
+    m_rows.clear();
+    const bool tree_open = ImGui::CollapsingHeader("Hook points");
+    note_row("header", "hook_points", tree_open);
+    if (tree_open) {
       // Group "blocks.L.*" under one node per block.
       std::map<int, std::vector<std::string>> blocks;
       std::vector<std::string> top;
@@ -82,10 +83,14 @@ class ModelView : public View {
       auto point = [&](const std::string& n) {
         ImGui::Bullet();
         if (ImGui::Selectable(n.c_str(), n == m_wb.act_hook)) m_wb.open_activation(n);
+        note_row("point", n, false);
       };
       for (const auto& n : top) point(n);
       for (const auto& [l, names] : blocks) {
-        if (ImGui::TreeNode(("blocks." + std::to_string(l)).c_str())) {
+        const std::string block = "blocks." + std::to_string(l);
+        const bool block_open = ImGui::TreeNode(block.c_str());
+        note_row("block", block, block_open);
+        if (block_open) {
           for (const auto& n : names) point(n);
           ImGui::TreePop();
         }
@@ -93,8 +98,33 @@ class ModelView : public View {
     }
   }
 
+ public:
+  // Headless: each row of the hook tree drawn last frame, in window pixels (tests click them).
+  std::string layout_report() const override {
+    std::string out;
+    char line[384];
+    for (const Row& r : m_rows) {
+      std::snprintf(line, sizeof line, "hook_row: kind=%s name=%s x=%.1f y=%.1f w=%.1f h=%.1f open=%d visible=%d\n",
+                    r.kind, r.name.c_str(), r.x, r.y, r.w, r.h, r.open, r.visible);
+      out += line;
+    }
+    return out;
+  }
+
  private:
+  struct Row {
+    const char* kind;
+    std::string name;
+    float x, y, w, h;
+    int open, visible;
+  };
+  void note_row(const char* kind, const std::string& name, bool open) {
+    ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
+    m_rows.push_back({kind, name, a.x, a.y, b.x - a.x, b.y - a.y, open, ImGui::IsItemVisible()});
+  }
+
   std::string m_path;
+  std::vector<Row> m_rows;
 };
 }  // namespace
 

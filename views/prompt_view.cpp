@@ -17,10 +17,6 @@ class PromptView : public View {
   explicit PromptView(Workbench& wb) : View(wb, "Prompt", "prompt") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.0f, *y = 0.5f, *w = 0.25f, *h = 0.5f;
-  }
-
   void draw_content() override {
     if (!m_wb.model()) {
       ImGui::TextDisabled("open a model first (Model window, Ctrl+O)");

@@ -8,7 +8,8 @@
 
 namespace ms::views {
 
-// Model, Prompt, Attention, Head grid, Logit lens, Runs, Circuit, Analyses.
+// Model, Prompt, Attention, Text, Head grid, Logit lens, Contributions, Activations, Runs, Circuit,
+// Features, Analyses, each with its first-use placement and whether it is open at start.
 std::vector<std::unique_ptr<View>> make_views(Workbench& wb);
 
 }  // namespace ms::views

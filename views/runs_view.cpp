@@ -29,10 +29,6 @@ class RunsView : public View {
   explicit RunsView(Workbench& wb) : View(wb, "Runs", "runs") {}
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.75f, *y = 0.35f, *w = 0.25f, *h = 0.35f;
-  }
-
   void refresh() {
     m_refreshed = ImGui::GetTime();
     m_runs.clear();

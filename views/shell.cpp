@@ -35,7 +35,10 @@ std::vector<std::string> Shell::view_keys() const {
 
 bool Shell::solo(const std::string& key) {
   m_solo = find(key);
-  if (m_solo) m_solo->set_fullscreen(true);
+  if (m_solo) {
+    m_solo->set_fullscreen(true);
+    m_solo->open() = true;  // also a window closed at start
+  }
   return m_solo != nullptr;
 }
 

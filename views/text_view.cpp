@@ -1,6 +1,7 @@
 // Text window: the prompt as wrapped tokens (CircuitsVis-style), shaded by how much the hovered or
 // pinned token attends to each token (or, reversed, how much each attends to it) for the selected
-// head, the mean over its layer's heads or the mean over every head (ForwardResult's averages).
+// head, the mean over its layer's heads or the mean over every head (ForwardResult's averages), on
+// the row's maximum or on an absolute 0..1 scale, with a legend.
 #include "views/text_view.h"
 
 #include <imgui.h>
@@ -19,10 +20,6 @@ class TextView : public View {
   const TokenTextWidget& widget() const { return m_text; }
 
  protected:
-  void default_rect(float* x, float* y, float* w, float* h) const override {
-    *x = 0.5f, *y = 0.62f, *w = 0.5f, *h = 0.38f;
-  }
-
   void draw_content() override {
     const auto& f = m_wb.forward();
     if (!f) {
@@ -72,14 +69,27 @@ class TextView : public View {
     }
     m_text.set_matrix(mat);
     m_text.set_received(m_wb.text_received);
+    m_text.set_absolute(m_wb.text_absolute);
     m_text.set_pinned(m_wb.pinned_token);
+
+    // The colour scale and its legend (the full shade: the row's maximum, or 1).
+    int absolute = m_wb.text_absolute ? 1 : 0;
+    ImGui::SetNextItemWidth(170);
+    ImGui::Combo("scale", &absolute, "row max\0absolute (0..1)\0");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("row max: the largest weight in the row takes the full shade\n"
+                        "absolute: weights shaded against 1, so a diffuse head looks pale");
+    m_wb.text_absolute = absolute == 1;
+    m_text.set_absolute(m_wb.text_absolute);
+    ImGui::SameLine();
+    m_text.draw_legend(140);
 
     if (!mat) ImGui::TextDisabled("computing...");
     else if (m_text.focus() < 0) ImGui::TextDisabled("%lld tokens: hover a token to shade what it %s, click to pin it",
                                                      static_cast<long long>(f->n_pos), m_wb.text_received ? "receives" : "attends to");
-    else ImGui::TextDisabled("token %d %s %s  (full shade = %.3g)%s", m_text.focus(), f->tokens[m_text.focus()].c_str(),
+    else ImGui::TextDisabled("token %d %s %s  (row max %.3g, full shade = %.3g)%s", m_text.focus(), f->tokens[m_text.focus()].c_str(),
                              m_wb.text_received ? "is attended by" : "attends to", m_text.focus_max(),
-                             m_text.focus() == m_wb.pinned_token ? "  pinned" : "");
+                             m_wb.text_absolute ? 1.0 : m_text.focus_max(), m_text.focus() == m_wb.pinned_token ? "  pinned" : "");
     m_text.draw();
     m_wb.pinned_token = m_text.pinned();
   }

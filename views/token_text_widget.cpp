@@ -28,6 +28,29 @@ void TokenTextWidget::set_tokens(std::vector<std::string> tokens) {
   m_line_start.clear();
   m_layout_width = -1;
   if (m_pinned >= static_cast<int>(m_tokens.size())) m_pinned = -1;
+  m_scroll_to_pinned = m_pinned >= 0;  // a new prompt: show the pinned chip again
+}
+
+void TokenTextWidget::set_pinned(int token) {
+  if (token == m_pinned) return;
+  m_pinned = token;
+  m_scroll_to_pinned = token >= 0;
+}
+
+void TokenTextWidget::draw_legend(float width) const {
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const float h = ImGui::GetTextLineHeight();
+  ImGui::TextUnformatted("0");
+  ImGui::SameLine();
+  ImVec2 p = ImGui::GetCursorScreenPos();
+  const Rgb a = token_shade(0), b = token_shade(1);  // token_shade is linear between these two
+  const ImU32 ca = IM_COL32(a.r, a.g, a.b, 255), cb = IM_COL32(b.r, b.g, b.b, 255);
+  dl->AddRectFilledMultiColor(ImVec2(p.x, p.y + 2), ImVec2(p.x + width, p.y + h - 2), ca, cb, cb, ca);
+  ImGui::Dummy(ImVec2(width, h));
+  ImGui::SameLine();
+  if (m_absolute) ImGui::TextUnformatted("1");
+  else if (m_focus >= 0) ImGui::Text("%.3g (row max)", m_max);
+  else ImGui::TextUnformatted("row max");
 }
 
 void TokenTextWidget::set_matrix(std::shared_ptr<const std::vector<float>> values) { m_values = std::move(values); }
@@ -73,6 +96,16 @@ void TokenTextWidget::draw() {
   const float width = ImGui::GetContentRegionAvail().x;
   if (width != m_layout_width || m_line_start.empty()) layout(width);
   const float th = ImGui::GetTextLineHeight(), chip_h = th + 2 * kPadY, line_h = chip_h + kGapY;
+  m_view_top = ImGui::GetWindowPos().y;
+  m_view_bottom = m_view_top + ImGui::GetWindowHeight();
+  m_scroll_y = ImGui::GetScrollY();
+  if (m_scroll_to_pinned && m_pinned >= 0 && m_pinned < n) {
+    // The pinned chip's line, centred when it is not wholly in view (applied at the next frame).
+    const int line = static_cast<int>(std::upper_bound(m_line_start.begin(), m_line_start.end(), m_pinned) - m_line_start.begin()) - 1;
+    const float y0 = line * line_h, y1 = y0 + chip_h, view_h = ImGui::GetWindowHeight();
+    if (y0 < m_scroll_y || y1 > m_scroll_y + view_h) ImGui::SetScrollY(std::max(0.f, y0 - (view_h - chip_h) / 2));
+    m_scroll_to_pinned = false;
+  }
 
   // The focus (when the mouse decides, last frame's: a frame behind at most) and its row's maximum.
   int hovered = -1;
@@ -97,7 +130,7 @@ void TokenTextWidget::draw() {
       for (int i = m_line_start[line]; i < end; ++i) {
         float x = p.x + m_x[i], w = m_text_w[i] + 2 * kPadX;
         float v = weight(i);
-        Rgb c = token_shade(m_max > 0 ? v / m_max : 0.0);
+        Rgb c = token_shade(m_absolute ? v : m_max > 0 ? v / m_max : 0.0);
         // Square corners: a rounded fill is an anti-aliased path of dozens of vertices, which made a
         // screenful of chips cost llvmpipe 2.4x an empty frame; a plain rectangle is 4 vertices.
         dl->AddRectFilled(ImVec2(x, p.y), ImVec2(x + w, p.y + chip_h), IM_COL32(c.r, c.g, c.b, 255));

@@ -10,10 +10,6 @@ namespace ms::views {
 View::View(Workbench& wb, std::string title, std::string key)
     : m_wb(wb), m_title(std::move(title)), m_key(std::move(key)) {}
 
-void View::default_rect(float* x, float* y, float* w, float* h) const {
-  *x = 0.3f, *y = 0.05f, *w = 0.4f, *h = 0.5f;
-}
-
 void View::draw() {
   if (m_wb.focus_window == m_title) m_open = true;
   if (!m_open) return;
@@ -26,19 +22,21 @@ void View::draw() {
              ImGuiWindowFlags_NoSavedSettings;
   } else {
     // Fractions of the area between the main menu bar and the status bar.
-    float x, y, w, h;
-    default_rect(&x, &y, &w, &h);
+    const Rect& r = m_default;
     float bar = ImGui::GetFrameHeight();
     ImVec2 org(vp->Pos.x, vp->Pos.y + bar), size(vp->Size.x, vp->Size.y - 2 * bar - 4);
-    ImGui::SetNextWindowPos(ImVec2(org.x + x * size.x, org.y + y * size.y), ImGuiCond_FirstUseEver);
-    ImGui::SetNextWindowSize(ImVec2(w * size.x, h * size.y), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowPos(ImVec2(org.x + r.x * size.x, org.y + r.y * size.y), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(r.w * size.x, r.h * size.y), ImGuiCond_FirstUseEver);
   }
   if (m_wb.focus_window == m_title) {
     ImGui::SetNextWindowFocus();
     ImGui::SetNextWindowCollapsed(false);
     m_wb.focus_window.clear();
   }
-  if (ImGui::Begin(m_title.c_str(), m_fullscreen ? nullptr : &m_open, flags)) draw_content();
+  const bool shown = ImGui::Begin(m_title.c_str(), m_fullscreen ? nullptr : &m_open, flags);
+  ImVec2 p = ImGui::GetWindowPos(), s = ImGui::GetWindowSize();
+  m_last = {p.x, p.y, s.x, s.y};
+  if (shown) draw_content();
   ImGui::End();
 }
 

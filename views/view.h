@@ -22,6 +22,14 @@ class View {
   bool& open() { return m_open; }
   // Headless screenshots: the window fills the whole viewport, without decorations.
   void set_fullscreen(bool on) { m_fullscreen = on; }
+  // Placement the first time (before imgui.ini remembers one), in fractions of the area between
+  // the main menu bar and the status bar; registry.cpp tiles the windows open at start with it.
+  struct Rect {
+    float x = 0.3f, y = 0.05f, w = 0.4f, h = 0.5f;
+  };
+  void set_default_rect(Rect r) { m_default = r; }
+  // Where the window was drawn last frame, in window pixels (w = 0 before it was drawn).
+  const Rect& last_rect() const { return m_last; }
 
   void draw();
   // Headless screenshots: lines saying where the view drew its figures last frame ("grid NAME:
@@ -30,8 +38,6 @@ class View {
 
  protected:
   virtual void draw_content() = 0;
-  // Default placement the first time (before imgui.ini remembers one), in viewport fractions.
-  virtual void default_rect(float* x, float* y, float* w, float* h) const;
 
   Workbench& m_wb;
 
@@ -39,6 +45,7 @@ class View {
   std::string m_title, m_key;
   bool m_open = true;
   bool m_fullscreen = false;
+  Rect m_default, m_last{0, 0, 0, 0};
 };
 
 }  // namespace ms::views

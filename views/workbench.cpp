@@ -1,7 +1,9 @@
 // Workbench: background model loads and forward passes, adopted by poll() on the UI thread.
 #include "views/workbench.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <stdexcept>
 
 #include "core/features/sae_load.h"
 #include "report/report.h"
@@ -149,29 +151,64 @@ void Workbench::open_activation(const std::string& hook) {
   if (!m_forward || m_forward->act_name != hook) run_prompt();
 }
 
-std::vector<std::string> Workbench::export_activations(const std::string& folder, bool all) {
+int64_t Workbench::export_activations(const std::string& folder, bool all) {
   if (!m_model) {
     show_error("Export activations", "open a model first");
-    return {};
+    return 0;
   }
   if (folder.empty()) {
     show_error("Export activations", "no folder given");
-    return {};
+    return 0;
   }
   if (!all && act_hook.empty()) {
     show_error("Export activations", "no hook point chosen: click one in the Model window's hook tree");
-    return {};
+    return 0;
   }
-  Result<std::vector<std::string>> r = guard([&] {
+  if (m_export_running) {
+    show_error("Export activations", "an export is already running: wait for it or cancel it");
+    return 0;
+  }
+  std::vector<int32_t> ids;
+  try {
     // The prompt shown (its last pass), else the prompt as typed.
-    std::vector<int32_t> ids = m_forward ? m_forward->ids : prompt_ids(*m_model, prompt);
-    return export_cache_npy(*m_model, ids, all ? std::string("*") : act_hook, folder);
-  });
-  if (!r) {
-    show_error("Export activations", r.error().message);
-    return {};
+    ids = m_forward ? m_forward->ids : prompt_ids(*m_model, prompt);
+  } catch (const std::exception& e) {
+    show_error("Export activations", e.what());
+    return 0;
   }
-  return r.value();
+  const std::string pattern = all ? std::string("*") : act_hook;
+  m_export_running = true;
+  m_export_note.clear();
+  auto mutex = m_mutex;
+  auto inbox = m_inbox;
+  std::shared_ptr<const Model> model = m_model;
+  m_export_task = m_tasks.start(
+      "export " + (all ? std::string("every hook point") : pattern) + " to " + folder,
+      [mutex, inbox, model, ids, pattern, folder](TaskContext& ctx) {
+        ctx.set_status("forward pass");
+        ctx.control().set_listener([&ctx](int64_t done, int64_t total) {
+          ctx.set_progress(static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)));
+          ctx.set_status(std::to_string(done) + " / " + std::to_string(total) + " hook points written");
+        });
+        NpyExport out;
+        std::string err;
+        try {
+          out = export_cache_npy(*model, ids, pattern, folder, &ctx.control());
+        } catch (const std::exception& e) {
+          err = e.what();
+        }
+        {
+          std::lock_guard<std::mutex> lock(*mutex);
+          inbox->export_done = true;
+          inbox->exported = out;
+          inbox->export_folder = folder;
+          inbox->export_error = err;
+        }
+        if (!err.empty()) throw std::runtime_error(err);  // the task row shows the failure too
+        if (out.cancelled)
+          ctx.set_status("cancelled: " + std::to_string(out.paths.size()) + " of " + std::to_string(out.total) + " written");
+      });
+  return m_export_task;
 }
 
 Database* Workbench::db() {
@@ -231,9 +268,27 @@ void Workbench::poll() {
   {
     std::lock_guard<std::mutex> lock(*m_mutex);
     in = *m_inbox;
-    m_inbox->model_done = m_inbox->forward_done = false;
+    m_inbox->model_done = m_inbox->forward_done = m_inbox->export_done = false;
     m_inbox->model.reset();
     m_inbox->forward.reset();
+    m_inbox->exported = NpyExport();
+  }
+  if (in.export_done) {
+    m_export_running = false;
+    m_export = in.exported;
+    const size_t n = m_export.paths.size();
+    const std::string files = std::to_string(n) + " file" + (n == 1 ? "" : "s");
+    if (!in.export_error.empty()) {
+      m_export_note = "export failed: " + in.export_error;
+      show_error("Export activations", in.export_error);
+    } else if (m_export.cancelled && m_export.total == 0) {
+      m_export_note = "cancelled before any file was written";
+    } else if (m_export.cancelled) {
+      m_export_note = "cancelled: " + files + " of " + std::to_string(m_export.total) + " written to " + in.export_folder +
+                      " (each whole)";
+    } else {
+      m_export_note = files + " written to " + in.export_folder + (n == 1 ? ": " + m_export.paths[0] : "");
+    }
   }
   if (in.model_done) {
     m_model_loading = false;

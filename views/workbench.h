@@ -66,8 +66,16 @@ class Workbench {
   std::string act_hook;  // the hook point the passes cache ("" none)
   void open_activation(const std::string& hook);  // caches it (re-runs the pass) and shows the window
   // Writes the current prompt's activation at act_hook (all = every hook point instead) as .npy
-  // into folder; returns the paths written (empty and the popup on failure).
-  std::vector<std::string> export_activations(const std::string& folder, bool all);
+  // into folder, as a background task: its progress is hook points written / total, and its cancel
+  // stops between files (each file is written whole or not at all). Returns the task's id; 0 when it
+  // could not start (the popup says why: no model, no folder, no hook point, an export running).
+  int64_t export_activations(const std::string& folder, bool all);
+  int64_t export_task() const { return m_export_task; }  // the running or last export's task (0: none)
+  bool export_running() const { return m_export_running; }
+  // The last finished export (adopted by poll()): the files written, whether it was cancelled, and
+  // the line the Activations window shows ("" before the first).
+  const NpyExport& last_export() const { return m_export; }
+  const std::string& export_note() const { return m_export_note; }
 
   // --- features (the Features window) ---
   // Loads an SAE (SAELens folder or params.npz) and checks it fits the open model; errors go to the
@@ -89,6 +97,7 @@ class Workbench {
   int pinned_token = -1;
   TextHeads text_heads = TextHeads::kHead;
   bool text_received = false;  // shade by attention received from the token (column) instead of paid (row)
+  bool text_absolute = false;  // full shade at weight 1 instead of at the row's maximum
   std::string focus_window;               // a window to bring to front next frame
   bool focus_model_path = false;          // Ctrl+O: the Model window's path field takes the keyboard
 
@@ -113,7 +122,7 @@ class Workbench {
   // Once per frame on the UI thread: adopts finished model loads and forward passes.
   void poll();
   // True while a model load or forward pass is under way (headless screenshots wait for it).
-  bool busy() const { return m_model_loading || forward_pending(); }
+  bool busy() const { return m_model_loading || forward_pending() || m_export_running; }
 
  private:
   void start_forward();
@@ -128,6 +137,10 @@ class Workbench {
   bool m_forward_running = false, m_rerun = false;
   int64_t m_forward_gen = 0;
   std::string m_prompt_error;
+  int64_t m_export_task = 0;
+  bool m_export_running = false;
+  NpyExport m_export;
+  std::string m_export_note;
   std::unique_ptr<Database> m_db;
   std::string m_db_opened;
   int64_t m_db_gen = 1;
@@ -144,6 +157,9 @@ class Workbench {
     bool forward_done = false;
     std::shared_ptr<const ForwardResult> forward;
     std::string forward_error;
+    bool export_done = false;
+    NpyExport exported;
+    std::string export_folder, export_error;
   };
   std::shared_ptr<std::mutex> m_mutex = std::make_shared<std::mutex>();
   std::shared_ptr<Inbox> m_inbox = std::make_shared<Inbox>();

@@ -34,7 +34,8 @@ namespace {
 struct GuiOptions {
   std::string model, db, view, screenshot, prompt, scale, ablate, calibrate, launch, sae, size = "1280x800";
   std::string corrupted, hook;
-  std::string text_heads, click;
+  std::string text_heads, text_scale;
+  std::vector<std::string> clicks;
   int frames = 3, layer = 0, head = 0, threads = 0, pin_token = -1;
   bool text_received = false, attention_grid = false;
   int64_t run = 0, compare = 0, steer_feature = -1;
@@ -139,9 +140,15 @@ int run_gui(const GuiOptions& o) {
   else if (o.text_heads == "all") text_heads = views::Workbench::TextHeads::kAllMean;
   else if (!o.text_heads.empty() && o.text_heads != "head")
     fail_usage("--text-heads '" + o.text_heads + "': expected head, layer or all");
-  float click_x = -1, click_y = -1;
-  if (!o.click.empty() && (std::sscanf(o.click.c_str(), "%f,%f", &click_x, &click_y) != 2 || !headless))
-    fail_usage("--click '" + o.click + "': expected X,Y (window pixels), with --screenshot");
+  if (!o.text_scale.empty() && o.text_scale != "row-max" && o.text_scale != "absolute")
+    fail_usage("--text-scale '" + o.text_scale + "': expected row-max or absolute");
+  std::vector<std::pair<float, float>> clicks;
+  for (const std::string& c : o.clicks) {
+    float x = -1, y = -1;
+    if (std::sscanf(c.c_str(), "%f,%f", &x, &y) != 2 || !headless)
+      fail_usage("--click '" + c + "': expected X,Y (window pixels), with --screenshot");
+    clicks.emplace_back(x, y);
+  }
   std::vector<std::pair<int, int>> ablated = parse_heads(o.ablate, "--ablate");
   std::vector<std::pair<int, int>> calibrated = parse_heads(o.calibrate, "--calibrate");
   if (!o.view.empty()) {  // usage errors come before the display is touched
@@ -189,6 +196,7 @@ int run_gui(const GuiOptions& o) {
   wb.pinned_token = o.pin_token;
   wb.text_heads = text_heads;
   wb.text_received = o.text_received;
+  wb.text_absolute = o.text_scale == "absolute";
   if (text_heads != views::Workbench::TextHeads::kHead) wb.want_head_means = true;
   if (!o.view.empty()) shell.solo(o.view);
   if (views::View* v = shell.find("attention"); v && o.attention_grid) views::set_attention_grid(*v, true);
@@ -196,15 +204,18 @@ int run_gui(const GuiOptions& o) {
   bool launched = false, sae_loaded = false;
 
   // Interactive: until the window closes. Headless: until o.frames frames in a row found
-  // nothing running (model loaded, forward pass adopted), then the screenshot.
-  int settled = 0;
-  int click_stage = o.click.empty() ? 3 : 0;  // --click: hover, press, release once nothing runs
-  bool quiet = false;                          // the last frame found nothing running
+  // nothing running (model loaded, forward pass adopted), then the screenshot. Each --click comes
+  // once that many frames found nothing running (hover, press, release: three frames), in order.
+  const int frames = std::max(1, o.frames);
+  int settled = 0;      // frames in a row that found nothing running
+  size_t next_click = 0;
+  int click_stage = 0;  // of the next click: 0 hover, 1 press, 2 release
   auto t0 = std::chrono::steady_clock::now();
   while (!(*win)->should_close()) {
-    if (click_stage < 3 && (click_stage > 0 || quiet)) {
-      (*win)->inject_mouse(click_x, click_y, click_stage == 1);
-      ++click_stage;
+    if (next_click < clicks.size() && (click_stage > 0 || settled >= frames)) {
+      (*win)->inject_mouse(clicks[next_click].first, clicks[next_click].second, click_stage == 1);
+      if (++click_stage == 3) click_stage = 0, ++next_click;
+      settled = 0;  // what the click starts settles before the next click or the screenshot
     }
     // Interactive and idle (nothing running): wait for input, at most 0.2 s.
     bool idle = !headless && !wb.busy() && !shell.tasks().busy();
@@ -237,10 +248,9 @@ int run_gui(const GuiOptions& o) {
     if (headless) {
       bool busy = wb.busy() || shell.tasks().busy() || (!o.launch.empty() && !launched && wb.model()) ||
                   (!o.sae.empty() && !sae_loaded && wb.model());
-      quiet = !busy;
-      busy = busy || click_stage < 3;
       settled = busy ? 0 : settled + 1;
-      if (settled >= std::max(1, o.frames)) {
+      busy = busy || next_click < clicks.size();
+      if (!busy && settled >= frames) {
         if (!model.empty() && !wb.model()) throw InputError(wb.model_error());
         RgbImage img = (*win)->read_pixels();
         write_file_atomic(o.screenshot, encode_png(img));
@@ -255,12 +265,21 @@ int run_gui(const GuiOptions& o) {
                         g->size, g->pitch_x, g->pitch_y);
         if (views::View* v = shell.find("text"); v && o.view == "text")
           if (const views::TokenTextWidget* t = views::text_widget(*v)) {
-            std::printf("text: focus=%d max=%.6g chips=%zu\n", t->focus(), t->focus_max(), t->chips().size());
+            std::printf("text: focus=%d max=%.6g chips=%zu scale=%s view_y0=%.2f view_y1=%.2f scroll=%.2f\n", t->focus(),
+                        t->focus_max(), t->chips().size(), t->absolute() ? "absolute" : "row-max", t->view_top(),
+                        t->view_bottom(), t->scroll_y());
             for (const views::TokenChip& c : t->chips())
               std::printf("chip: token=%d x=%.2f y=%.2f w=%.2f h=%.2f value=%.6g\n", c.token, c.x, c.y, c.w, c.h, c.value);
           }
         std::printf("selected: layer=%d head=%d pinned_token=%d\n", wb.layer, wb.head, wb.pinned_token);
         if (views::View* v = shell.find(o.view)) std::printf("%s", v->layout_report().c_str());
+        if (o.view.empty())  // the whole workbench: where each open window is, and its report
+          for (const std::string& k : shell.view_keys())
+            if (views::View* v = shell.find(k); v && v->open()) {
+              const views::View::Rect& r = v->last_rect();
+              std::printf("window: key=%s x=%.1f y=%.1f w=%.1f h=%.1f\n", k.c_str(), r.x, r.y, r.w, r.h);
+              std::printf("%s", v->layout_report().c_str());
+            }
         if (!wb.prompt_error().empty()) std::printf("prompt error: %s\n", wb.prompt_error().c_str());
         break;
       }
@@ -290,8 +309,10 @@ void register_gui(CLI::App& app, std::vector<std::pair<CLI::App*, Command>>& cmd
   cmd->add_option("--head", o->head, "the attention head to show")->check(CLI::NonNegativeNumber);
   cmd->add_option("--pin-token", o->pin_token, "Text window: pin this token (its attention shades the text)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--text-heads", o->text_heads, "Text window: whose attention: head (the selected one), layer (mean of its heads), all (mean of every head)");
+  cmd->add_option("--text-scale", o->text_scale, "Text window: full shade at the row's maximum (row-max, the default) or at 1 (absolute)");
   cmd->add_flag("--text-received", o->text_received, "Text window: shade by attention the pinned token receives, not pays");
-  cmd->add_option("--click", o->click, "headless: click the left button at X,Y (window pixels) once settled, then settle again");
+  cmd->add_option("--click", o->clicks, "headless: click the left button at X,Y (window pixels) once settled, then settle again; "
+                 "repeat for several clicks, in order");
   cmd->add_flag("--attention-grid", o->attention_grid, "Attention window: every head of --layer as thumbnails");
   cmd->add_option("--scale", o->scale, "attention colour scale: linear, log, sink-clipped");
   cmd->add_option("--corrupted", o->corrupted, "a corrupted prompt for the Contributions window");

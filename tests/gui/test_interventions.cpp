@@ -2,11 +2,12 @@
 // computations: per-position logit difference and loss from the model's own logits (clean,
 // corrupted, and with a head ablated by cutting its w_o columns), the direct logit attribution
 // adding up to the logit, the cached hook point equal to a forward with cache_hook, and the .npy
-// export read back equal to it.
+// export (a background task; cancelled between files) read back equal to it.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -185,8 +186,41 @@ void wait_idle(Workbench& wb, TaskManager& tasks) {
   wb.poll();
 }
 
-// The Workbench's export (the Activations window's buttons) on the default model: the .npy files
-// read back equal a forward with cache of the same prompt, float32 exactly.
+// Runs the Activations window's export (a background task) to its end; what it wrote.
+NpyExport run_export(Workbench& wb, TaskManager& tasks, const std::string& folder, bool all) {
+  int64_t id = wb.export_activations(folder, all);
+  EXPECT_GT(id, 0);
+  EXPECT_TRUE(wb.export_running());
+  wait_idle(wb, tasks);
+  EXPECT_FALSE(wb.export_running());
+  EXPECT_EQ(wb.export_task(), id);
+  for (const TaskSnapshot& t : tasks.snapshot())  // progress: hook points written / total
+    if (t.id == id) {
+      EXPECT_FALSE(t.failed) << t.error;
+      EXPECT_DOUBLE_EQ(t.progress, 1.0);
+      std::string n = std::to_string(wb.last_export().total);
+      EXPECT_EQ(t.status, n + " / " + n + " hook points written");
+    }
+  return wb.last_export();
+}
+
+// The files in a folder (names), sorted.
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> names_of(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const std::string& p : paths) out.push_back(std::filesystem::path(p).filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The Workbench's export (the Activations window's buttons) on the default model, run as a task to
+// its end: the .npy files read back equal a forward with cache of the same prompt, float32 exactly.
 TEST(Interventions, NpyExportRoundTripsThroughTheWorkbench) {
   TaskManager tasks;
   Settings settings;
@@ -199,10 +233,15 @@ TEST(Interventions, NpyExportRoundTripsThroughTheWorkbench) {
   ASSERT_TRUE(wb.forward());
   ASSERT_EQ(wb.forward()->act_name, "blocks.1.mlp.hook_post");
   const std::string dir = ms::test::temp_dir("npy-export");
-  std::vector<std::string> one = wb.export_activations(dir + "/one", false);
+  std::vector<std::string> one = run_export(wb, tasks, dir + "/one", false).paths;
   ASSERT_EQ(one.size(), 1u);
-  std::vector<std::string> all = wb.export_activations(dir + "/all", true);
+  EXPECT_EQ(wb.export_note(), "1 file written to " + dir + "/one: " + one[0]);
+  NpyExport all_export = run_export(wb, tasks, dir + "/all", true);
+  std::vector<std::string> all = all_export.paths;
+  EXPECT_FALSE(all_export.cancelled);
   EXPECT_EQ(all.size(), wb.model()->hook_points().size());
+  EXPECT_EQ(all_export.total, static_cast<int64_t>(all.size()));
+  EXPECT_EQ(files_in(dir + "/all"), names_of(all));  // nothing else (no temporary files)
   HookRegistry reg;
   ActivationCache cache;
   reg.add_forward("*", cache_hook(cache));
@@ -217,6 +256,36 @@ TEST(Interventions, NpyExportRoundTripsThroughTheWorkbench) {
     EXPECT_TRUE(at::equal(t->to(at::kFloat), want)) << name;  // exact (masked scores are -inf in both)
   };
   for (const std::string& p : all) check(p, std::filesystem::path(p).stem().string());
+
+  // Cancelled between files (the third file's update interrupts): three whole files, nothing else.
+  RunControl control;
+  control.set_listener([&control](int64_t done, int64_t) {
+    if (done == 3) control.interrupt();
+  });
+  NpyExport part = export_cache_npy(*wb.model(), wb.forward()->ids, "*", dir + "/part", &control);
+  EXPECT_TRUE(part.cancelled);
+  EXPECT_EQ(part.total, static_cast<int64_t>(all.size()));
+  ASSERT_EQ(part.paths.size(), 3u);
+  EXPECT_EQ(files_in(dir + "/part"), names_of(part.paths));
+  for (const std::string& p : part.paths) check(p, std::filesystem::path(p).stem().string());
+  // The window's Cancel (the task's): the task ends, the note says so, and the folder holds only
+  // whole files, those the export reports (none when the cancel came before the forward pass ended).
+  int64_t id = wb.export_activations(dir + "/cancelled", true);
+  ASSERT_GT(id, 0);
+  EXPECT_EQ(wb.export_activations(dir + "/second", true), 0);  // one export at a time
+  std::string title, why;
+  EXPECT_TRUE(wb.take_error(&title, &why));
+  tasks.cancel(id);
+  wait_idle(wb, tasks);
+  const NpyExport& c = wb.last_export();
+  std::printf("cancelled export: %zu of %lld files written (cancelled: %d)\n", c.paths.size(),
+              static_cast<long long>(c.total), c.cancelled);
+  if (c.cancelled) EXPECT_EQ(wb.export_note().rfind("cancelled", 0), 0u) << wb.export_note();
+  else EXPECT_EQ(c.paths.size(), all.size());
+  if (std::filesystem::exists(dir + "/cancelled")) EXPECT_EQ(files_in(dir + "/cancelled"), names_of(c.paths));
+  else EXPECT_TRUE(c.paths.empty());
+  for (const std::string& p : c.paths) check(p, std::filesystem::path(p).stem().string());
+
   // One point: against a forward that caches just that point (caching every point, attention
   // patterns included, takes another attention path, equal to about 1e-6).
   cache.clear();
@@ -229,12 +298,12 @@ TEST(Interventions, NpyExportRoundTripsThroughTheWorkbench) {
   double shown = (wb.forward()->act - cache.at("blocks.1.mlp.hook_post").to(at::kFloat)).abs().max().item<double>();
   std::printf("shown blocks.1.mlp.hook_post: max |difference| to a forward with cache %.3g (tolerance 1e-5)\n", shown);
   EXPECT_LT(shown, 1e-5);
-  // Nothing chosen / a bad folder: the popup, no files.
-  std::string title, why;
+  // Nothing chosen / a bad folder: the popup, no task.
   wb.take_error(&title, &why);
   wb.act_hook.clear();
-  EXPECT_TRUE(wb.export_activations(dir + "/none", false).empty());
+  EXPECT_EQ(wb.export_activations(dir + "/none", false), 0);
   EXPECT_TRUE(wb.take_error(&title, &why));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/none"));
 }
 
 }  // namespace
