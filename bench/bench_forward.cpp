@@ -268,12 +268,16 @@ void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vecto
     ms::ActivationCache cache;
     all.add_forward("*", ms::cache_hook(cache));
     filtered.add_forward("blocks.99.*", ms::cache_hook(cache));
-    ms::ForwardOptions fa, ff;
+    ms::ForwardOptions fa, ff, fused, mat;
     fa.hooks = &all;
     ff.hooks = &filtered;
+    fused.attention_kernel = ms::AttentionKernel::kFused;
+    mat.attention_kernel = ms::AttentionKernel::kMaterialise;
     std::vector<double> t = ms::bench::median_interleaved(reps, {[&] { model.forward(tokens); },
                                                     [&] { cache.clear(); model.forward(tokens, fa); },
-                                                    [&] { model.forward(tokens, ff); }});
+                                                    [&] { model.forward(tokens, ff); },
+                                                    [&] { model.forward(tokens, fused); },
+                                                    [&] { model.forward(tokens, mat); }});
     double ours = t[0], with_all = t[1], with_filtered = t[2];
     double ours_gflops = flops / ours / 1e9;
     std::printf("\nthreads %d: f32 GEMM peak %.1f GFLOP/s\n", threads, peak);
@@ -289,6 +293,8 @@ void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vecto
       else
         std::printf("  PyTorch eager peer: not run (/usr/bin/python3 with python3-torch missing?)\n");
     }
+    std::printf("  attention kernels: fused %.3f s, materialising %.3f s (materialising / fused %.2fx)\n", t[3], t[4],
+                t[4] / t[3]);
     std::printf("  hooks: every point cached %.3f s = %.2fx (target <= 1.3x); registered but filtered "
                 "out %.3f s = %.3fx (target <= 1.02x)\n",
                 with_all, with_all / ours, with_filtered, with_filtered / ours);
