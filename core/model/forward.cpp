@@ -208,7 +208,7 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
 
 // The fused kernel serves when nothing reads or edits the probabilities (an observer may ask for
 // statistics it computes) and no gradient flows through attention (it has no backward); kAuto
-// takes it only for an observer's statistics (model.h AttentionKernel).
+// and kFused alike (model.h AttentionKernel).
 bool ForwardPass::fused_attention_ok(size_t layer, const Model::LayerHooks& ids, const at::Tensor& q,
                                      const at::Tensor& k, const at::Tensor& v, FusedAttentionStats& stats) const {
   if (m_opts.attention_kernel == AttentionKernel::kMaterialise || !q.device().is_cpu()) return false;
@@ -216,7 +216,7 @@ bool ForwardPass::fused_attention_ok(size_t layer, const Model::LayerHooks& ids,
   if (m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern) || m_hooks.any_backward()) return false;
   if (m_cfg.attn_softcap > 0) return false;  // the fused kernel has no soft-capping
   const int64_t l = static_cast<int64_t>(layer);
-  if (!m_opts.attention || !m_opts.attention->wants_layer(l)) return m_opts.attention_kernel == AttentionKernel::kFused;
+  if (!m_opts.attention || !m_opts.attention->wants_layer(l)) return true;
   return m_opts.attention->fused_stats(l, m_past, m_len, m_cfg.window(l), stats);
 }
 

@@ -50,15 +50,15 @@ struct KVCache {
   int64_t batch = 0;
 };
 
-// How attention is computed. kAuto: the fused kernel (core/attention/fused_attention.h, no T x T
-// scores) wherever nothing needs the probabilities (no live hook_attn_scores / hook_pattern, no
-// attention observer for the layer, no backward hooks, CPU); the materialising query-block path
-// otherwise. kMaterialise: always the materialising path (the reference; benchmarks).
-// kAuto: the fused kernel (core/attention/fused_attention.h) when an attention observer takes its
-// statistics from it (the sinks statistics: 2.1-2.2x faster than streaming the probabilities at
-// T = 2048, bench_sinks), the materialising path otherwise (a plain forward: the fused kernel was
-// 0.79-0.97x its speed at T = 1024-4096 on AMD EPYC with OpenBLAS' Haswell kernels, bench_forward).
-// kFused: the fused kernel whenever it can serve; kMaterialise: never.
+// How attention is computed. kAuto: the fused kernel (core/attention/fused_attention.h: no T x T
+// scores, an online softmax over key tiles, a decode path for one query) wherever nothing needs
+// the probabilities: no live hook_attn_scores / hook_pattern, no backward hooks or gradient
+// through attention, no attention observer that reads or edits the pattern (observers that only
+// want statistics get them from the kernel), CPU. The materialising query-block path otherwise.
+// kFused is the same choice (kept for callers that name it); kMaterialise: always the
+// materialising path (the reference; benchmarks). Until ms::parallel_for, kAuto took the fused
+// kernel only for statistics: our loops then ran on one thread, so at 2 threads the fused kernel
+// lost to the materialising path's multithreaded GEMMs (bench_forward).
 enum class AttentionKernel { kAuto, kMaterialise, kFused };
 
 struct ForwardOptions {
