@@ -53,6 +53,7 @@ struct RowStats {
 // holds one key tile, reused.
 struct Scratch {
   std::vector<float> q, kt, v, s, acc, m, l, mt;
+  std::vector<float> c, mass;   // key mass: each row's scale exp(m_tile - m) / l; one head's sums over a tile
   std::vector<RowStats> row;
   std::vector<float> key_mass;  // this worker's share of stats->key_mass, (B, H, P + T)
   int64_t slot = 0;             // floats from one key tile's weights to the next's; 0: one tile
@@ -70,6 +71,8 @@ struct Scratch {
     if (p.row_stats) row.resize(rows);
     if (!keep) return;
     mt.resize(rows * p.n_kt);
+    c.resize(rows);
+    mass.resize(tkp);
     key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
   }
 };
@@ -86,7 +89,7 @@ void load_kv(const Problem& p, int64_t b, int64_t kvh, int64_t k0, int64_t nk, i
   for (int64_t d = 0; d < p.dh; ++d) std::fill(s.kt.data() + d * nkp + nk, s.kt.data() + (d + 1) * nkp, 0.0f);
 }
 
-// Row r's visible keys in a key tile starting at k0 form one interval [jlo, jhi) of the tile:
+// Query qa's visible keys in a key tile starting at k0 form one interval [jlo, jhi) of the tile:
 // causal, and the window behind it (empty when jhi <= jlo).
 void visible_interval(const Problem& p, int64_t qa, int64_t k0, int64_t nk, int64_t& jlo, int64_t& jhi) {
   jhi = std::min(nk, qa - k0 + 1);
@@ -128,8 +131,8 @@ void softmax_step(const TileKernels& kn, float* row, int64_t nk, int64_t jlo, in
 // The statistics of a query tile's rows once their max m and sum l are final. Row statistics:
 // entropy log l - u / l, argmax, max weight exp(best - m) / l. Key mass from the kept weights
 // p~ of every key tile j, taken under the row's max m_j at that tile: A = p~ exp(m_j - m) / l.
-void write_stats(const Problem& p, int64_t b, int64_t kvh, int64_t t0, int64_t nq, int64_t k_lo, int64_t k_hi,
-                 Scratch& s) {
+void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t t0, int64_t nq,
+                 int64_t k_lo, int64_t k_hi, Scratch& s) {
   const FusedAttentionStats& st = *p.stats;
   const int64_t rows = p.G * nq, qa0 = p.P + t0, n_keys = p.P + p.T;
   for (int64_t r = 0; r < rows && p.row_stats; ++r) {
@@ -140,19 +143,18 @@ void write_stats(const Problem& p, int64_t b, int64_t kvh, int64_t t0, int64_t n
     if (st.max_weight) st.max_weight[at] = std::exp(rs.best - s.m[r]) / s.l[r];
   }
   if (s.key_mass.empty()) return;
+  // Per key tile and head: the mass row (1, nkp) = c (1, nq) x weights (nq, nkp), a GEMV on the
+  // tile kernels (masked weights are exactly 0, so the rows' whole tiles go in).
   const int64_t row_cap = p.G * p.tq;
   for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
     const float* w = s.s.data() + j * s.slot;  // (rows, nkp)
     const float* mj = s.mt.data() + j * row_cap;
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t jlo, jhi;
-      visible_interval(p, qa0 + r % nq, k0, nk, jlo, jhi);
-      if (jhi <= jlo) continue;
-      const float c = std::exp(mj[r] - s.m[r]) / s.l[r];
-      const float* wr = w + r * nkp;
-      float* km = s.key_mass.data() + (b * p.H + kvh * p.G + r / nq) * n_keys + k0;
-      for (int64_t i = jlo; i < jhi; ++i) km[i] += c * wr[i];
+    for (int64_t r = 0; r < rows; ++r) s.c[r] = std::exp(mj[r] - s.m[r]) / s.l[r];  // 0 where m_j = -inf
+    for (int64_t g = 0; g < p.G; ++g) {
+      kn.gemm(s.c.data() + g * nq, nq, w + g * nq * nkp, nkp, s.mass.data(), nkp, 1, nq, nkp, false);
+      float* km = s.key_mass.data() + (b * p.H + kvh * p.G + g) * n_keys + k0;
+      for (int64_t i = 0; i < nk; ++i) km[i] += s.mass[i];
     }
   }
 }
@@ -195,7 +197,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
       float* dst = p.z + ((b * p.T + t0 + i) * p.H + kvh * p.G + g) * p.dh;
       for (int64_t d = 0; d < p.dh; ++d) dst[d] = a[d] * inv;
     }
-  if (p.stats) write_stats(p, b, kvh, t0, nq, k_lo, k_hi, s);
+  if (p.stats) write_stats(p, kn, b, kvh, t0, nq, k_lo, k_hi, s);
 }
 
 at::Tensor as_float_rows(const at::Tensor& t) {
