@@ -30,36 +30,51 @@ int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 // Sizes of one call and raw views of its float32 tensors (d_head contiguous).
 struct Problem {
   int64_t B, T, H, KV, G, dh, dhp, P, W;
-  int64_t tq, tk, n_qt;
+  int64_t tq, tk, n_qt, n_kt;  // n_kt: the most key tiles one query tile walks
   float scale;
   const float *q, *k, *v;
   int64_t q_b, q_t, q_h, k_b, k_h, k_s, v_b, v_h, v_s;
   float* z;  // (B, T, H, dh) contiguous
   const FusedAttentionStats* stats;  // or null
+  bool row_stats;                    // entropy, argmax or max weight wanted
+};
+
+// One row's statistics as its key tiles come: u = sum over the keys so far of p~ (s - m), with
+// p~ = exp(s - m) under the running max m (the entropy is log l - u / l once m and l are final),
+// and the best score with its first key (absolute).
+struct RowStats {
+  float u, best;
+  int64_t best_k;
 };
 
 // One worker's tiles: queries of G heads (rows g * nq + i), K^T, V, scores, the accumulator.
+// With key mass wanted, s keeps every key tile's weights of the query tile ([key tile][rows][nkp],
+// slot floats apart) and mt each row's running max at each key tile ([key tile][rows]); else s
+// holds one key tile, reused.
 struct Scratch {
-  std::vector<float> q, kt, v, s, acc, m, l;
-  std::vector<float> e, ent, best;  // statistics: one row's weights; per row entropy, best score
-  std::vector<int64_t> best_k;
-  std::vector<float> key_mass;      // this worker's share of stats->key_mass, (B, H, P + T)
-  std::vector<float> dq, ds, dacc;  // decode: the G scaled queries, their scores over every key, z
+  std::vector<float> q, kt, v, s, acc, m, l, mt;
+  std::vector<float> c, mass;   // key mass: each row's scale exp(m_tile - m) / l; one head's sums over a tile
+  std::vector<RowStats> row;
+  std::vector<float> key_mass;  // this worker's share of stats->key_mass, (B, H, P + T)
+  int64_t slot = 0;             // floats from one key tile's weights to the next's; 0: one tile
+  std::vector<float> dq, ds, dacc, e;  // decode: the G scaled queries, their scores over every key, z; a row's scores
   explicit Scratch(const Problem& p) {
     const int64_t rows = p.G * p.tq, tkp = round16(p.tk);
+    const bool keep = p.stats && p.stats->key_mass;
+    slot = keep ? rows * tkp : 0;
     q.resize(rows * p.dh);
     kt.resize(p.dh * tkp);
     v.assign(tkp * p.dhp, 0.0f);
-    s.resize(rows * tkp);
+    s.resize(rows * tkp * (keep ? p.n_kt : 1));
     acc.resize(rows * p.dhp);
     m.resize(rows);
     l.resize(rows);
-    if (!p.stats) return;
-    e.resize(tkp);
-    ent.resize(rows);
-    best.resize(rows);
-    best_k.resize(rows);
-    if (p.stats->key_mass) key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
+    if (p.row_stats) row.resize(rows);
+    if (!keep) return;
+    mt.resize(rows * p.n_kt);
+    c.resize(rows);
+    mass.resize(tkp);
+    key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
   }
 };
 
@@ -75,18 +90,38 @@ void load_kv(const Problem& p, int64_t b, int64_t kvh, int64_t k0, int64_t nk, i
   for (int64_t d = 0; d < p.dh; ++d) std::fill(s.kt.data() + d * nkp + nk, s.kt.data() + (d + 1) * nkp, 0.0f);
 }
 
-// The online-softmax step of one row over its visible keys [jlo, jhi) of the tile's scores:
-// the row becomes its unnormalised weights (0 outside), the running max and sum advance and the
-// accumulator is rescaled to the new max.
-void softmax_step(const TileKernels& kn, float* row, int64_t nk, int64_t jlo, int64_t jhi, float& m, float& l,
-                  float* acc, int64_t dhp) {
+// Query qa's visible keys in a key tile starting at k0 form one interval [jlo, jhi) of the tile:
+// causal, and the window behind it (empty when jhi <= jlo).
+void visible_interval(const Problem& p, int64_t qa, int64_t k0, int64_t nk, int64_t& jlo, int64_t& jhi) {
+  jhi = std::min(nk, qa - k0 + 1);
+  jlo = std::max<int64_t>(0, first_visible_key(qa, p.W) - k0);
+}
+
+// The online-softmax step of one row over its visible keys [jlo, jhi) of the tile's scores (the
+// tile's first key is k0): the row becomes its unnormalised weights (0 outside), the running max
+// and sum advance and the accumulator is rescaled to the new max. With st, the row's statistics
+// advance from the same scores and exponentials: the best score (the first maximum, as at::max
+// gives it: only a strictly greater score replaces it), and u rescaled to the new max m' =
+// max(m, tile max): each earlier p~ scales by corr = exp(m - m') and each earlier s - m drops by
+// m' - m, so u' = corr * (u + l * (m - m')), plus this tile's sum of p~ (s - m').
+void softmax_step(const TileKernels& kn, float* row, int64_t nk, int64_t jlo, int64_t jhi, int64_t k0, float& m,
+                  float& l, float* acc, int64_t dhp, RowStats* st) {
   if (jhi <= jlo) {
     std::fill(row, row + nk, 0.0f);
     return;
   }
-  const float m_new = std::max(m, kn.max(row + jlo, jhi - jlo));
+  const float tile_max = kn.max(row + jlo, jhi - jlo);
+  const float m_new = std::max(m, tile_max);
   const float corr = std::exp(m - m_new);  // 0 on the row's first visible tile (m = -inf)
-  const float sum = kn.exp_sum(row + jlo, jhi - jlo, m_new);
+  float sum;
+  if (st) {
+    if (tile_max > st->best) st->best = tile_max, st->best_k = k0 + (std::find(row + jlo, row + jhi, tile_max) - row);
+    float dot;
+    sum = kn.exp_sum_dot(row + jlo, jhi - jlo, m_new, &dot);
+    st->u = (l > 0 ? corr * (st->u + l * (m - m_new)) : 0.0f) + dot;  // l = 0: the first visible tile
+  } else {
+    sum = kn.exp_sum(row + jlo, jhi - jlo, m_new);
+  }
   std::fill(row, row + jlo, 0.0f);
   std::fill(row + jhi, row + nk, 0.0f);
   if (corr != 1.0f) kn.scale(acc, dhp, corr);
@@ -94,48 +129,39 @@ void softmax_step(const TileKernels& kn, float* row, int64_t nk, int64_t jlo, in
   m = m_new;
 }
 
-// The statistics of one tile's rows, once their max m and sum l are final: a second walk over
-// the key tiles recomputes the scores and turns them into the softmax's weights exp(s - m) / l.
-void tile_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t t0, int64_t nq, Scratch& s) {
-  const int64_t rows = p.G * nq, qa0 = p.P + t0, qa1 = qa0 + nq - 1, n_keys = p.P + p.T;
-  std::fill(s.ent.begin(), s.ent.begin() + rows, 0.0f);
-  std::fill(s.best.begin(), s.best.begin() + rows, kNegInf);
-  std::fill(s.best_k.begin(), s.best_k.begin() + rows, int64_t(-1));
-  const int64_t k_lo = first_visible_key(qa0, p.W), k_hi = qa1 + 1;
-  for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
-    const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
-    load_kv(p, b, kvh, k0, nk, nkp, s);
-    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, s.s.data(), nkp, rows, p.dh, nkp, false);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t qa = qa0 + r % nq, h = kvh * p.G + r / nq;
-      const int64_t jhi = std::min(nk, qa - k0 + 1), jlo = std::max<int64_t>(0, first_visible_key(qa, p.W) - k0);
-      if (jhi <= jlo) continue;
-      const float* row = s.s.data() + r * nkp;
-      const float m = s.m[r], inv_l = 1.0f / s.l[r], log_l = std::log(s.l[r]);
-      std::copy(row + jlo, row + jhi, s.e.data());
-      kn.exp_sum(s.e.data(), jhi - jlo, m);
-      float* km = s.key_mass.empty() ? nullptr : s.key_mass.data() + (b * p.H + h) * n_keys + k0 + jlo;
-      float ent = 0;
-      for (int64_t j = 0; j < jhi - jlo; ++j) {
-        const float a = s.e[j] * inv_l;
-        ent += a * (log_l - (row[jlo + j] - m));  // -a log a, with log a = s - m - log l
-        if (km) km[j] += a;
-      }
-      s.ent[r] += ent;
-      for (int64_t j = jlo; j < jhi; ++j)  // the first maximum, as at::max gives it
-        if (row[j] > s.best[r]) s.best[r] = row[j], s.best_k[r] = k0 + j;
-    }
-  }
+// The statistics of a query tile's rows once their max m and sum l are final. Row statistics:
+// entropy log l - u / l, argmax, max weight exp(best - m) / l. Key mass from the kept weights
+// p~ of every key tile j, taken under the row's max m_j at that tile: A = p~ exp(m_j - m) / l.
+void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t t0, int64_t nq,
+                 int64_t k_lo, int64_t k_hi, Scratch& s) {
   const FusedAttentionStats& st = *p.stats;
-  for (int64_t r = 0; r < rows; ++r) {
+  const int64_t rows = p.G * nq, qa0 = p.P + t0, n_keys = p.P + p.T;
+  for (int64_t r = 0; r < rows && p.row_stats; ++r) {
     const int64_t at = (b * p.H + kvh * p.G + r / nq) * st.query_positions + qa0 + r % nq - st.query_offset;
-    if (st.entropy) st.entropy[at] = s.ent[r];
-    if (st.argmax) st.argmax[at] = s.best_k[r];
-    if (st.max_weight) st.max_weight[at] = std::exp(s.best[r] - s.m[r]) / s.l[r];
+    const RowStats& rs = s.row[r];
+    if (st.entropy) st.entropy[at] = static_cast<float>(std::log(double(s.l[r])) - double(rs.u) / s.l[r]);
+    if (st.argmax) st.argmax[at] = rs.best_k;
+    if (st.max_weight) st.max_weight[at] = std::exp(rs.best - s.m[r]) / s.l[r];
+  }
+  if (s.key_mass.empty()) return;
+  // Per key tile and head: the mass row (1, nkp) = c (1, nq) x weights (nq, nkp), a GEMV on the
+  // tile kernels (masked weights are exactly 0, so the rows' whole tiles go in).
+  const int64_t row_cap = p.G * p.tq;
+  for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
+    const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
+    const float* w = s.s.data() + j * s.slot;  // (rows, nkp)
+    const float* mj = s.mt.data() + j * row_cap;
+    for (int64_t r = 0; r < rows; ++r) s.c[r] = std::exp(mj[r] - s.m[r]) / s.l[r];  // 0 where m_j = -inf
+    for (int64_t g = 0; g < p.G; ++g) {
+      kn.gemm(s.c.data() + g * nq, nq, w + g * nq * nkp, nkp, s.mass.data(), nkp, 1, nq, nkp, false);
+      float* km = s.key_mass.data() + (b * p.H + kvh * p.G + g) * n_keys + k0;
+      for (int64_t i = 0; i < nk; ++i) km[i] += s.mass[i];
+    }
   }
 }
 
-// Attention of query tile qt of KV head kvh in batch row b, for its G heads at once.
+// Attention of query tile qt of KV head kvh in batch row b, for its G heads at once, in one walk
+// over the key tiles that also gathers the statistics.
 void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, int64_t qt, Scratch& s) {
   const int64_t t0 = qt * p.tq, nq = std::min(p.tq, p.T - t0), rows = p.G * nq;
   const int64_t qa0 = p.P + t0, qa1 = qa0 + nq - 1;  // absolute positions of the first, last query
@@ -148,19 +174,21 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
   std::fill(s.m.begin(), s.m.begin() + rows, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
   std::fill(s.acc.begin(), s.acc.begin() + rows * p.dhp, 0.0f);
-  const int64_t k_lo = first_visible_key(qa0, p.W), k_hi = qa1 + 1;
-  for (int64_t k0 = k_lo; k0 < k_hi; k0 += p.tk) {
+  std::fill(s.row.begin(), s.row.begin() + (s.row.empty() ? 0 : rows), RowStats{0.0f, kNegInf, -1});
+  const int64_t k_lo = first_visible_key(qa0, p.W), k_hi = qa1 + 1, row_cap = p.G * p.tq;
+  for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
+    float* w = s.s.data() + j * s.slot;  // (rows, nkp): this key tile's scores, then its weights
     load_kv(p, b, kvh, k0, nk, nkp, s);
-    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, s.s.data(), nkp, rows, p.dh, nkp, false);
+    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, w, nkp, rows, p.dh, nkp, false);
     for (int64_t r = 0; r < rows; ++r) {
-      // Row r's visible keys in this tile form one interval: causal, and the window behind it.
-      const int64_t qa = qa0 + r % nq;
-      const int64_t jhi = std::min(nk, qa - k0 + 1);
-      const int64_t jlo = std::max<int64_t>(0, first_visible_key(qa, p.W) - k0);
-      softmax_step(kn, s.s.data() + r * nkp, nk, jlo, jhi, s.m[r], s.l[r], s.acc.data() + r * p.dhp, p.dhp);
+      int64_t jlo, jhi;
+      visible_interval(p, qa0 + r % nq, k0, nk, jlo, jhi);
+      softmax_step(kn, w + r * nkp, nk, jlo, jhi, k0, s.m[r], s.l[r], s.acc.data() + r * p.dhp, p.dhp,
+                   s.row.empty() ? nullptr : &s.row[r]);
     }
-    kn.gemm(s.s.data(), nkp, s.v.data(), p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
+    if (!s.mt.empty()) std::copy(s.m.begin(), s.m.begin() + rows, s.mt.begin() + j * row_cap);
+    kn.gemm(w, nkp, s.v.data(), p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
   }
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t i = 0; i < nq; ++i) {
@@ -170,7 +198,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
       float* dst = p.z + ((b * p.T + t0 + i) * p.H + kvh * p.G + g) * p.dh;
       for (int64_t d = 0; d < p.dh; ++d) dst[d] = a[d] * inv;
     }
-  if (p.stats) tile_stats(p, kn, b, kvh, t0, nq, s);
+  if (p.stats) write_stats(p, kn, b, kvh, t0, nq, k_lo, k_hi, s);
 }
 
 // A decode step (T = 1) of KV head kvh in batch row b: the G queries' scores over every visible
@@ -252,6 +280,9 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.tq = std::min(p.T, o.q_tile > 0 ? o.q_tile : std::max<int64_t>(8, 64 / p.G));
   p.tk = round16(o.k_tile > 0 ? o.k_tile : 128);
   p.n_qt = (p.T + p.tq - 1) / p.tq;
+  // A query tile's keys span at most past + T, and with a window at most window + q_tile - 1.
+  const int64_t span = p.W > 0 ? std::min(p.P + p.T, p.W + p.tq - 1) : p.P + p.T;
+  p.n_kt = (span + p.tk - 1) / p.tk;
   p.q = q.data_ptr<float>(), p.k = k.data_ptr<float>(), p.v = v.data_ptr<float>();
   p.q_b = q.stride(0), p.q_t = q.stride(1), p.q_h = q.stride(2);
   p.k_b = k.stride(0), p.k_h = k.stride(1), p.k_s = k.stride(2);
@@ -259,6 +290,7 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   at::Tensor z = at::empty({p.B, p.T, p.H, p.dh}, q.options());
   p.z = z.data_ptr<float>();
   p.stats = o.stats && o.stats->any() ? o.stats : nullptr;
+  p.row_stats = p.stats && (p.stats->entropy || p.stats->argmax || p.stats->max_weight);
   if (p.stats && (p.stats->batch != p.B || p.stats->n_heads != p.H || (p.stats->key_mass && p.stats->key_positions < p.P + p.T) ||
                   ((p.stats->entropy || p.stats->argmax || p.stats->max_weight) &&
                    (p.stats->query_offset < 0 || p.stats->query_offset > p.P ||

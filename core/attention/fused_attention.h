@@ -21,8 +21,11 @@ struct FusedAttentionOptions {
   bool portable = false;       // the portable kernels even where AVX2/FMA exists (tests)
   bool tiled_decode = false;   // one query (T = 1) through the key tiles too, not the decode path (tests)
   // When set, the statistics it asks for (key mass, entropy, argmax, max weight; see
-  // attention_observer.h), from a second pass over the key tiles that recomputes the scores
-  // once the rows' max and sum are known: A[i, k] = exp(s - max) / sum, as the softmax gives it.
+  // attention_observer.h), gathered in the same walk over the key tiles, each score read once:
+  // per row the best score and its first key, and u = sum p~ (s - m) rescaled with the running
+  // max m as the sum l is (entropy = log l - u / l); for key mass every key tile's unnormalised
+  // weights p~ are kept with the row's max at that tile (rows x (past + T) floats per worker) and
+  // turned into A = p~ exp(m_tile - m) / l once the row's m and l are final.
   const FusedAttentionStats* stats = nullptr;
 };
 

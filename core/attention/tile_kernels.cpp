@@ -45,6 +45,18 @@ float exp_sum_portable(float* x, int64_t n, float shift) {
   return s;
 }
 
+float exp_sum_dot_portable(float* x, int64_t n, float shift, float* dot) {
+  float s = 0, sd = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = x[i] - shift;
+    x[i] = std::exp(d);
+    s += x[i];
+    sd += x[i] * d;
+  }
+  *dot = sd;
+  return s;
+}
+
 void scale_portable(float* y, int64_t n, float s) {
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
@@ -195,6 +207,30 @@ MS_AVX2 float exp_sum_avx2(float* x, int64_t n, float shift) {
   return hsum8(s);
 }
 
+MS_AVX2 float exp_sum_dot_avx2(float* x, int64_t n, float shift, float* dot) {
+  const __m256 sh = _mm256_set1_ps(shift);
+  __m256 s = _mm256_setzero_ps(), sd = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), sh);
+    const __m256 e = exp8(d);
+    _mm256_storeu_ps(x + i, e);
+    s = _mm256_add_ps(s, e);
+    sd = _mm256_fmadd_ps(e, d, sd);
+  }
+  if (i < n) {  // the tail as exp_sum's; the padding's d is finite (-100: exp8 gives exactly 0), so e * d = 0
+    alignas(32) float buf[8];
+    for (int64_t j = 0; j < 8; ++j) buf[j] = i + j < n ? x[i + j] - shift : -100.0f;
+    const __m256 d = _mm256_load_ps(buf), e = exp8(d);
+    _mm256_store_ps(buf, e);
+    for (int64_t j = 0; i + j < n; ++j) x[i + j] = buf[j];
+    s = _mm256_add_ps(s, e);
+    sd = _mm256_fmadd_ps(e, d, sd);
+  }
+  *dot = hsum8(sd);
+  return hsum8(s);
+}
+
 MS_AVX2 void scale_avx2(float* y, int64_t n, float s) {
   const __m256 sv = _mm256_set1_ps(s);
   int64_t i = 0;
@@ -268,10 +304,11 @@ bool cpu_has_avx2_fma() {
 }  // namespace
 
 const TileKernels& tile_kernels(bool portable) {
-  static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, scale_portable,
-                                     dots_portable, axpys_portable, "portable"};
+  static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, exp_sum_dot_portable,
+                                     scale_portable, dots_portable, axpys_portable, "portable"};
 #ifdef MS_HAVE_X86
-  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, scale_avx2, dots_avx2, axpys_avx2, "avx2"};
+  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, dots_avx2, axpys_avx2,
+                                 "avx2"};
   static const bool has_avx2 = cpu_has_avx2_fma();
   if (!portable && has_avx2) return kAvx2;
 #endif

@@ -1,5 +1,5 @@
 // The float32 inner loops of the fused attention kernel: a register-blocked tile product, row
-// max, exp-and-sum and scaling, in an AVX2/FMA version (chosen at run time when the CPU has it;
+// max, exp-and-sum (with or without the entropy's dot product) and scaling, in an AVX2/FMA version (chosen at run time when the CPU has it;
 // the build targets plain x86-64) and a portable one the compiler vectorises for any target.
 #pragma once
 
@@ -16,6 +16,9 @@ struct TileKernels {
   float (*max)(const float* x, int64_t n);
   // x[i] = exp(x[i] - shift) for i < n; returns their sum (accumulated in float).
   float (*exp_sum)(float* x, int64_t n, float shift);
+  // As exp_sum, and *dot = the sum of exp(x[i] - shift) * (x[i] - shift) (the entropy's term),
+  // from the same exponentials (x[i] as exp_sum writes it).
+  float (*exp_sum_dot)(float* x, int64_t n, float shift, float* dot);
   // y[i] *= s for i < n.
   void (*scale)(float* y, int64_t n, float s);
   // Decode (one query per head): s[r * lds + j] = dot(q + r * dh, k + j * k_stride) for r < rows,

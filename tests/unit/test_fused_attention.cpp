@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "core/attention/attention_stats.h"
@@ -115,6 +116,88 @@ TEST(FusedAttention, DecodePathEqualsReferenceWithStatistics) {
         EXPECT_LT(rel_diff(max_weight.select(2, c.past), std::get<0>(a.max(-1))), 1e-5) << what;
         EXPECT_TRUE(argmax.select(2, c.past).equal(std::get<1>(a.max(-1)))) << what;
       }
+}
+
+// The kernel's statistics against float64 ATen on the same masked scores: per query entropy
+// -sum A log A, argmax and max weight, per key the mass sum over the queries of A.
+struct ReferenceStats {
+  at::Tensor entropy, argmax, max_weight, key_mass;  // (B, H, T) x 3 and (B, H, past + T)
+  at::Tensor gap;                                    // (B, H, T): a row's best score less its second
+};
+
+ReferenceStats reference_stats(const at::Tensor& q, const at::Tensor& k, int64_t past, int64_t window, double scale) {
+  const int64_t T = q.size(1), H = q.size(2), KV = k.size(1), S = k.size(2);
+  at::Tensor qd = q.to(at::kDouble).transpose(1, 2), kd = k.to(at::kDouble).repeat_interleave(H / KV, 1);
+  at::Tensor s = at::matmul(qd, kd.transpose(-1, -2)) * scale;  // (B, H, T, S)
+  at::Tensor qpos = at::arange(past, past + T, at::kLong).unsqueeze(1), kpos = at::arange(0, S, at::kLong).unsqueeze(0);
+  at::Tensor hidden = (qpos - kpos) < 0;
+  if (window > 0) hidden = hidden.logical_or((qpos - kpos) >= window);
+  s = s.masked_fill(hidden, -INFINITY);
+  at::Tensor a = at::softmax(s, -1);
+  ReferenceStats r;
+  r.entropy = -at::xlogy(a, a).sum(-1);
+  r.max_weight = std::get<0>(a.max(-1));
+  r.argmax = s.argmax(-1);
+  r.key_mass = a.sum(2);
+  at::Tensor top2 = std::get<0>(s.topk(2, -1));  // every query here sees at least two keys
+  r.gap = top2.select(-1, 0) - top2.select(-1, 1);
+  return r;
+}
+
+// Many key tiles per query (k_tile 16 over up to 230 keys), partial tiles, a KV cache, sliding
+// windows and GQA, with scores whose running max moves across the tiles (keys grow along the
+// sequence), so that every online rescale of the sum, of u and of the kept weights is exercised.
+TEST(FusedAttention, KernelStatisticsEqualReference) {
+  at::manual_seed(11);
+  struct Case {
+    int64_t past, window;
+  };
+  const int64_t B = 2, T = 200, H = 8, KV = 2, dh = 24;
+  for (const Case& c : {Case{30, 0}, Case{30, 50}, Case{0, 37}})
+    for (bool portable : {false, true}) {
+      const int64_t S = c.past + T;
+      at::Tensor q = at::randn({B, T, H, dh});
+      at::Tensor grow = at::linspace(0.3, 2.0, S).view({1, 1, S, 1});
+      at::Tensor k = at::randn({B, KV, S, dh}) * grow, v = at::randn({B, KV, S, dh});
+      FusedAttentionOptions o;
+      o.past = c.past, o.sliding_window = c.window, o.scale = 3.0 / std::sqrt(double(dh));
+      o.q_tile = 5, o.k_tile = 16, o.portable = portable;
+      at::Tensor key_mass = at::zeros({B, H, S}), entropy = at::zeros({B, H, S}), max_weight = at::zeros({B, H, S});
+      at::Tensor argmax = at::full({B, H, S}, -1, at::kLong);
+      FusedAttentionStats st;
+      st.batch = B, st.n_heads = H;
+      st.key_mass = key_mass.data_ptr<float>(), st.key_positions = S;
+      st.entropy = entropy.data_ptr<float>(), st.argmax = argmax.data_ptr<int64_t>();
+      st.max_weight = max_weight.data_ptr<float>(), st.query_positions = S;
+      o.stats = &st;
+      at::Tensor z = fused_attention(q, k, v, o);
+      const ReferenceStats ref = reference_stats(q, k, c.past, c.window, o.scale);
+      const std::string what = "past " + std::to_string(c.past) + " window " + std::to_string(c.window) + " kernels " +
+                               fused_attention_kernels(portable);
+      // The best key lies beyond the row's first visible key tile for most rows: the max moved.
+      at::Tensor qpos = at::arange(c.past, S, at::kLong);
+      at::Tensor first = c.window > 0 ? (qpos - c.window + 1).clamp_min(0) : at::zeros_like(qpos);
+      const double moved = (ref.argmax - first >= o.k_tile).to(at::kDouble).mean().item<double>();
+      EXPECT_GT(moved, 0.5) << what;
+      EXPECT_LT(rel_diff(z, reference(q, k, v, c.past, c.window, o.scale)), 1e-5) << what << " z";
+      const double d_ent = rel_diff(entropy.narrow(-1, c.past, T), ref.entropy);
+      const double d_maxw = rel_diff(max_weight.narrow(-1, c.past, T), ref.max_weight);
+      const double d_mass = rel_diff(key_mass, ref.key_mass);
+      EXPECT_LT(d_ent, 1e-5) << what << " entropy";
+      EXPECT_LT(d_maxw, 1e-5) << what << " max weight";
+      EXPECT_LT(d_mass, 1e-5) << what << " key mass";
+      // argmax exactly where the two best scores are apart by more than float32's rounding of a
+      // score (~1e-6 here): random inputs leave only a rare row (of 3,200) that close.
+      at::Tensor clear = ref.gap > 1e-4;
+      const int64_t ties = clear.numel() - clear.sum().item<int64_t>();
+      EXPECT_LE(ties, 3) << what << ": too many near ties in the inputs for argmax to be checked";
+      EXPECT_TRUE(at::equal(argmax.narrow(-1, c.past, T).masked_select(clear), ref.argmax.masked_select(clear)))
+          << what << " argmax";
+      EXPECT_TRUE(at::equal(argmax.narrow(-1, 0, c.past), at::full({B, H, c.past}, -1, at::kLong))) << what;
+      std::printf("[ stats    ] %s: entropy %.2e, max weight %.2e, key mass %.2e; best key beyond the first "
+                  "tile %.0f%%, near ties %lld\n",
+                  what.c_str(), d_ent, d_maxw, d_mass, 100 * moved, static_cast<long long>(ties));
+    }
 }
 
 TEST(FusedAttention, Bf16InputsComputeInFloat32) {
