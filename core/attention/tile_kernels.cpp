@@ -275,9 +275,44 @@ MS_AVX2 void dots_avx2(const float* q, int64_t rows, int64_t dh, const float* k,
   }
 }
 
+// C vectors (8 C columns) of one row's accumulator kept in registers over n keys.
+template <int C>
+MS_AVX2 inline void axpy_block(const float* p, int64_t n, const float* v, int64_t v_stride, float* acc) {
+  __m256 a[C];
+  for (int c = 0; c < C; ++c) a[c] = _mm256_loadu_ps(acc + 8 * c);
+  for (int64_t j = 0; j < n; ++j) {
+    const __m256 w = _mm256_set1_ps(p[j]);
+    const float* vr = v + j * v_stride;
+    for (int c = 0; c < C; ++c) a[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8 * c), a[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(acc + 8 * c, a[c]);
+}
+
 MS_AVX2 void axpys_avx2(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride,
                         int64_t dh, float* acc) {
   const int64_t d8 = dh / 8 * 8;
+  if (d8 == dh) {  // the usual d_head: the accumulator in registers, at most 8 vectors at a time
+    for (int64_t j0 = 0; j0 < nk; j0 += kDecodeKeys) {
+      const int64_t n = std::min(nk, j0 + kDecodeKeys) - j0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c0 = 0; c0 < dh / 8; c0 += 8) {
+          const float* pr = p + r * lds + j0;
+          const float* vb = v + j0 * v_stride + 8 * c0;
+          float* ar = acc + r * dh + 8 * c0;
+          switch (std::min<int64_t>(8, dh / 8 - c0)) {
+            case 8: axpy_block<8>(pr, n, vb, v_stride, ar); break;
+            case 7: axpy_block<7>(pr, n, vb, v_stride, ar); break;
+            case 6: axpy_block<6>(pr, n, vb, v_stride, ar); break;
+            case 5: axpy_block<5>(pr, n, vb, v_stride, ar); break;
+            case 4: axpy_block<4>(pr, n, vb, v_stride, ar); break;
+            case 3: axpy_block<3>(pr, n, vb, v_stride, ar); break;
+            case 2: axpy_block<2>(pr, n, vb, v_stride, ar); break;
+            default: axpy_block<1>(pr, n, vb, v_stride, ar); break;
+          }
+        }
+    }
+    return;
+  }
   for (int64_t j0 = 0; j0 < nk; j0 += kDecodeKeys) {
     const int64_t j1 = std::min(nk, j0 + kDecodeKeys);
     for (int64_t r = 0; r < rows; ++r) {

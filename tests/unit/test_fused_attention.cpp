@@ -81,7 +81,8 @@ TEST(FusedAttention, KernelEqualsReference) {
 TEST(FusedAttention, DecodePathEqualsReferenceWithStatistics) {
   at::manual_seed(11);
   struct Case { int64_t B, H, KV, dh, past, window; };
-  const Case cases[] = {{1, 16, 4, 64, 300, 0}, {2, 6, 2, 20, 50, 0}, {1, 5, 5, 12, 77, 16}, {1, 8, 1, 24, 40, 10}};
+  const Case cases[] = {{1, 16, 4, 64, 300, 0}, {2, 6, 2, 20, 50, 0}, {1, 5, 5, 12, 77, 16}, {1, 8, 1, 24, 40, 10},
+                        {1, 4, 2, 136, 30, 0}};  // d_head 136: the accumulator in register chunks 8 + 8 + 1
   for (const Case& c : cases)
     for (bool portable : {false, true})
       for (bool tiled : {false, true}) {
