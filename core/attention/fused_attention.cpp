@@ -31,7 +31,7 @@ int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 struct Problem {
   int64_t B, T, H, KV, G, dh, dhp, P, W;
   int64_t tq, tk, n_qt, n_kt;  // n_kt: the most key tiles one query tile walks
-  float scale;
+  float scale, cap;  // cap > 0: soft-capping of the scaled scores
   const float *q, *k, *v;
   int64_t q_b, q_t, q_h, k_b, k_h, k_s, v_b, v_h, v_s;
   float* z;  // (B, T, H, dh) contiguous
@@ -181,6 +181,8 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
     float* w = s.s.data() + j * s.slot;  // (rows, nkp): this key tile's scores, then its weights
     load_kv(p, b, kvh, k0, nk, nkp, s);
     kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, w, nkp, rows, p.dh, nkp, false);
+    if (p.cap > 0)
+      for (int64_t r = 0; r < rows; ++r) kn.softcap(w + r * nkp, nk, p.cap);
     for (int64_t r = 0; r < rows; ++r) {
       int64_t jlo, jhi;
       visible_interval(p, qa0 + r % nq, k0, nk, jlo, jhi);
@@ -217,6 +219,7 @@ void run_decode(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh,
   const float* kb = p.k + b * p.k_b + kvh * p.k_h + k_lo * p.k_s;
   const float* vb = p.v + b * p.v_b + kvh * p.v_h + k_lo * p.v_s;
   kn.dots(s.dq.data(), rows, p.dh, kb, p.k_s, nk, s.ds.data(), nk);
+  if (p.cap > 0) kn.softcap(s.ds.data(), rows * nk, p.cap);
   const FusedAttentionStats* st = p.stats;
   const int64_t n_keys = p.P + p.T;
   for (int64_t g = 0; g < rows; ++g) {
@@ -276,6 +279,7 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.G = p.H / p.KV;
   p.dhp = round16(p.dh);
   p.scale = static_cast<float>(o.scale);
+  p.cap = static_cast<float>(o.softcap);
   // About 64 rows (queries x grouped heads) against 128 keys: the tiles of one worker stay in L2.
   p.tq = std::min(p.T, o.q_tile > 0 ? o.q_tile : std::max<int64_t>(8, 64 / p.G));
   p.tk = round16(o.k_tile > 0 ? o.k_tile : 128);

@@ -16,6 +16,7 @@ struct FusedAttentionOptions {
   int64_t past = 0;            // absolute position of the first query (keys before it: the cache)
   int64_t sliding_window = 0;  // 0: causal only; else query i sees key j iff 0 <= i - j < window
   double scale = 1.0;          // applied to the queries once (1 / sqrt(d_head))
+  double softcap = 0.0;        // > 0: scores become softcap * tanh(score / softcap) (Gemma 2)
   int64_t q_tile = 0;          // queries per tile (times G heads = rows); 0 chooses
   int64_t k_tile = 0;          // keys per tile, rounded up to 16; 0 chooses
   bool portable = false;       // the portable kernels even where AVX2/FMA exists (tests)
@@ -31,7 +32,7 @@ struct FusedAttentionOptions {
 
 // q: (batch, T, n_heads, d_head); k, v: (batch, n_kv_heads, past + T, d_head), any strides
 // (a KV cache's narrowed buffers work as they are); n_kv_heads divides n_heads, query head h
-// reads KV head h / (n_heads / n_kv_heads). Returns z = softmax(q k^T * scale + mask) v as
+// reads KV head h / (n_heads / n_kv_heads). Returns z = softmax(cap(q k^T * scale) + mask) v as
 // (batch, T, n_heads, d_head), contiguous, in q's dtype (computed in float32). CPU tensors.
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const FusedAttentionOptions& opts);

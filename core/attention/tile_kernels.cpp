@@ -61,6 +61,10 @@ void scale_portable(float* y, int64_t n, float s) {
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
 
+void softcap_portable(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 void dots_portable(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk, float* s,
                    int64_t lds) {
   for (int64_t j = 0; j < nk; ++j) {
@@ -238,6 +242,21 @@ MS_AVX2 void scale_avx2(float* y, int64_t n, float s) {
   for (; i < n; ++i) y[i] *= s;
 }
 
+// cap * tanh(x / cap) with tanh(y) = 1 - 2 / (exp(2y) + 1) through exp8 (exp8 saturates at
+// |2y| > 88, where tanh is +-1 in float32). Its absolute error is a few ulp of 1, i.e. a few ulp
+// of cap in the capped score, as float32's own cap * tanh(x / cap) has.
+MS_AVX2 void softcap_avx2(float* x, int64_t n, float cap) {
+  const __m256 c = _mm256_set1_ps(cap), two_over_c = _mm256_set1_ps(2.0f / cap), one = _mm256_set1_ps(1.0f),
+               two = _mm256_set1_ps(2.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_mul_ps(_mm256_loadu_ps(x + i), two_over_c));
+    const __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(c, t));
+  }
+  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 // Four rows' dot products with one key row: the four accumulators reduced together by hadd.
 MS_AVX2 void dots_avx2(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk,
                        float* s, int64_t lds) {
@@ -340,9 +359,9 @@ bool cpu_has_avx2_fma() {
 
 const TileKernels& tile_kernels(bool portable) {
   static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, exp_sum_dot_portable,
-                                     scale_portable, dots_portable, axpys_portable, "portable"};
+                                     scale_portable, softcap_portable, dots_portable, axpys_portable, "portable"};
 #ifdef MS_HAVE_X86
-  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, dots_avx2, axpys_avx2,
+  static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2, dots_avx2, axpys_avx2,
                                  "avx2"};
   static const bool has_avx2 = cpu_has_avx2_fma();
   if (!portable && has_avx2) return kAvx2;

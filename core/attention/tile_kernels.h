@@ -21,6 +21,8 @@ struct TileKernels {
   float (*exp_sum_dot)(float* x, int64_t n, float shift, float* dot);
   // y[i] *= s for i < n.
   void (*scale)(float* y, int64_t n, float s);
+  // Soft-capping (Gemma 2): x[i] = cap * tanh(x[i] / cap) for i < n.
+  void (*softcap)(float* x, int64_t n, float cap);
   // Decode (one query per head): s[r * lds + j] = dot(q + r * dh, k + j * k_stride) for r < rows,
   // j < nk, reading each key row once for all rows (no transposed copy of K).
   void (*dots)(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk, float* s,

@@ -160,6 +160,7 @@ at::Tensor ForwardPass::attention(size_t layer, const at::Tensor& x, const Model
     fo.past = P;
     fo.sliding_window = window;
     fo.scale = scale;
+    fo.softcap = cap;
     fo.q_tile = m_opts.attn_block;
     fo.k_tile = m_opts.attn_key_tile;
     RECORD_USER_SCOPE("mechscope::fused_attention");  // a profiler's name for our kernel
@@ -214,7 +215,6 @@ bool ForwardPass::fused_attention_ok(size_t layer, const Model::LayerHooks& ids,
   if (m_opts.attention_kernel == AttentionKernel::kMaterialise || !q.device().is_cpu()) return false;
   if (c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
   if (m_hooks.live(ids.attn_scores) || m_hooks.live(ids.pattern) || m_hooks.any_backward()) return false;
-  if (m_cfg.attn_softcap > 0) return false;  // the fused kernel has no soft-capping
   const int64_t l = static_cast<int64_t>(layer);
   if (!m_opts.attention || !m_opts.attention->wants_layer(l)) return true;
   return m_opts.attention->fused_stats(l, m_past, m_len, m_cfg.window(l), stats);

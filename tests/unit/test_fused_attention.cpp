@@ -201,6 +201,32 @@ TEST(FusedAttention, KernelStatisticsEqualReference) {
     }
 }
 
+// Soft-capping (Gemma 2) inside the kernel, tiled and on the decode path, against the float64
+// reference with cap * tanh(s / cap) applied to the scaled scores before the mask; scores scaled
+// up so that the cap bends most of them.
+TEST(FusedAttention, SoftCappingEqualsReference) {
+  at::manual_seed(12);
+  for (int64_t T : {41, 1})
+    for (bool portable : {false, true}) {
+      const int64_t B = 2, H = 4, KV = 2, dh = 16, past = T == 1 ? 50 : 0;
+      const double cap = 2.5;
+      at::Tensor q = at::randn({B, T, H, dh}) * 3;
+      at::Tensor k = at::randn({B, past + T, KV, dh}).transpose(1, 2), v = at::randn({B, past + T, KV, dh}).transpose(1, 2);
+      FusedAttentionOptions o;
+      o.past = past, o.scale = 1.0 / std::sqrt(double(dh)), o.softcap = cap, o.portable = portable;
+      o.q_tile = 5, o.k_tile = 16;
+      at::Tensor z = fused_attention(q, k, v, o);
+      at::Tensor qd = q.to(at::kDouble).transpose(1, 2);
+      at::Tensor kd = k.to(at::kDouble).repeat_interleave(H / KV, 1), vd = v.to(at::kDouble).repeat_interleave(H / KV, 1);
+      at::Tensor s = at::tanh(at::matmul(qd, kd.transpose(-1, -2)) * o.scale / cap) * cap;
+      at::Tensor qpos = at::arange(past, past + T, at::kLong).unsqueeze(1), kpos = at::arange(0, past + T, at::kLong).unsqueeze(0);
+      at::Tensor ref = at::matmul(at::softmax(s.masked_fill(qpos < kpos, -INFINITY), -1), vd).transpose(1, 2);
+      EXPECT_LT(rel_diff(z, ref), 1e-5) << "T " << T << (portable ? " portable" : " avx2");
+      o.softcap = 0;  // and the cap matters here: without it the output moves far beyond the bound
+      EXPECT_GT(rel_diff(fused_attention(q, k, v, o), ref), 1e-3) << "T " << T;
+    }
+}
+
 TEST(FusedAttention, Bf16InputsComputeInFloat32) {
   at::manual_seed(4);
   at::Tensor q = at::randn({1, 20, 4, 16}).to(at::kBFloat16);
@@ -247,7 +273,7 @@ std::unique_ptr<Model> model_with_window(int64_t window) {
 
 TEST(FusedAttention, ForwardEqualsMaterialisingPath) {
   at::manual_seed(5);
-  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "attn_only"}) {
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "attn_only", "qwen3", "gemma2", "gemma3", "phi3", "olmo2"}) {
     auto m = test::tiny_model(fam, 6);
     for (int64_t T : {1, 23, 37})
       for (auto tiles : {std::make_pair<int64_t, int64_t>(0, 0), std::make_pair<int64_t, int64_t>(5, 16)}) {
@@ -262,7 +288,7 @@ TEST(FusedAttention, ForwardEqualsMaterialisingPath) {
 
 TEST(FusedAttention, KvCachePrefillThenDecode) {
   at::manual_seed(6);
-  for (const char* fam : {"gpt2", "llama", "mistral"}) {
+  for (const char* fam : {"gpt2", "llama", "mistral", "gemma2", "phi3"}) {
     auto m = test::tiny_model(fam, 7);
     at::Tensor toks = at::randint(0, 50, {2, 26}, at::kLong);
     KVCache cf = m->make_cache(2, 26), cm = m->make_cache(2, 26);
@@ -311,7 +337,7 @@ void expect_stats_equal(const Model& m, const at::Tensor& toks, int64_t prefill,
 
 TEST(FusedAttention, StatisticsEqualMaterialisingPath) {
   at::manual_seed(8);
-  for (const char* fam : {"gpt2", "neox", "llama", "mistral"}) {
+  for (const char* fam : {"gpt2", "neox", "llama", "mistral", "qwen3", "gemma2", "gemma3", "phi3", "olmo2"}) {
     auto m = test::tiny_model(fam, 10);
     at::Tensor toks = at::randint(0, 50, {2, 37}, at::kLong);
     expect_stats_equal(*m, toks, 37, std::string(fam) + " prompt");
