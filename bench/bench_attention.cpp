@@ -14,9 +14,11 @@
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "core/base/malloc_reuse.h"
 #include "core/attention/fused_attention.h"
 
 int main(int argc, char** argv) {
+  ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
   int64_t T = 4096, reps = 5;
   std::string threads_list, decode_list = "4096,16384";
   for (int i = 1; i < argc; ++i) {

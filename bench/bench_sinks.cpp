@@ -16,6 +16,8 @@
 #include "core/attention/attention_stats.h"
 #include "core/attention/fused_attention.h"
 #include "bench/bench_common.h"
+#include "core/base/malloc_reuse.h"
+#include "bench/op_profile.h"
 #include "core/model/model.h"
 #include "core/analysis/sinks/sinks.h"
 
@@ -37,13 +39,16 @@ std::vector<int32_t> random_prompt(int64_t T, int64_t vocab, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
   int64_t long_t = 32768, short_t = 4096;
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--long" && i + 1 < argc) long_t = std::atoll(argv[++i]);
     else if (a == "--short" && i + 1 < argc) short_t = std::atoll(argv[++i]);
+    else if (a == "--profile") profile = true;
     else {
-      std::fprintf(stderr, "usage: bench_sinks [--long T] [--short T]\n");
+      std::fprintf(stderr, "usage: bench_sinks [--long T (0: skip)] [--short T] [--profile]\n");
       return 2;
     }
   }
@@ -55,6 +60,15 @@ int main(int argc, char** argv) {
   std::printf("mechscope sink-analysis benchmark: Llama-shaped random model, 8 layers, d_model 1024, 16 heads, "
               "4 KV heads; weights %.2f GiB; %d threads\n", weights_gib, at::get_num_threads());
 
+  if (profile) {  // where the analysis spends its time, at the short length (bench/op_profile.h)
+    ms::bench::OpProfile p;
+    auto tp = Clock::now();
+    ms::analyze_sinks(m, {random_prompt(short_t, 32000, 3)}, ms::SinkOptions{});
+    const double took = seconds(tp);
+    p.stop();
+    p.print(("sink analysis, T = " + std::to_string(short_t) + " (" + std::to_string(took) + " s)").c_str());
+  }
+  if (long_t <= 0) return 0;
   // Long context first, so the peak resident memory is this run's.
   auto t0 = Clock::now();
   ms::SinkReport r = ms::analyze_sinks(m, {random_prompt(long_t, 32000, 1)}, ms::SinkOptions{});
