@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstdlib>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -349,6 +351,51 @@ MS_AVX2 void axpys_avx2(const float* p, int64_t lds, int64_t rows, int64_t nk, c
   }
 }
 
+#define MS_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+// AVX-512 tile product: MR rows x 16 columns of C in MR registers (one 16-float vector per row).
+template <int MR>
+MS_AVX512 inline void gemm_block16(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                                   int64_t k, bool accumulate) {
+  __m512 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const __m512 bp = _mm512_loadu_ps(b + p * ldb);
+    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + p]), bp, acc[r]);
+  }
+  for (int r = 0; r < MR; ++r) _mm512_storeu_ps(c + r * ldc, acc[r]);
+}
+
+MS_AVX512 void gemm_avx512(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                           int64_t m, int64_t k, int64_t n, bool accumulate) {
+  constexpr int64_t kMR = 12;
+  for (int64_t j = 0; j < n; j += 16) {
+    int64_t i = 0;
+    for (; i + kMR <= m; i += kMR) gemm_block16<12>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, accumulate);
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc + j;
+    switch (m - i) {
+      case 11: gemm_block16<11>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 10: gemm_block16<10>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 9: gemm_block16<9>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 8: gemm_block16<8>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 7: gemm_block16<7>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 6: gemm_block16<6>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 5: gemm_block16<5>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 4: gemm_block16<4>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 3: gemm_block16<3>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 2: gemm_block16<2>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 1: gemm_block16<1>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      default: break;
+    }
+  }
+}
+
+bool cpu_has_avx512f() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
 bool cpu_has_avx2_fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -360,13 +407,23 @@ bool cpu_has_avx2_fma() {
 const TileKernels& tile_kernels(bool portable) {
   static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, exp_sum_dot_portable,
                                      scale_portable, softcap_portable, dots_portable, axpys_portable, "portable"};
+  // MECHSCOPE_ATTENTION_KERNELS=avx2 or =portable caps the choice (tests of the other sets on a
+  // machine that has the wider ones; comparisons).
+  static const std::string cap = [] {
+    const char* e = std::getenv("MECHSCOPE_ATTENTION_KERNELS");
+    return std::string(e ? e : "");
+  }();
+  if (portable || cap == "portable") return kPortable;
 #ifdef MS_HAVE_X86
   static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2, dots_avx2, axpys_avx2,
                                  "avx2"};
-  static const bool has_avx2 = cpu_has_avx2_fma();
-  if (!portable && has_avx2) return kAvx2;
+  // AVX-512: the tile products 16 wide (most of the kernel's time); the rest as AVX2.
+  static const TileKernels kAvx512{gemm_avx512, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2,
+                                   dots_avx2, axpys_avx2, "avx512"};
+  static const bool has_avx2 = cpu_has_avx2_fma(), has_avx512 = has_avx2 && cpu_has_avx512f();
+  if (has_avx512 && cap != "avx2") return kAvx512;
+  if (has_avx2) return kAvx2;
 #endif
-  (void)portable;
   return kPortable;
 }
 

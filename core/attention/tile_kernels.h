@@ -31,10 +31,11 @@ struct TileKernels {
   // keys that stay in L1 while every row uses them.
   void (*axpys)(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride, int64_t dh,
                 float* acc);
-  const char* name;  // "avx2" or "portable"
+  const char* name;  // "avx512", "avx2" or "portable"
 };
 
-// The AVX2/FMA kernels when the CPU supports them (and portable is false), else the portable ones.
+// The widest kernels the CPU supports (AVX-512 tile products, else AVX2/FMA), unless portable is
+// set or the environment's MECHSCOPE_ATTENTION_KERNELS caps them (avx2, portable).
 const TileKernels& tile_kernels(bool portable = false);
 
 }  // namespace ms

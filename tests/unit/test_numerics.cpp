@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
 
+#include "core/attention/fused_attention.h"
 #include "tests/support/numerics.h"
 
 namespace ms {
@@ -72,6 +74,17 @@ TEST(Numerics, RequestedKernelsAreTheOnesRunning) {
   if (!omp.empty()) {
     EXPECT_EQ(at::get_num_threads(), std::atoi(omp.c_str())) << line;
   }
+}
+
+// MECHSCOPE_ATTENTION_KERNELS caps the fused attention kernel's instruction set (numeric-alt sets
+// avx2, so a machine with AVX-512 runs the AVX2 kernels there): the cap is the set in use.
+TEST(Numerics, AttentionKernelsAskedForRun) {
+  const std::string want = env("MECHSCOPE_ATTENTION_KERNELS");
+  const std::string got = fused_attention_kernels();
+  std::printf("fused attention kernels: %s (MECHSCOPE_ATTENTION_KERNELS=%s)\n", got.c_str(), want.c_str());
+  if (want == "portable") EXPECT_EQ(got, "portable");
+  if (want == "avx2") EXPECT_TRUE(got == "avx2" || got == "portable") << got;  // portable: a CPU without AVX2
+  EXPECT_EQ(std::string(fused_attention_kernels(true)), "portable");
 }
 
 }  // namespace
