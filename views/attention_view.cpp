@@ -26,11 +26,8 @@ class AttentionView : public View {
 
  protected:
   void draw_content() override {
+    if (!have_forward()) return;
     const auto& f = m_wb.forward();
-    if (!f) {
-      ImGui::TextDisabled(m_wb.model() ? "waiting for the forward pass..." : "open a model first");
-      return;
-    }
     int layer = m_wb.layer, head = m_wb.head;
     ImGui::SetNextItemWidth(120);
     bool changed = ImGui::SliderInt("layer", &layer, 0, static_cast<int>(f->n_layers) - 1);

@@ -21,11 +21,8 @@ class TextView : public View {
 
  protected:
   void draw_content() override {
+    if (!have_forward()) return;
     const auto& f = m_wb.forward();
-    if (!f) {
-      ImGui::TextDisabled(m_wb.model() ? "waiting for the forward pass..." : "open a model first");
-      return;
-    }
     if (m_gen != m_wb.forward_generation()) {
       m_text.set_tokens(f->tokens);
       m_gen = m_wb.forward_generation();

@@ -40,4 +40,10 @@ void View::draw() {
   ImGui::End();
 }
 
+bool View::have_forward() const {
+  if (m_wb.forward()) return true;
+  ImGui::TextDisabled(m_wb.model() ? "waiting for the forward pass..." : "open a model first");
+  return false;
+}
+
 }  // namespace ms::views

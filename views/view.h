@@ -38,6 +38,9 @@ class View {
 
  protected:
   virtual void draw_content() = 0;
+  // For views that draw the current forward pass: true when there is one; else it says why not
+  // (no model, or the pass still running) and returns false.
+  bool have_forward() const;
 
   Workbench& m_wb;
 

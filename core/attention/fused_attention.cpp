@@ -37,6 +37,7 @@ struct Problem {
   float* z;  // (B, T, H, dh) contiguous
   const FusedAttentionStats* stats;  // or null
   bool row_stats;                    // entropy, argmax or max weight wanted
+  bool decode;                       // one query per head through run_decode
 };
 
 // One row's statistics as its key tiles come: u = sum over the keys so far of p~ (s - m), with
@@ -60,7 +61,7 @@ struct Scratch {
   std::vector<float> dq, ds, dacc, e;  // decode: the G scaled queries, their scores over every key, z; a row's scores
   explicit Scratch(const Problem& p) {
     const int64_t rows = p.G * p.tq, tkp = round16(p.tk);
-    const bool keep = p.stats && p.stats->key_mass;
+    const bool keep = p.stats && p.stats->key_mass && !p.decode;  // the decode path keeps its own scores
     slot = keep ? rows * tkp : 0;
     q.resize(rows * p.dh);
     kt.resize(p.dh * tkp);
@@ -70,11 +71,11 @@ struct Scratch {
     m.resize(rows);
     l.resize(rows);
     if (p.row_stats) row.resize(rows);
+    if (p.stats && p.stats->key_mass) key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
     if (!keep) return;
     mt.resize(rows * p.n_kt);
     c.resize(rows);
     mass.resize(tkp);
-    key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
   }
 };
 
@@ -295,6 +296,7 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.z = z.data_ptr<float>();
   p.stats = o.stats && o.stats->any() ? o.stats : nullptr;
   p.row_stats = p.stats && (p.stats->entropy || p.stats->argmax || p.stats->max_weight);
+  p.decode = p.T == 1 && !o.tiled_decode;
   if (p.stats && (p.stats->batch != p.B || p.stats->n_heads != p.H || (p.stats->key_mass && p.stats->key_positions < p.P + p.T) ||
                   ((p.stats->entropy || p.stats->argmax || p.stats->max_weight) &&
                    (p.stats->query_offset < 0 || p.stats->query_offset > p.P ||
@@ -313,7 +315,7 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
     for (int64_t it = begin; it < end; ++it) {
       const int64_t pos = it % p.n_qt, bh = it / p.n_qt;
       const int64_t qt = pos % 2 == 0 ? pos / 2 : p.n_qt - 1 - pos / 2;
-      if (p.T == 1 && !o.tiled_decode) run_decode(p, kn, bh / p.KV, bh % p.KV, s);
+      if (p.decode) run_decode(p, kn, bh / p.KV, bh % p.KV, s);
       else run_tile(p, kn, bh / p.KV, bh % p.KV, qt, s);
     }
     if (s.key_mass.empty()) return;
