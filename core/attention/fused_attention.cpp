@@ -34,6 +34,11 @@ struct Problem {
   float scale, cap;  // cap > 0: soft-capping of the scaled scores
   const float *q, *k, *v;
   int64_t q_b, q_t, q_h, k_b, k_h, k_s, v_b, v_h, v_s;
+  // The tiled path's K and V, packed once per call (pack_kv): K^T in blocks of 16 keys, kp[(b, kv
+  // head, key / 16)] a contiguous (dh, 16), and V as (b, kv head, key, dhp); nb blocks a head,
+  // zeros past the last key and in V's padding columns.
+  const float *kp, *vp;
+  int64_t nb;
   float* z;  // (B, T, H, dh) contiguous
   const FusedAttentionStats* stats;  // or null
   bool row_stats;                    // entropy, argmax or max weight wanted
@@ -53,7 +58,7 @@ struct RowStats {
 // slot floats apart) and mt each row's running max at each key tile ([key tile][rows]); else s
 // holds one key tile, reused.
 struct Scratch {
-  std::vector<float> q, kt, v, s, acc, m, l, mt;
+  std::vector<float> q, s, acc, m, l, mt;
   std::vector<float> c, mass;   // key mass: each row's scale exp(m_tile - m) / l; one head's sums over a tile
   std::vector<RowStats> row;
   std::vector<float> key_mass;  // this worker's share of stats->key_mass, (B, H, P + T)
@@ -64,8 +69,6 @@ struct Scratch {
     const bool keep = p.stats && p.stats->key_mass && !p.decode;  // the decode path keeps its own scores
     slot = keep ? rows * tkp : 0;
     q.resize(rows * p.dh);
-    kt.resize(p.dh * tkp);
-    v.assign(tkp * p.dhp, 0.0f);
     s.resize(rows * tkp * (keep ? p.n_kt : 1));
     acc.resize(rows * p.dhp);
     m.resize(rows);
@@ -79,16 +82,37 @@ struct Scratch {
   }
 };
 
-// Loads keys [k0, k0 + nk) of one KV head: K transposed to (dh, nkp) and V to (nk, dhp).
-void load_kv(const Problem& p, int64_t b, int64_t kvh, int64_t k0, int64_t nk, int64_t nkp, Scratch& s) {
-  const float* kb = p.k + b * p.k_b + kvh * p.k_h + k0 * p.k_s;
-  const float* vb = p.v + b * p.v_b + kvh * p.v_h + k0 * p.v_s;
-  for (int64_t j = 0; j < nk; ++j) {
-    const float* kr = kb + j * p.k_s;
-    for (int64_t d = 0; d < p.dh; ++d) s.kt[d * nkp + j] = kr[d];
-    std::copy(vb + j * p.v_s, vb + j * p.v_s + p.dh, s.v.data() + j * p.dhp);
-  }
-  for (int64_t d = 0; d < p.dh; ++d) std::fill(s.kt.data() + d * nkp + nk, s.kt.data() + (d + 1) * nkp, 0.0f);
+// Packs K and V of every (batch row, KV head) once for the call's query tiles: K transposed into
+// blocks of 16 keys (each key tile of the walk is then contiguous (dh, 16) strips) and V into
+// contiguous (key, dhp) rows, read in place by every query tile instead of each tile's own copy
+// (at 32K tokens and the forward's strided K and V views that copying was a quarter of the kernel).
+void pack_kv(Problem& p, at::Tensor& kp, at::Tensor& vp) {
+  const int64_t S = p.P + p.T;
+  p.nb = (S + 15) / 16;
+  kp = at::empty({p.B * p.KV * p.nb * p.dh * 16}, at::kFloat);
+  vp = at::empty({p.B * p.KV * p.nb * 16 * p.dhp}, at::kFloat);
+  float* kd = kp.data_ptr<float>();
+  float* vd = vp.data_ptr<float>();
+  const Problem& c = p;
+  ms::parallel_for(0, p.B * p.KV * p.nb, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t blk = it % c.nb, bh = it / c.nb, b = bh / c.KV, kvh = bh % c.KV, k0 = blk * 16;
+      const int64_t n = std::min<int64_t>(16, S - k0);
+      const float* kb = c.k + b * c.k_b + kvh * c.k_h + k0 * c.k_s;
+      const float* vb = c.v + b * c.v_b + kvh * c.v_h + k0 * c.v_s;
+      float* kt = kd + it * c.dh * 16;
+      float* vt = vd + it * 16 * c.dhp;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* kr = kb + j * c.k_s;
+        for (int64_t d = 0; d < c.dh; ++d) kt[d * 16 + j] = kr[d];
+        std::copy(vb + j * c.v_s, vb + j * c.v_s + c.dh, vt + j * c.dhp);
+        std::fill(vt + j * c.dhp + c.dh, vt + (j + 1) * c.dhp, 0.0f);
+      }
+      for (int64_t d = 0; d < c.dh && n < 16; ++d) std::fill(kt + d * 16 + n, kt + d * 16 + 16, 0.0f);
+      std::fill(vt + n * c.dhp, vt + 16 * c.dhp, 0.0f);
+    }
+  });
+  p.kp = kd, p.vp = vd;
 }
 
 // Query qa's visible keys in a key tile starting at k0 form one interval [jlo, jhi) of the tile:
@@ -176,12 +200,16 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
   std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
   std::fill(s.acc.begin(), s.acc.begin() + rows * p.dhp, 0.0f);
   std::fill(s.row.begin(), s.row.begin() + (s.row.empty() ? 0 : rows), RowStats{0.0f, kNegInf, -1});
-  const int64_t k_lo = first_visible_key(qa0, p.W), k_hi = qa1 + 1, row_cap = p.G * p.tq;
+  // Key tiles start on the packing's 16-key blocks (a window's first keys masked in the tile).
+  const int64_t k_lo = first_visible_key(qa0, p.W) / 16 * 16, k_hi = qa1 + 1, row_cap = p.G * p.tq;
+  const int64_t bh = b * p.KV + kvh;
+  const float* kp = p.kp + bh * p.nb * p.dh * 16;
+  const float* vp = p.vp + bh * p.nb * 16 * p.dhp;
   for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
     float* w = s.s.data() + j * s.slot;  // (rows, nkp): this key tile's scores, then its weights
-    load_kv(p, b, kvh, k0, nk, nkp, s);
-    kn.gemm(s.q.data(), p.dh, s.kt.data(), nkp, w, nkp, rows, p.dh, nkp, false);
+    for (int64_t c = 0; c < nkp; c += 16)  // one contiguous (dh, 16) block of K^T at a time
+      kn.gemm(s.q.data(), p.dh, kp + (k0 + c) / 16 * p.dh * 16, 16, w + c, nkp, rows, p.dh, 16, false);
     if (p.cap > 0)
       for (int64_t r = 0; r < rows; ++r) kn.softcap(w + r * nkp, nk, p.cap);
     for (int64_t r = 0; r < rows; ++r) {
@@ -191,7 +219,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
                    s.row.empty() ? nullptr : &s.row[r]);
     }
     if (!s.mt.empty()) std::copy(s.m.begin(), s.m.begin() + rows, s.mt.begin() + j * row_cap);
-    kn.gemm(w, nkp, s.v.data(), p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
+    kn.gemm(w, nkp, vp + k0 * p.dhp, p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
   }
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t i = 0; i < nq; ++i) {
@@ -285,8 +313,9 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.tq = std::min(p.T, o.q_tile > 0 ? o.q_tile : std::max<int64_t>(8, 64 / p.G));
   p.tk = round16(o.k_tile > 0 ? o.k_tile : 128);
   p.n_qt = (p.T + p.tq - 1) / p.tq;
-  // A query tile's keys span at most past + T, and with a window at most window + q_tile - 1.
-  const int64_t span = p.W > 0 ? std::min(p.P + p.T, p.W + p.tq - 1) : p.P + p.T;
+  // A query tile's keys span at most past + T, and with a window at most window + q_tile - 1
+  // (and up to 15 more: key tiles start on 16-key blocks).
+  const int64_t span = p.W > 0 ? std::min(p.P + p.T, p.W + p.tq - 1 + 15) : p.P + p.T;
   p.n_kt = (span + p.tk - 1) / p.tk;
   p.q = q.data_ptr<float>(), p.k = k.data_ptr<float>(), p.v = v.data_ptr<float>();
   p.q_b = q.stride(0), p.q_t = q.stride(1), p.q_h = q.stride(2);
@@ -304,6 +333,8 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
     throw std::invalid_argument("fused_attention: statistics buffers are not (batch " + std::to_string(p.B) +
                                 ", heads " + std::to_string(p.H) + ", >= past + T = " + std::to_string(p.P + p.T) +
                                 " less the query offset, at most past)");
+  at::Tensor k_packed, v_packed;
+  if (!p.decode) pack_kv(p, k_packed, v_packed);
   std::mutex merge;
   const TileKernels& kn = tile_kernels(o.portable);
   g_calls.fetch_add(1, std::memory_order_relaxed);
