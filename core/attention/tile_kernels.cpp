@@ -391,6 +391,98 @@ MS_AVX512 void gemm_avx512(const float* a, int64_t lda, const float* b, int64_t 
   }
 }
 
+// Decode scores, AVX-512: RB rows' queries held in registers (RB x NV vectors, NV = dh / 16) while
+// each key row streams past once; the RB sums of a key reduced together (256-bit halves added,
+// then one hadd tree).
+template <int NV, int RB>
+MS_AVX512 void dots_block512(const float* q, int64_t dh, const float* k, int64_t k_stride, int64_t nk, float* s,
+                             int64_t lds) {
+  __m512 qv[RB][NV];
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) qv[r][v] = _mm512_loadu_ps(q + r * dh + 16 * v);
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* kr = k + j * k_stride;
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(kr + 16 * k_stride + 16 * v), _MM_HINT_T0);
+    __m512 a[RB];
+    for (int r = 0; r < RB; ++r) a[r] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) {
+      const __m512 kv = _mm512_loadu_ps(kr + 16 * v);
+      for (int r = 0; r < RB; ++r) a[r] = _mm512_fmadd_ps(qv[r][v], kv, a[r]);
+    }
+    if constexpr (RB == 4) {
+      __m256 h[4];
+      for (int r = 0; r < 4; ++r)
+        h[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[r]), 1)));
+      const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+      alignas(16) float out[4];
+      _mm_store_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+      for (int r = 0; r < 4; ++r) s[r * lds + j] = out[r];
+    } else {
+      for (int r = 0; r < RB; ++r) s[r * lds + j] = _mm512_reduce_add_ps(a[r]);
+    }
+  }
+}
+
+template <int NV>
+MS_AVX512 void dots_rows512(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk,
+                            float* s, int64_t lds) {
+  constexpr int RB = NV <= 4 ? 4 : (NV <= 8 ? 2 : 1);  // at most 16 registers of queries
+  int64_t r = 0;
+  for (; r + RB <= rows; r += RB) dots_block512<NV, RB>(q + r * dh, dh, k, k_stride, nk, s + r * lds, lds);
+  for (; r < rows; ++r) dots_block512<NV, 1>(q + r * dh, dh, k, k_stride, nk, s + r * lds, lds);
+}
+
+MS_AVX512 void dots_avx512(const float* q, int64_t rows, int64_t dh, const float* k, int64_t k_stride, int64_t nk,
+                           float* s, int64_t lds) {
+  switch (dh) {
+    case 64: return dots_rows512<4>(q, rows, dh, k, k_stride, nk, s, lds);
+    case 128: return dots_rows512<8>(q, rows, dh, k, k_stride, nk, s, lds);
+    case 256: return dots_rows512<16>(q, rows, dh, k, k_stride, nk, s, lds);
+    case 32: return dots_rows512<2>(q, rows, dh, k, k_stride, nk, s, lds);
+    case 96: return dots_rows512<6>(q, rows, dh, k, k_stride, nk, s, lds);
+    case 80: return dots_rows512<5>(q, rows, dh, k, k_stride, nk, s, lds);
+    default: return dots_avx2(q, rows, dh, k, k_stride, nk, s, lds);
+  }
+}
+
+// Decode weighted values, AVX-512: one row's accumulator (C vectors) in registers over n keys.
+template <int C>
+MS_AVX512 inline void axpy_block512(const float* p, int64_t n, const float* v, int64_t v_stride, float* acc) {
+  __m512 a[C];
+  for (int c = 0; c < C; ++c) a[c] = _mm512_loadu_ps(acc + 16 * c);
+  for (int64_t j = 0; j < n; ++j) {
+    const __m512 w = _mm512_set1_ps(p[j]);
+    const float* vr = v + j * v_stride;
+    for (int c = 0; c < C; ++c) a[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16 * c), a[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + 16 * c, a[c]);
+}
+
+MS_AVX512 void axpys_avx512(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride,
+                            int64_t dh, float* acc) {
+  if (dh % 16 != 0 || dh > 16 * 16) return axpys_avx2(p, lds, rows, nk, v, v_stride, dh, acc);
+  for (int64_t j0 = 0; j0 < nk; j0 += kDecodeKeys) {
+    const int64_t n = std::min(nk, j0 + kDecodeKeys) - j0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c0 = 0; c0 < dh / 16; c0 += 8) {
+        const float* pr = p + r * lds + j0;
+        const float* vb = v + j0 * v_stride + 16 * c0;
+        float* ar = acc + r * dh + 16 * c0;
+        switch (std::min<int64_t>(8, dh / 16 - c0)) {
+          case 8: axpy_block512<8>(pr, n, vb, v_stride, ar); break;
+          case 7: axpy_block512<7>(pr, n, vb, v_stride, ar); break;
+          case 6: axpy_block512<6>(pr, n, vb, v_stride, ar); break;
+          case 5: axpy_block512<5>(pr, n, vb, v_stride, ar); break;
+          case 4: axpy_block512<4>(pr, n, vb, v_stride, ar); break;
+          case 3: axpy_block512<3>(pr, n, vb, v_stride, ar); break;
+          case 2: axpy_block512<2>(pr, n, vb, v_stride, ar); break;
+          default: axpy_block512<1>(pr, n, vb, v_stride, ar); break;
+        }
+      }
+  }
+}
+
 bool cpu_has_avx512f() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f");
@@ -417,9 +509,9 @@ const TileKernels& tile_kernels(bool portable) {
 #ifdef MS_HAVE_X86
   static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2, dots_avx2, axpys_avx2,
                                  "avx2"};
-  // AVX-512: the tile products 16 wide (most of the kernel's time); the rest as AVX2.
+  // AVX-512: the tile products and the decode step's products 16 wide; the rest as AVX2.
   static const TileKernels kAvx512{gemm_avx512, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2,
-                                   dots_avx2, axpys_avx2, "avx512"};
+                                   dots_avx512, axpys_avx512, "avx512"};
   static const bool has_avx2 = cpu_has_avx2_fma(), has_avx512 = has_avx2 && cpu_has_avx512f();
   if (has_avx512 && cap != "avx2") return kAvx512;
   if (has_avx2) return kAvx2;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/attention/fused_attention.h"
+#include "core/base/gemv.h"
 #include "core/attention/visibility.h"
 #include "core/model/model.h"
 #include "core/model/norm.h"
@@ -28,15 +29,24 @@ at::Tensor soft_cap(const at::Tensor& x, double cap) {
 
 // x (..., in) times w^T (+ b), as at::linear. One row (a decode step) is a matrix-vector product:
 // GEMV reads each weight once, where GEMM at M = 1 packs the weight panels first (a decode step
-// was 4x its memory floor; issue 18 item 5).
+// was 4x its memory floor; issue 18 item 5), and mechscope's own GEMV (core/base/gemv.h) reads
+// them faster than OpenBLAS' sgemv. Autograd (a gradient through the weights or x) keeps at::linear.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (x.numel() != x.size(-1) || w.dim() != 2 || !x.device().is_cpu() || x.scalar_type() != at::kFloat ||
-      w.scalar_type() != at::kFloat)
+      w.scalar_type() != at::kFloat || w.stride(1) != 1 || (b.defined() && b.scalar_type() != at::kFloat))
     return at::linear(x, w, b);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = w.size(0);
-  at::Tensor v = x.reshape({x.size(-1)});
-  return (b.defined() ? at::addmv(b, w, v) : at::mv(w, v)).view(shape);
+  if (c10::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()))) {
+    at::Tensor v = x.reshape({x.size(-1)});
+    return (b.defined() ? at::addmv(b, w, v) : at::mv(w, v)).view(shape);
+  }
+  const at::Tensor v = x.reshape({x.size(-1)}).contiguous();
+  const at::Tensor bc = b.defined() ? b.contiguous() : b;
+  at::Tensor y = at::empty(shape, x.options());
+  ms::gemv(w.data_ptr<float>(), w.stride(0), v.data_ptr<float>(), bc.defined() ? bc.data_ptr<float>() : nullptr,
+           y.data_ptr<float>(), w.size(0), w.size(1));
+  return y;
 }
 }  // namespace
 

@@ -1,0 +1,144 @@
+// GEMV kernels (core/base/gemv.h): AVX-512 and AVX2/FMA versions compiled with target attributes
+// (the build targets plain x86-64) and chosen once from the CPU's features; a portable version.
+#include "core/base/gemv.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "core/base/parallel.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MS_HAVE_X86 1
+#endif
+
+namespace ms {
+namespace {
+
+using RowsKernel = void (*)(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n,
+                            int64_t k);
+
+void rows_portable(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = w + i * ldw;
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums the compiler vectorises
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8)
+      for (int t = 0; t < 8; ++t) s[t] += r[j + t] * x[j + t];
+    float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; j < k; ++j) t += r[j] * x[j];
+    y[i] = b ? t + b[i] : t;
+  }
+}
+
+#ifdef MS_HAVE_X86
+#define MS_AVX2 __attribute__((target("avx2,fma")))
+#define MS_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+MS_AVX2 inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// R rows at once: one load of x feeds R FMAs; the tail of k (k % 8) in scalar.
+template <int R>
+MS_AVX2 void block_avx2(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t k) {
+  __m256 a[R];
+  for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + j);
+    for (int r = 0; r < R; ++r) a[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * ldw + j), xv, a[r]);
+  }
+  for (int r = 0; r < R; ++r) {
+    float t = hsum8(a[r]);
+    for (int64_t jj = j; jj < k; ++jj) t += w[r * ldw + jj] * x[jj];
+    y[r] = b ? t + b[r] : t;
+  }
+}
+
+MS_AVX2 void rows_avx2(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n, int64_t k) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) block_avx2<8>(w + i * ldw, ldw, x, b ? b + i : nullptr, y + i, k);
+  for (; i < n; ++i) block_avx2<1>(w + i * ldw, ldw, x, b ? b + i : nullptr, y + i, k);
+}
+
+template <int R>
+MS_AVX512 void block_avx512(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t k) {
+  __m512 a[R];
+  for (int r = 0; r < R; ++r) a[r] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + j);
+    for (int r = 0; r < R; ++r) a[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * ldw + j), xv, a[r]);
+  }
+  if (j < k) {  // the tail under a mask
+    const __mmask16 m = static_cast<__mmask16>((1u << (k - j)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
+    for (int r = 0; r < R; ++r) a[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * ldw + j), xv, a[r]);
+  }
+  for (int r = 0; r < R; ++r) {
+    const float t = _mm512_reduce_add_ps(a[r]);
+    y[r] = b ? t + b[r] : t;
+  }
+}
+
+MS_AVX512 void rows_avx512(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n,
+                           int64_t k) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) block_avx512<8>(w + i * ldw, ldw, x, b ? b + i : nullptr, y + i, k);
+  for (; i < n; ++i) block_avx512<1>(w + i * ldw, ldw, x, b ? b + i : nullptr, y + i, k);
+}
+#endif
+
+std::atomic<int64_t> g_calls{0};
+
+struct Choice {
+  RowsKernel f;
+  const char* name;
+};
+
+Choice choose(std::string cap) {
+  if (cap == "portable") return {rows_portable, "portable"};
+#ifdef MS_HAVE_X86
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2 && __builtin_cpu_supports("avx512f") && cap != "avx2") return {rows_avx512, "avx512"};
+  if (avx2) return {rows_avx2, "avx2"};
+#endif
+  return {rows_portable, "portable"};
+}
+
+const Choice& chosen(const char* set) {
+  static const Choice widest = [] {
+    const char* e = std::getenv("MECHSCOPE_ATTENTION_KERNELS");
+    return choose(e ? e : "");
+  }();
+  static const Choice avx2 = choose("avx2"), portable = choose("portable");
+  const std::string s = set ? set : "";
+  return s == "portable" ? portable : s == "avx2" ? avx2 : widest;
+}
+
+}  // namespace
+
+void gemv(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n, int64_t k,
+          const char* set) {
+  const RowsKernel f = chosen(set).f;
+  g_calls.fetch_add(1, std::memory_order_relaxed);
+  // At least 64 rows (and 64 KiB of weights) a thread: below that, starting the team costs more
+  // than the rows.
+  const int64_t grain = std::max<int64_t>(64, (64 * 1024 / 4 + k - 1) / std::max<int64_t>(1, k));
+  ms::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    f(w + begin * ldw, ldw, x, b ? b + begin : nullptr, y + begin, end - begin, k);
+  });
+}
+
+int64_t gemv_calls() { return g_calls.load(std::memory_order_relaxed); }
+
+const char* gemv_kernels(const char* set) { return chosen(set).name; }
+
+}  // namespace ms
