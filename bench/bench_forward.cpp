@@ -225,17 +225,33 @@ void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vecto
     kept = std::move(*loaded);
   };
   auto read_file = [&] { read_file_seconds(st_path); };
-  auto cold = [&](const std::function<void()>& f) {
-    return [&, f] {
-      kept.reset();  // unmaps the previous load's file
-      ms::bench::drop_from_page_cache(st_path);
-      f();
-    };
+  // Each variant is timed alone: the previous load's model is released (its file unmapped) and,
+  // for the cold page cache, the file dropped before the clock starts, so neither teardown nor
+  // setup counts against either side.
+  auto timed = [&](bool cold_cache, const std::function<void()>& f) {
+    kept.reset();
+    if (cold_cache) ms::bench::drop_from_page_cache(st_path);
+    auto t0 = Clock::now();
+    f();
+    return seconds_since(t0);
   };
   at::set_num_threads(thread_counts.back());  // the first read of the weights runs at the bench's thread count
   ms::bench::print_machine("bench_forward");
-  std::vector<double> lc = ms::bench::median_interleaved(load_reps, {cold(read_file), cold(load_and_touch)}, false);
-  std::vector<double> lw = ms::bench::median_interleaved(load_reps, {read_file, load_and_touch});
+  std::vector<double> lc(2), lw(2);
+  {
+    std::vector<std::vector<double>> t(4);
+    timed(false, load_and_touch);  // warm-up
+    for (int r = 0; r < load_reps; ++r) {
+      t[0].push_back(timed(true, read_file));
+      t[1].push_back(timed(true, load_and_touch));
+      t[2].push_back(timed(false, read_file));
+      t[3].push_back(timed(false, load_and_touch));
+    }
+    for (auto& v : t) std::sort(v.begin(), v.end());
+    lc = {t[0][load_reps / 2], t[1][load_reps / 2]};
+    lw = {t[2][load_reps / 2], t[3][load_reps / 2]};
+  }
+  if (!kept) load_and_touch();
   // The reading itself (a sum per weight), on the loaded weights once their pages are in: what the
   // first read costs beyond the load.
   auto read_weights = [&] {
