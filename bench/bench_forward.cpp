@@ -162,7 +162,10 @@ int main(int argc, char** argv) {
     if (a == "--seq" && i + 1 < argc) seq = std::atoll(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
-    else if (a == "--threads" && i + 1 < argc) thread_counts = {std::atoi(argv[++i])};
+    else if (a == "--threads" && i + 1 < argc) {
+      thread_counts.clear();
+      for (int64_t n : ms::bench::parse_list(argv[++i])) thread_counts.push_back(static_cast<int>(n));
+    }
     else if (a == "--no-peer") peer.clear();
     else if (a == "--long" && i + 1 < argc) long_seqs = ms::bench::parse_list(argv[++i]);
     else if (a == "--long-reps" && i + 1 < argc) long_reps = std::atoi(argv[++i]);
@@ -171,7 +174,7 @@ int main(int argc, char** argv) {
     else if (a == "--load-reps" && i + 1 < argc) load_reps = std::atoi(argv[++i]);
     else if (a == "--profile") g_profile = true;
     else {
-      std::fprintf(stderr, "usage: bench_forward [--seq T] [--reps N] [--model DIR] [--threads N] [--no-peer] "
+      std::fprintf(stderr, "usage: bench_forward [--seq T] [--reps N] [--model DIR] [--threads N1,N2] [--no-peer] "
                            "[--long T1,T2 (\"\": skip)] [--long-reps N] [--no-gpt2] [--load-only] [--load-reps N] [--profile]\n");
       return 2;
     }

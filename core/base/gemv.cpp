@@ -9,10 +9,7 @@
 
 #include "core/base/parallel.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define MS_HAVE_X86 1
-#endif
+#include "core/base/simd_math.h"
 
 namespace ms {
 namespace {
@@ -34,15 +31,7 @@ void rows_portable(const float* w, int64_t ldw, const float* x, const float* b, 
 }
 
 #ifdef MS_HAVE_X86
-#define MS_AVX2 __attribute__((target("avx2,fma")))
-#define MS_AVX512 __attribute__((target("avx512f,avx2,fma")))
-
-MS_AVX2 inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using simd::hsum8;
 
 // R rows at once: one load of x feeds R FMAs; the tail of k (k % 8) in scalar.
 template <int R>

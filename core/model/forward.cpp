@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/attention/fused_attention.h"
+#include "core/base/gelu.h"
 #include "core/base/gemv.h"
 #include "core/attention/visibility.h"
 #include "core/model/model.h"
@@ -43,6 +44,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   }
   const at::Tensor v = x.reshape({x.size(-1)}).contiguous();
   const at::Tensor bc = b.defined() ? b.contiguous() : b;
+  RECORD_USER_SCOPE("mechscope::gemv");
   at::Tensor y = at::empty(shape, x.options());
   ms::gemv(w.data_ptr<float>(), w.stride(0), v.data_ptr<float>(), bc.defined() ? bc.data_ptr<float>() : nullptr,
            y.data_ptr<float>(), w.size(0), w.size(1));
@@ -91,7 +93,16 @@ at::Tensor ForwardPass::norm(const at::Tensor& x, const at::Tensor& w, const at:
 
 at::Tensor ForwardPass::activation(const at::Tensor& x) const {
   switch (m_cfg.act) {
-    case ActKind::kGeluNew: return at::gelu(x, "tanh");
+    case ActKind::kGeluNew:
+      // mechscope's kernel (core/base/gelu.h) where no gradient flows through it; else ATen's.
+      if (x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() &&
+          !(c10::GradMode::is_enabled() && x.requires_grad())) {
+        RECORD_USER_SCOPE("mechscope::gelu_tanh");
+        at::Tensor y = at::empty_like(x);
+        ms::gelu_tanh(x.data_ptr<float>(), y.data_ptr<float>(), x.numel());
+        return y;
+      }
+      return at::gelu(x, "tanh");
     case ActKind::kGelu: return at::gelu(x);
     case ActKind::kSilu: return at::silu(x);
     case ActKind::kRelu: return at::relu(x);
