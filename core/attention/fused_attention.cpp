@@ -169,8 +169,10 @@ void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh
     if (st.max_weight) st.max_weight[at] = std::exp(rs.best - s.m[r]) / s.l[r];
   }
   if (s.key_mass.empty()) return;
-  // Per key tile and head: the mass row (1, nkp) = c (1, nq) x weights (nq, nkp), a GEMV on the
-  // tile kernels (masked weights are exactly 0, so the rows' whole tiles go in).
+  // Per key tile and head: the mass row (1, nkp) = c (1, nq) x weights (nq, nkp), the weights'
+  // rows summed with the factors c into an accumulator held in registers (the decode step's
+  // axpys: a GEMM with one row was bound by one FMA chain's latency); masked weights are exactly
+  // 0, so the rows' whole tiles go in.
   const int64_t row_cap = p.G * p.tq;
   for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
@@ -178,7 +180,8 @@ void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh
     const float* mj = s.mt.data() + j * row_cap;
     for (int64_t r = 0; r < rows; ++r) s.c[r] = std::exp(mj[r] - s.m[r]) / s.l[r];  // 0 where m_j = -inf
     for (int64_t g = 0; g < p.G; ++g) {
-      kn.gemm(s.c.data() + g * nq, nq, w + g * nq * nkp, nkp, s.mass.data(), nkp, 1, nq, nkp, false);
+      std::fill(s.mass.begin(), s.mass.begin() + nkp, 0.0f);
+      kn.axpys(s.c.data() + g * nq, nq, 1, nq, w + g * nq * nkp, nkp, nkp, s.mass.data());
       float* km = s.key_mass.data() + (b * p.H + kvh * p.G + g) * n_keys + k0;
       for (int64_t i = 0; i < nk; ++i) km[i] += s.mass[i];
     }
@@ -309,8 +312,10 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   p.dhp = round16(p.dh);
   p.scale = static_cast<float>(o.scale);
   p.cap = static_cast<float>(o.softcap);
-  // About 64 rows (queries x grouped heads) against 128 keys: the tiles of one worker stay in L2.
-  p.tq = std::min(p.T, o.q_tile > 0 ? o.q_tile : std::max<int64_t>(8, 64 / p.G));
+  // About 72 rows (queries x grouped heads) against 128 keys: the tiles of one worker stay in L2,
+  // and 72 rows are whole blocks of the tile products' 12 (AVX-512) and 6 (AVX2) rows when the
+  // grouped heads divide 72 (1, 2, 3, 4, 6, 8 and 9 do), with no short remainder block.
+  p.tq = std::min(p.T, o.q_tile > 0 ? o.q_tile : std::max<int64_t>(4, 72 / p.G));
   p.tk = round16(o.k_tile > 0 ? o.k_tile : 128);
   p.n_qt = (p.T + p.tq - 1) / p.tq;
   // A query tile's keys span at most past + T, and with a window at most window + q_tile - 1

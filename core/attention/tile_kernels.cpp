@@ -359,6 +359,68 @@ MS_AVX512 void gemm_avx512(const float* a, int64_t lda, const float* b, int64_t 
   }
 }
 
+// Row max, exp-and-sum and scaling 16 wide; tails under a mask, through the same exp16 (padding
+// lanes -inf for exp_sum, so they add exactly 0; d = -100 for exp_sum_dot, so e * d is 0 too).
+MS_AVX512 float max_avx512(const float* x, int64_t n) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 v = ninf;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) v = _mm512_max_ps(v, _mm512_loadu_ps(x + i));
+  if (i < n) v = _mm512_max_ps(v, _mm512_mask_loadu_ps(ninf, static_cast<__mmask16>((1u << (n - i)) - 1), x + i));
+  return _mm512_reduce_max_ps(v);
+}
+
+MS_AVX512 float exp_sum_avx512(float* x, int64_t n, float shift) {
+  const __m512 sh = _mm512_set1_ps(shift), ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 s = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh));
+    _mm512_storeu_ps(x + i, e);
+    s = _mm512_add_ps(s, e);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e = simd::exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, m, x + i), sh));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    s = _mm512_add_ps(s, e);
+  }
+  return _mm512_reduce_add_ps(s);
+}
+
+MS_AVX512 float exp_sum_dot_avx512(float* x, int64_t n, float shift, float* dot) {
+  const __m512 sh = _mm512_set1_ps(shift);
+  __m512 s = _mm512_setzero_ps(), sd = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), sh);
+    const __m512 e = simd::exp16(d);
+    _mm512_storeu_ps(x + i, e);
+    s = _mm512_add_ps(s, e);
+    sd = _mm512_fmadd_ps(e, d, sd);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 d = _mm512_mask_blend_ps(m, _mm512_set1_ps(-100.0f), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
+    const __m512 e = simd::exp16(d);
+    _mm512_mask_storeu_ps(x + i, m, e);
+    s = _mm512_add_ps(s, e);
+    sd = _mm512_fmadd_ps(e, d, sd);
+  }
+  *dot = _mm512_reduce_add_ps(sd);
+  return _mm512_reduce_add_ps(s);
+}
+
+MS_AVX512 void scale_avx512(float* y, int64_t n, float s) {
+  const __m512 sv = _mm512_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), sv));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + i), sv));
+  }
+}
+
 // Decode scores, AVX-512: RB rows' queries held in registers (RB x NV vectors, NV = dh / 16) while
 // each key row streams past once; the RB sums of a key reduced together (256-bit halves added,
 // then one hadd tree).
@@ -477,9 +539,9 @@ const TileKernels& tile_kernels(bool portable) {
 #ifdef MS_HAVE_X86
   static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2, dots_avx2, axpys_avx2,
                                  "avx2"};
-  // AVX-512: the tile products and the decode step's products 16 wide; the rest as AVX2.
-  static const TileKernels kAvx512{gemm_avx512, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2,
-                                   dots_avx512, axpys_avx512, "avx512"};
+  // AVX-512: everything 16 wide but soft-capping (AVX2).
+  static const TileKernels kAvx512{gemm_avx512, max_avx512, exp_sum_avx512, exp_sum_dot_avx512, scale_avx512,
+                                   softcap_avx2, dots_avx512, axpys_avx512, "avx512"};
   static const bool has_avx2 = cpu_has_avx2_fma(), has_avx512 = has_avx2 && cpu_has_avx512f();
   if (has_avx512 && cap != "avx2") return kAvx512;
   if (has_avx2) return kAvx2;
