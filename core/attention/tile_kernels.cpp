@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/base/kernel_set.h"
 #include "core/base/simd_math.h"
 
 namespace ms {
@@ -512,16 +513,6 @@ MS_AVX512 void axpys_avx512(const float* p, int64_t lds, int64_t rows, int64_t n
       }
   }
 }
-
-bool cpu_has_avx512f() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
-
-bool cpu_has_avx2_fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 #endif  // MS_HAVE_X86
 
 }  // namespace
@@ -529,22 +520,16 @@ bool cpu_has_avx2_fma() {
 const TileKernels& tile_kernels(bool portable) {
   static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, exp_sum_dot_portable,
                                      scale_portable, softcap_portable, dots_portable, axpys_portable, "portable"};
-  // MECHSCOPE_ATTENTION_KERNELS=avx2 or =portable caps the choice (tests of the other sets on a
-  // machine that has the wider ones; comparisons).
-  static const std::string cap = [] {
-    const char* e = std::getenv("MECHSCOPE_ATTENTION_KERNELS");
-    return std::string(e ? e : "");
-  }();
-  if (portable || cap == "portable") return kPortable;
+  // The CPU's widest set unless MECHSCOPE_ATTENTION_KERNELS caps it (core/base/kernel_set.h).
+  const KernelSet set = portable ? KernelSet::kPortable : kernel_set();
 #ifdef MS_HAVE_X86
   static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2, dots_avx2, axpys_avx2,
                                  "avx2"};
   // AVX-512: everything 16 wide but soft-capping (AVX2).
   static const TileKernels kAvx512{gemm_avx512, max_avx512, exp_sum_avx512, exp_sum_dot_avx512, scale_avx512,
                                    softcap_avx2, dots_avx512, axpys_avx512, "avx512"};
-  static const bool has_avx2 = cpu_has_avx2_fma(), has_avx512 = has_avx2 && cpu_has_avx512f();
-  if (has_avx512 && cap != "avx2") return kAvx512;
-  if (has_avx2) return kAvx2;
+  if (set == KernelSet::kAvx512) return kAvx512;
+  if (set == KernelSet::kAvx2) return kAvx2;
 #endif
   return kPortable;
 }

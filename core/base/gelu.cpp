@@ -3,9 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
+#include "core/base/kernel_set.h"
 #include "core/base/parallel.h"
 #include "core/base/simd_math.h"
 
@@ -52,39 +51,22 @@ MS_AVX512 void gelu_avx512(const float* x, float* y, int64_t n) {
 }
 #endif
 
-struct Choice {
-  Kernel f;
-  const char* name;
-};
-
-Choice choose(const std::string& cap) {
-  if (cap == "portable") return {gelu_portable, "portable"};
+Kernel kernel(KernelSet set) {
 #ifdef MS_HAVE_X86
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2 && __builtin_cpu_supports("avx512f") && cap != "avx2") return {gelu_avx512, "avx512"};
-  if (avx2) return {gelu_avx2, "avx2"};
+  if (set == KernelSet::kAvx512) return gelu_avx512;
+  if (set == KernelSet::kAvx2) return gelu_avx2;
 #endif
-  return {gelu_portable, "portable"};
-}
-
-const Choice& chosen(const char* set) {
-  static const Choice widest = [] {
-    const char* e = std::getenv("MECHSCOPE_ATTENTION_KERNELS");
-    return choose(e ? e : "");
-  }();
-  static const Choice avx2 = choose("avx2"), portable = choose("portable");
-  const std::string s = set ? set : "";
-  return s == "portable" ? portable : s == "avx2" ? avx2 : widest;
+  (void)set;
+  return gelu_portable;
 }
 
 }  // namespace
 
 void gelu_tanh(const float* x, float* y, int64_t n, const char* set) {
-  const Kernel f = chosen(set).f;
+  const Kernel f = kernel(kernel_set(set));
   ms::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) { f(x + begin, y + begin, end - begin); });
 }
 
-const char* gelu_kernels(const char* set) { return chosen(set).name; }
+const char* gelu_kernels(const char* set) { return kernel_set_name(kernel_set(set)); }
 
 }  // namespace ms

@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <string>
 
+#include "core/base/kernel_set.h"
 #include "core/base/parallel.h"
 
 #include "core/base/simd_math.h"
@@ -86,37 +85,20 @@ MS_AVX512 void rows_avx512(const float* w, int64_t ldw, const float* x, const fl
 
 std::atomic<int64_t> g_calls{0};
 
-struct Choice {
-  RowsKernel f;
-  const char* name;
-};
-
-Choice choose(std::string cap) {
-  if (cap == "portable") return {rows_portable, "portable"};
+RowsKernel rows_kernel(KernelSet set) {
 #ifdef MS_HAVE_X86
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2 && __builtin_cpu_supports("avx512f") && cap != "avx2") return {rows_avx512, "avx512"};
-  if (avx2) return {rows_avx2, "avx2"};
+  if (set == KernelSet::kAvx512) return rows_avx512;
+  if (set == KernelSet::kAvx2) return rows_avx2;
 #endif
-  return {rows_portable, "portable"};
-}
-
-const Choice& chosen(const char* set) {
-  static const Choice widest = [] {
-    const char* e = std::getenv("MECHSCOPE_ATTENTION_KERNELS");
-    return choose(e ? e : "");
-  }();
-  static const Choice avx2 = choose("avx2"), portable = choose("portable");
-  const std::string s = set ? set : "";
-  return s == "portable" ? portable : s == "avx2" ? avx2 : widest;
+  (void)set;
+  return rows_portable;
 }
 
 }  // namespace
 
 void gemv(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n, int64_t k,
           const char* set) {
-  const RowsKernel f = chosen(set).f;
+  const RowsKernel f = rows_kernel(kernel_set(set));
   g_calls.fetch_add(1, std::memory_order_relaxed);
   // At least 64 rows (and 64 KiB of weights) a thread: below that, starting the team costs more
   // than the rows.
@@ -128,6 +110,6 @@ void gemv(const float* w, int64_t ldw, const float* x, const float* b, float* y,
 
 int64_t gemv_calls() { return g_calls.load(std::memory_order_relaxed); }
 
-const char* gemv_kernels(const char* set) { return chosen(set).name; }
+const char* gemv_kernels(const char* set) { return kernel_set_name(kernel_set(set)); }
 
 }  // namespace ms
