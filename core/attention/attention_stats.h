@@ -44,7 +44,6 @@ class AttentionStats : public AttentionObserver {
   at::Tensor mass_on(const at::Tensor& keys) const;
 
  private:
-  int64_t m_layer_queries_seen = 0;
   at::Tensor m_key_mass, m_key_visible, m_entropy, m_argmax, m_max_weight, m_queries_seen;
   bool m_per_query;
 };
