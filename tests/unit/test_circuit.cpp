@@ -26,10 +26,6 @@ TaskPairs induction_task(int64_t n = 8, int64_t half = 5, uint64_t seed = 3) {
   return *t;
 }
 
-double max_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-}
-
 TEST(CircuitGraph, Shapes) {
   auto m = test::tiny_model("gpt2");
   CircuitGraph g(m->config());
