@@ -100,6 +100,13 @@ inline double best_of(int reps, const std::function<void()>& f) {
   return best;
 }
 
+// The median of a list of times (the upper one of an even count; 0 for none).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // Median times of several variants measured in turns (A B C A B C ...), after one warm-up call
 // of each: a change in the machine's load hits them alike, and the median is robust to the
 // stray slow turn a shared machine gives either variant.
@@ -115,10 +122,7 @@ inline std::vector<double> median_interleaved(int reps, const std::vector<std::f
       t[j].push_back(seconds_since(t0));
     }
   std::vector<double> out;
-  for (auto& v : t) {
-    std::sort(v.begin(), v.end());
-    out.push_back(v.empty() ? 0.0 : v[v.size() / 2]);
-  }
+  for (auto& v : t) out.push_back(median(std::move(v)));
   return out;
 }
 
@@ -132,21 +136,24 @@ inline void drop_from_page_cache(const std::string& path) {
   ::close(fd);
 }
 
+// memcpy of n bytes split in equal parts over the current ATen thread count.
+inline void parallel_copy(char* dst, const char* src, size_t n) {
+  const int threads = std::max(1, at::get_num_threads());
+  ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const size_t begin = n / threads * i, end = i + 1 == threads ? n : n / threads * (i + 1);
+      std::memcpy(dst + begin, src + begin, end - begin);
+    }
+  });
+}
+
 // Copy bandwidth in GB/s (bytes read + bytes written per second, as a memory-bound kernel that
 // reads its operands counts them): the best of reps memcpy calls of a 512 MiB buffer, far beyond
 // the last-level cache, split over the current ATen thread count.
 inline double copy_bandwidth_gbs(int reps) {
   const size_t n = size_t(512) << 20;
   std::vector<char> a(n, 1), b(n, 2);
-  const int threads = std::max(1, at::get_num_threads());
-  double t = best_of(reps, [&] {
-    ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const size_t begin = n / threads * i, end = i + 1 == threads ? n : n / threads * (i + 1);
-        std::memcpy(b.data() + begin, a.data() + begin, end - begin);
-      }
-    });
-  });
+  double t = best_of(reps, [&] { parallel_copy(b.data(), a.data(), n); });
   return 2.0 * static_cast<double>(n) / t / 1e9;
 }
 

@@ -250,9 +250,8 @@ void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vecto
       t[2].push_back(timed(false, read_file));
       t[3].push_back(timed(false, load_and_touch));
     }
-    for (auto& v : t) std::sort(v.begin(), v.end());
-    lc = {t[0][load_reps / 2], t[1][load_reps / 2]};
-    lw = {t[2][load_reps / 2], t[3][load_reps / 2]};
+    lc = {ms::bench::median(t[0]), ms::bench::median(t[1])};
+    lw = {ms::bench::median(t[2]), ms::bench::median(t[3])};
   }
   if (!kept) load_and_touch();
   // The reading itself (a sum per weight), on the loaded weights once their pages are in: what the

@@ -77,15 +77,7 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
   // writes its dirty lines back before the next step starts.
   const size_t copy_n = size_t(512) << 20, flush_n = size_t(64) << 20;
   std::vector<char> src(copy_n, 1), dst(copy_n, 2), flush(flush_n, 3);
-  const int threads = std::max(1, at::get_num_threads());
-  auto copy = [&] {
-    ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const size_t begin = copy_n / threads * i, end = i + 1 == threads ? copy_n : copy_n / threads * (i + 1);
-        std::memcpy(dst.data() + begin, src.data() + begin, end - begin);
-      }
-    });
-  };
+  auto copy = [&] { ms::bench::parallel_copy(dst.data(), src.data(), copy_n); };
   volatile uint64_t sink = 0;
   auto flush_read = [&] {
     uint64_t acc = 0;
@@ -95,7 +87,7 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
   for (auto& f : steps) f();  // warm-up
   copy();
   std::vector<double> copy_t;
-  std::vector<std::vector<double>> step_t(steps.size()), ratio(steps.size());
+  std::vector<std::vector<double>> step_t(steps.size());
   for (int r = 0; r < reps; ++r) {
     auto t0 = Clock::now();
     copy();
@@ -107,10 +99,13 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
       step_t[i].push_back(seconds(ts));
     }
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
+  using ms::bench::median;
+  if (profile) {  // where a step's time goes, at the first length (bench/op_profile.h)
+    ms::bench::OpProfile p;
+    for (int r = 0; r < reps; ++r) steps[0]();
+    p.stop();
+    p.print(("decode, " + std::to_string(reps) + " steps at KV length " + std::to_string(lengths[0])).c_str());
+  }
   const double bw = 2.0 * static_cast<double>(copy_n) / median(copy_t);
   ms::bench::print_machine("bench_retrieval");
   std::printf("decode against its memory floor: copy bandwidth %.1f GB/s (median of memcpy of 512 MiB interleaved "

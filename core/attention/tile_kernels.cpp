@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <cstdlib>
-#include <string>
 
 #include "core/base/kernel_set.h"
 #include "core/base/simd_math.h"
@@ -98,7 +96,6 @@ void axpys_portable(const float* p, int64_t lds, int64_t rows, int64_t nk, const
 }
 
 #ifdef MS_HAVE_X86
-
 using simd::exp8;
 using simd::hsum8;
 
@@ -321,7 +318,6 @@ MS_AVX2 void axpys_avx2(const float* p, int64_t lds, int64_t rows, int64_t nk, c
   }
 }
 
-
 // AVX-512 tile product: MR rows x 16 columns of C in MR registers (one 16-float vector per row).
 template <int MR>
 MS_AVX512 inline void gemm_block16(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
@@ -367,7 +363,7 @@ MS_AVX512 float max_avx512(const float* x, int64_t n) {
   __m512 v = ninf;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) v = _mm512_max_ps(v, _mm512_loadu_ps(x + i));
-  if (i < n) v = _mm512_max_ps(v, _mm512_mask_loadu_ps(ninf, static_cast<__mmask16>((1u << (n - i)) - 1), x + i));
+  if (i < n) v = _mm512_max_ps(v, _mm512_mask_loadu_ps(ninf, simd::tail_mask16(n - i), x + i));
   return _mm512_reduce_max_ps(v);
 }
 
@@ -381,7 +377,7 @@ MS_AVX512 float exp_sum_avx512(float* x, int64_t n, float shift) {
     s = _mm512_add_ps(s, e);
   }
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = simd::tail_mask16(n - i);
     const __m512 e = simd::exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, m, x + i), sh));
     _mm512_mask_storeu_ps(x + i, m, e);
     s = _mm512_add_ps(s, e);
@@ -401,7 +397,7 @@ MS_AVX512 float exp_sum_dot_avx512(float* x, int64_t n, float shift, float* dot)
     sd = _mm512_fmadd_ps(e, d, sd);
   }
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = simd::tail_mask16(n - i);
     const __m512 d = _mm512_mask_blend_ps(m, _mm512_set1_ps(-100.0f), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
     const __m512 e = simd::exp16(d);
     _mm512_mask_storeu_ps(x + i, m, e);
@@ -417,7 +413,7 @@ MS_AVX512 void scale_avx512(float* y, int64_t n, float s) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), sv));
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = simd::tail_mask16(n - i);
     _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + i), sv));
   }
 }

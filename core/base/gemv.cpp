@@ -65,7 +65,7 @@ MS_AVX512 void block_avx512(const float* w, int64_t ldw, const float* x, const f
     for (int r = 0; r < R; ++r) a[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * ldw + j), xv, a[r]);
   }
   if (j < k) {  // the tail under a mask
-    const __mmask16 m = static_cast<__mmask16>((1u << (k - j)) - 1);
+    const __mmask16 m = simd::tail_mask16(k - j);
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
     for (int r = 0; r < R; ++r) a[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * ldw + j), xv, a[r]);
   }

@@ -6,6 +6,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include <cstdint>
 #define MS_HAVE_X86 1
 #define MS_AVX2 __attribute__((target("avx2,fma")))
 #define MS_AVX512 __attribute__((target("avx512f,avx2,fma")))
@@ -55,6 +57,9 @@ MS_AVX512 inline __m512 exp16(__m512 x) {
   y = _mm512_scalef_ps(y, fx);
   return _mm512_maskz_mov_ps(static_cast<__mmask16>(~below), y);
 }
+
+// The first n lanes (0 < n < 16) of a 16-float vector: the tail of a loop under a mask.
+inline __mmask16 tail_mask16(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
 
 MS_AVX2 inline float hsum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
