@@ -11,7 +11,6 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -53,12 +52,14 @@ struct RowStats {
   int64_t best_k;
 };
 
-// One worker's tiles: queries of G heads (rows g * nq + i), K^T, V, scores, the accumulator.
-// With key mass wanted, s keeps every key tile's weights of the query tile ([key tile][rows][nkp],
-// slot floats apart) and mt each row's running max at each key tile ([key tile][rows]); else s
-// holds one key tile, reused.
+// One worker's tiles: queries of G heads (rows g * nq + i), scores of one key tile, the accumulator.
+// With key mass wanted, kept receives every key tile's weights of the query tile ([key tile][rows]
+// [nkp], slot floats apart; streamed out of the cache, as they are read back only once the walk
+// ends) and mt each row's running max at each key tile ([key tile][rows]).
 struct Scratch {
   std::vector<float> q, s, acc, m, l, mt;
+  at::Tensor kept_buffer;  // 64-byte aligned (ATen's allocator), for the streaming stores
+  float* kept = nullptr;
   std::vector<float> c, mass;   // key mass: each row's scale exp(m_tile - m) / l; one head's sums over a tile
   std::vector<RowStats> row;
   std::vector<float> key_mass;  // this worker's share of stats->key_mass, (B, H, P + T)
@@ -69,13 +70,15 @@ struct Scratch {
     const bool keep = p.stats && p.stats->key_mass && !p.decode;  // the decode path keeps its own scores
     slot = keep ? rows * tkp : 0;
     q.resize(rows * p.dh);
-    s.resize(rows * tkp * (keep ? p.n_kt : 1));
+    s.resize(rows * tkp);
     acc.resize(rows * p.dhp);
     m.resize(rows);
     l.resize(rows);
     if (p.row_stats) row.resize(rows);
     if (p.stats && p.stats->key_mass) key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
     if (!keep) return;
+    kept_buffer = at::empty({slot * p.n_kt}, at::kFloat);
+    kept = kept_buffer.data_ptr<float>();
     mt.resize(rows * p.n_kt);
     c.resize(rows);
     mass.resize(tkp);
@@ -168,7 +171,7 @@ void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh
     if (st.argmax) st.argmax[at] = rs.best_k;
     if (st.max_weight) st.max_weight[at] = std::exp(rs.best - s.m[r]) / s.l[r];
   }
-  if (s.key_mass.empty()) return;
+  if (!s.kept) return;
   // Per key tile and head: the mass row (1, nkp) = c (1, nq) x weights (nq, nkp), the weights'
   // rows summed with the factors c into an accumulator held in registers (the decode step's
   // axpys: a GEMM with one row was bound by one FMA chain's latency); masked weights are exactly
@@ -176,7 +179,7 @@ void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh
   const int64_t row_cap = p.G * p.tq;
   for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
-    const float* w = s.s.data() + j * s.slot;  // (rows, nkp)
+    const float* w = s.kept + j * s.slot;  // (rows, nkp)
     const float* mj = s.mt.data() + j * row_cap;
     for (int64_t r = 0; r < rows; ++r) s.c[r] = std::exp(mj[r] - s.m[r]) / s.l[r];  // 0 where m_j = -inf
     for (int64_t g = 0; g < p.G; ++g) {
@@ -210,9 +213,9 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
   const float* vp = p.vp + bh * p.nb * 16 * p.dhp;
   for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
-    float* w = s.s.data() + j * s.slot;  // (rows, nkp): this key tile's scores, then its weights
-    for (int64_t c = 0; c < nkp; c += 16)  // one contiguous (dh, 16) block of K^T at a time
-      kn.gemm(s.q.data(), p.dh, kp + (k0 + c) / 16 * p.dh * 16, 16, w + c, nkp, rows, p.dh, 16, false);
+    float* w = s.s.data();  // (rows, nkp): this key tile's scores, then its weights
+    // K^T's 16-key blocks are the product's 16-column panels, dh * 16 floats apart.
+    kn.gemm(s.q.data(), p.dh, kp + k0 / 16 * p.dh * 16, 16, p.dh * 16, w, nkp, rows, p.dh, nkp, false);
     if (p.cap > 0)
       for (int64_t r = 0; r < rows; ++r) kn.softcap(w + r * nkp, nk, p.cap);
     for (int64_t r = 0; r < rows; ++r) {
@@ -222,7 +225,8 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
                    s.row.empty() ? nullptr : &s.row[r]);
     }
     if (!s.mt.empty()) std::copy(s.m.begin(), s.m.begin() + rows, s.mt.begin() + j * row_cap);
-    kn.gemm(w, nkp, vp + k0 * p.dhp, p.dhp, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
+    kn.gemm(w, nkp, vp + k0 * p.dhp, p.dhp, 16, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
+    if (s.kept) kn.stream_copy(s.kept + j * s.slot, w, rows * nkp);
   }
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t i = 0; i < nq; ++i) {
@@ -340,29 +344,42 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
                                 " less the query offset, at most past)");
   at::Tensor k_packed, v_packed;
   if (!p.decode) pack_kv(p, k_packed, v_packed);
-  std::mutex merge;
   const TileKernels& kn = tile_kernels(o.portable);
   g_calls.fetch_add(1, std::memory_order_relaxed);
-  // Items ordered so that each worker's contiguous share mixes early (short) and late (long)
-  // causal query tiles: tile order 0, n-1, 1, n-2, ...
+  // Items dealt round-robin to the workers, (batch row, KV head) by (batch row, KV head) and each
+  // head's query tiles longest first, so that the workers walk the same K and V at the same time
+  // (at 32K tokens one head's K and V are 16 MiB: two heads at once would not share the L3) and
+  // end together; a worker takes the longer of each pair of tiles on even heads, the shorter on
+  // odd ones. Static, and the workers' key-mass shares added in a fixed order: the same result
+  // every run.
   const int64_t n_items = p.B * p.KV * p.n_qt;
-  ms::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
+  const int64_t n_workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_items));
+  std::vector<std::vector<float>> shares(static_cast<size_t>(n_workers));  // each worker's key mass
+  auto work = [&](int64_t worker) {
     Scratch s(p);
-    for (int64_t it = begin; it < end; ++it) {
-      const int64_t pos = it % p.n_qt, bh = it / p.n_qt;
-      const int64_t qt = pos % 2 == 0 ? pos / 2 : p.n_qt - 1 - pos / 2;
+    for (int64_t it = worker; it < n_items; it += n_workers) {
+      const int64_t bh = it / p.n_qt;
+      int64_t pos = it % p.n_qt;
+      if (bh % 2 == 1 && (pos ^ 1) < p.n_qt) pos ^= 1;
+      const int64_t qt = p.n_qt - 1 - pos;
       if (p.decode) run_decode(p, kn, bh / p.KV, bh % p.KV, s);
       else run_tile(p, kn, bh / p.KV, bh % p.KV, qt, s);
     }
-    if (s.key_mass.empty()) return;
-    std::lock_guard<std::mutex> lock(merge);  // workers share keys: each adds its share once
-    const int64_t n_keys = p.P + p.T;
+    shares[static_cast<size_t>(worker)] = std::move(s.key_mass);
+  };
+  ms::parallel_for(0, n_workers, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t worker = begin; worker < end; ++worker) work(worker);
+  });
+  // Workers share keys: their key-mass shares added in worker order.
+  const int64_t n_keys = p.P + p.T;
+  for (const std::vector<float>& share : shares) {
+    if (share.empty()) continue;
     for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
-      const float* src = s.key_mass.data() + bh * n_keys;
+      const float* src = share.data() + bh * n_keys;
       float* dst = p.stats->key_mass + bh * p.stats->key_positions;
       for (int64_t k = 0; k < n_keys; ++k) dst[k] += src[k];
     }
-  });
+  }
   return q_in.scalar_type() == at::kFloat ? z : z.to(q_in.scalar_type());
 }
 

@@ -15,15 +15,18 @@ namespace {
 
 // ---- portable ----
 
-void gemm_portable(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-                   int64_t m, int64_t k, int64_t n, bool accumulate) {
+void gemm_portable(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t b_next, float* c,
+                   int64_t ldc, int64_t m, int64_t k, int64_t n, bool accumulate) {
   for (int64_t i = 0; i < m; ++i) {
     float* ci = c + i * ldc;
     if (!accumulate) std::fill(ci, ci + n, 0.0f);
-    for (int64_t p = 0; p < k; ++p) {
-      const float aip = a[i * lda + p];
-      const float* bp = b + p * ldb;
-      for (int64_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+    for (int64_t j0 = 0; j0 < n; j0 += 16) {
+      const float* panel = b + j0 / 16 * b_next;
+      for (int64_t p = 0; p < k; ++p) {
+        const float aip = a[i * lda + p];
+        const float* bp = panel + p * ldb;
+        for (int64_t j = 0; j < 16; ++j) ci[j0 + j] += aip * bp[j];
+      }
     }
   }
 }
@@ -95,6 +98,8 @@ void axpys_portable(const float* p, int64_t lds, int64_t rows, int64_t nk, const
   }
 }
 
+void stream_copy_portable(float* dst, const float* src, int64_t n) { std::copy(src, src + n, dst); }
+
 #ifdef MS_HAVE_X86
 using simd::exp8;
 using simd::hsum8;
@@ -129,20 +134,21 @@ MS_AVX2 inline void gemm_block(const float* a, int64_t lda, const float* b, int6
   }
 }
 
-MS_AVX2 void gemm_avx2(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-                       int64_t m, int64_t k, int64_t n, bool accumulate) {
+MS_AVX2 void gemm_avx2(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t b_next, float* c,
+                       int64_t ldc, int64_t m, int64_t k, int64_t n, bool accumulate) {
   constexpr int64_t kMR = 6;
   for (int64_t j = 0; j < n; j += 16) {
+    const float* bj = b + j / 16 * b_next;
     int64_t i = 0;
-    for (; i + kMR <= m; i += kMR) gemm_block<6>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, accumulate);
+    for (; i + kMR <= m; i += kMR) gemm_block<6>(a + i * lda, lda, bj, ldb, c + i * ldc + j, ldc, k, accumulate);
     const float* ai = a + i * lda;
     float* ci = c + i * ldc + j;
     switch (m - i) {
-      case 5: gemm_block<5>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 4: gemm_block<4>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 3: gemm_block<3>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 2: gemm_block<2>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 1: gemm_block<1>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
+      case 5: gemm_block<5>(ai, lda, bj, ldb, ci, ldc, k, accumulate); break;
+      case 4: gemm_block<4>(ai, lda, bj, ldb, ci, ldc, k, accumulate); break;
+      case 3: gemm_block<3>(ai, lda, bj, ldb, ci, ldc, k, accumulate); break;
+      case 2: gemm_block<2>(ai, lda, bj, ldb, ci, ldc, k, accumulate); break;
+      case 1: gemm_block<1>(ai, lda, bj, ldb, ci, ldc, k, accumulate); break;
       default: break;
     }
   }
@@ -318,42 +324,62 @@ MS_AVX2 void axpys_avx2(const float* p, int64_t lds, int64_t rows, int64_t nk, c
   }
 }
 
-// AVX-512 tile product: MR rows x 16 columns of C in MR registers (one 16-float vector per row).
-template <int MR>
-MS_AVX512 inline void gemm_block16(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-                                   int64_t k, bool accumulate) {
-  __m512 acc[MR];
-  for (int r = 0; r < MR; ++r) acc[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
-  for (int64_t p = 0; p < k; ++p) {
-    const __m512 bp = _mm512_loadu_ps(b + p * ldb);
-    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + p]), bp, acc[r]);
-  }
-  for (int r = 0; r < MR; ++r) _mm512_storeu_ps(c + r * ldc, acc[r]);
+MS_AVX2 void stream_copy_avx2(float* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  _mm_sfence();
 }
 
-MS_AVX512 void gemm_avx512(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-                           int64_t m, int64_t k, int64_t n, bool accumulate) {
-  constexpr int64_t kMR = 12;
-  for (int64_t j = 0; j < n; j += 16) {
-    int64_t i = 0;
-    for (; i + kMR <= m; i += kMR) gemm_block16<12>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, accumulate);
-    const float* ai = a + i * lda;
-    float* ci = c + i * ldc + j;
-    switch (m - i) {
-      case 11: gemm_block16<11>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 10: gemm_block16<10>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 9: gemm_block16<9>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 8: gemm_block16<8>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 7: gemm_block16<7>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 6: gemm_block16<6>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 5: gemm_block16<5>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 4: gemm_block16<4>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 3: gemm_block16<3>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 2: gemm_block16<2>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      case 1: gemm_block16<1>(ai, lda, b + j, ldb, ci, ldc, k, accumulate); break;
-      default: break;
+MS_AVX512 void stream_copy_avx512(float* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  _mm_sfence();
+}
+
+// AVX-512 tile product: MR rows x NV * 16 columns of C in MR * NV registers, B's NV panels (b_next
+// floats apart) read as one vector each per step of k. Two panels (6 x 32) need one broadcast of A
+// per two FMAs where one panel (12 x 16) needs one per FMA.
+template <int MR, int NV>
+MS_AVX512 inline void gemm_block512(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t b_next, float* c,
+                                    int64_t ldc, int64_t k, bool accumulate) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    __m512 bp[NV];
+    for (int v = 0; v < NV; ++v) bp[v] = _mm512_loadu_ps(b + v * b_next + p * ldb);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r * lda + p]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bp[v], acc[r][v]);
     }
   }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
+}
+
+// All of C's rows against NV panels of B: blocks of MR rows, then the remainder.
+template <int MR, int NV>
+MS_AVX512 inline void gemm_rows512(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t b_next, float* c,
+                                   int64_t ldc, int64_t m, int64_t k, bool accumulate) {
+  int64_t i = 0;
+  for (; i + MR <= m; i += MR) gemm_block512<MR, NV>(a + i * lda, lda, b, ldb, b_next, c + i * ldc, ldc, k, accumulate);
+  const float* ai = a + i * lda;
+  float* ci = c + i * ldc;
+  switch (m - i) {
+#define MS_GEMM_REST(R) \
+  case R: \
+    if constexpr (R < MR) gemm_block512<R, NV>(ai, lda, b, ldb, b_next, ci, ldc, k, accumulate); \
+    break;
+    MS_GEMM_REST(11) MS_GEMM_REST(10) MS_GEMM_REST(9) MS_GEMM_REST(8) MS_GEMM_REST(7) MS_GEMM_REST(6)
+    MS_GEMM_REST(5) MS_GEMM_REST(4) MS_GEMM_REST(3) MS_GEMM_REST(2) MS_GEMM_REST(1)
+#undef MS_GEMM_REST
+    default: break;
+  }
+}
+
+MS_AVX512 void gemm_avx512(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t b_next, float* c,
+                           int64_t ldc, int64_t m, int64_t k, int64_t n, bool accumulate) {
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) gemm_rows512<6, 2>(a, lda, b + j / 16 * b_next, ldb, b_next, c + j, ldc, m, k, accumulate);
+  if (j < n) gemm_rows512<12, 1>(a, lda, b + j / 16 * b_next, ldb, b_next, c + j, ldc, m, k, accumulate);
 }
 
 // Row max, exp-and-sum and scaling 16 wide; tails under a mask, through the same exp16 (padding
@@ -515,15 +541,16 @@ MS_AVX512 void axpys_avx512(const float* p, int64_t lds, int64_t rows, int64_t n
 
 const TileKernels& tile_kernels(bool portable) {
   static const TileKernels kPortable{gemm_portable, max_portable, exp_sum_portable, exp_sum_dot_portable,
-                                     scale_portable, softcap_portable, dots_portable, axpys_portable, "portable"};
+                                     scale_portable, softcap_portable, dots_portable, axpys_portable,
+                                     stream_copy_portable, "portable"};
   // The CPU's widest set unless MECHSCOPE_ATTENTION_KERNELS caps it (core/base/kernel_set.h).
   const KernelSet set = portable ? KernelSet::kPortable : kernel_set();
 #ifdef MS_HAVE_X86
   static const TileKernels kAvx2{gemm_avx2, max_avx2, exp_sum_avx2, exp_sum_dot_avx2, scale_avx2, softcap_avx2, dots_avx2, axpys_avx2,
-                                 "avx2"};
+                                 stream_copy_avx2, "avx2"};
   // AVX-512: everything 16 wide but soft-capping (AVX2).
   static const TileKernels kAvx512{gemm_avx512, max_avx512, exp_sum_avx512, exp_sum_dot_avx512, scale_avx512,
-                                   softcap_avx2, dots_avx512, axpys_avx512, "avx512"};
+                                   softcap_avx2, dots_avx512, axpys_avx512, stream_copy_avx512, "avx512"};
   if (set == KernelSet::kAvx512) return kAvx512;
   if (set == KernelSet::kAvx2) return kAvx2;
 #endif

@@ -8,9 +8,11 @@
 namespace ms {
 
 struct TileKernels {
-  // C[m x n] (row stride ldc) = A[m x k] (lda) * B[k x n] (ldb), or += when accumulate.
-  // n must be a multiple of 16 (callers pad B and C).
-  void (*gemm)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+  // C[m x n] (row stride ldc) = A[m x k] (lda) * B[k x n], or += when accumulate. B is read in
+  // panels of 16 columns: panel j / 16 starts b_next * (j / 16) floats after b, its rows ldb apart
+  // (a row-major B: ldb its row stride, b_next 16; K^T packed in 16-key blocks: ldb 16, b_next
+  // dh * 16). n must be a multiple of 16 (callers pad B and C).
+  void (*gemm)(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t b_next, float* c, int64_t ldc,
                int64_t m, int64_t k, int64_t n, bool accumulate);
   // Largest of x[0..n), n >= 1.
   float (*max)(const float* x, int64_t n);
@@ -31,6 +33,10 @@ struct TileKernels {
   // keys that stay in L1 while every row uses them.
   void (*axpys)(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride, int64_t dh,
                 float* acc);
+  // dst[0..n) = src[0..n) with non-temporal stores where the CPU has them (dst 64-byte aligned, n a
+  // multiple of 16): data read back only much later, kept out of the caches and without the line
+  // reads a normal store makes first.
+  void (*stream_copy)(float* dst, const float* src, int64_t n);
   const char* name;  // "avx512", "avx2" or "portable"
 };
 
