@@ -1,8 +1,10 @@
 // EAP and EAP-IG (one backward per step through zero offsets on every target), exact edge
 // patching, patched metrics, circuit selection and faithfulness. ACDC is in circuit_acdc.cpp.
 #include "core/analysis/circuits/circuit_discovery.h"
+#include "core/base/parallel.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
@@ -74,6 +76,26 @@ std::vector<at::Tensor> target_gradients(const Model& model, const CircuitGraph&
   return grads;
 }
 
+// a (m, K) x b (n, K)^T for a long inner dimension K (B * T * d_model) and few rows (a layer's
+// targets, its upstream sources): the threads take slices of K, each one product of its slice on
+// one thread, and the partial (m, n) results are added in slice order. BLAS threads such a
+// product over m and n, which are too small to keep two cores at their GEMM rate.
+at::Tensor long_inner_product(const at::Tensor& a, const at::Tensor& b) {
+  const int64_t K = a.size(1), slices = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), K / 4096));
+  if (slices == 1) return at::mm(a, b.t());
+  const int64_t step = (K + slices - 1) / slices;
+  std::vector<at::Tensor> part(static_cast<size_t>(slices));
+  ms::parallel_for(0, slices, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t k0 = i * step, n = std::min(step, K - k0);
+      part[static_cast<size_t>(i)] = at::mm(a.narrow(1, k0, n), b.narrow(1, k0, n).t());
+    }
+  });
+  at::Tensor out = part[0];
+  for (size_t i = 1; i < part.size(); ++i) out.add_(part[i]);
+  return out;
+}
+
 }  // namespace
 
 EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const TaskPairs& task,
@@ -118,17 +140,32 @@ EdgeScores edge_attribution(const Model& model, const CircuitGraph& g, const Tas
   const int64_t btd = delta[0].numel();
   at::Tensor delta_mat = delta.view({delta.size(0), btd});
   for (size_t gi = 0; gi < groups.size();) {
-    const int n_up = g.targets()[static_cast<size_t>(groups[gi].first)].n_upstream;
+    // Groups whose upstream counts differ by at most an eighth (a layer's MLP and the next layer's
+    // q, k and v: 13 l + 13 and 13 l + 14 sources in GPT-2) share one product over the larger
+    // count, so that delta is read once for both; each keeps its own columns.
+    auto n_up_of = [&](size_t gk) { return g.targets()[static_cast<size_t>(groups[gk].first)].n_upstream; };
+    const int n_up0 = n_up_of(gi);
     size_t gj = gi;
-    std::vector<at::Tensor> rows;
-    while (gj < groups.size() && g.targets()[static_cast<size_t>(groups[gj].first)].n_upstream == n_up) {
-      at::Tensor gr = grads[gj];
-      if (gr.dim() == 3) gr = gr.unsqueeze(2);  // (B, T, n, d)
-      rows.push_back(gr.permute({2, 0, 1, 3}).reshape({groups[gj].count, btd}));
-      ++gj;
+    int64_t n_rows = 0;
+    int n_up = n_up0;
+    while (gj < groups.size() && n_up_of(gj) <= n_up0 + 1 + n_up0 / 8) {
+      n_up = std::max(n_up, n_up_of(gj));
+      n_rows += groups[gj++].count;
     }
-    at::Tensor sc = at::matmul(at::cat(rows), delta_mat.narrow(0, 0, n_up).t());  // (targets, n_up)
-    out.scores.narrow(0, groups[gi].first, sc.size(0)).narrow(1, 0, n_up).copy_(sc.to(at::kDouble));
+    // The groups' gradients, each (B, T, n, d), copied once into the rows (n, B*T*d) of one matrix.
+    at::Tensor rows = at::empty({n_rows, btd}, at::kFloat);
+    for (size_t gk = gi, r = 0; gk < gj; r += static_cast<size_t>(groups[gk].count), ++gk) {
+      at::Tensor gr = grads[gk];
+      if (gr.dim() == 3) gr = gr.unsqueeze(2);  // (B, T, n, d)
+      rows.narrow(0, static_cast<int64_t>(r), groups[gk].count)
+          .view({groups[gk].count, gr.size(0), gr.size(1), gr.size(3)})
+          .copy_(gr.permute({2, 0, 1, 3}));
+    }
+    const at::Tensor sc = long_inner_product(rows, delta_mat.narrow(0, 0, n_up)).to(at::kDouble);  // (rows, n_up)
+    for (size_t gk = gi, r = 0; gk < gj; r += static_cast<size_t>(groups[gk].count), ++gk)
+      out.scores.narrow(0, groups[gk].first, groups[gk].count)
+          .narrow(1, 0, n_up_of(gk))
+          .copy_(sc.narrow(0, static_cast<int64_t>(r), groups[gk].count).narrow(1, 0, n_up_of(gk)));
     gi = gj;
   }
   return out;
