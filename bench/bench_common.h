@@ -147,6 +147,28 @@ inline void parallel_copy(char* dst, const char* src, size_t n) {
   });
 }
 
+// Reads n bytes split over the current ATen thread count (a sum of 64-bit words, four chains a
+// thread), returning the sum so that the reads cannot be dropped: the read-only bandwidth that a
+// memory-bound kernel which only reads (a GEMV over weights, attention over a KV cache) can reach.
+inline uint64_t parallel_read(const char* src, size_t n) {
+  const int threads = std::max(1, at::get_num_threads());
+  std::vector<uint64_t> part(static_cast<size_t>(threads), 0);
+  ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const size_t begin = n / threads * i / 32 * 32, end = i + 1 == threads ? n / 32 * 32 : n / threads * (i + 1) / 32 * 32;
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, w[4];
+      for (size_t j = begin; j < end; j += 32) {
+        std::memcpy(w, src + j, 32);
+        a0 += w[0], a1 += w[1], a2 += w[2], a3 += w[3];
+      }
+      part[static_cast<size_t>(i)] = a0 + a1 + a2 + a3;
+    }
+  });
+  uint64_t s = 0;
+  for (uint64_t v : part) s += v;
+  return s;
+}
+
 // Copy bandwidth in GB/s (bytes read + bytes written per second, as a memory-bound kernel that
 // reads its operands counts them): the best of reps memcpy calls of a 512 MiB buffer, far beyond
 // the last-level cache, split over the current ATen thread count.
