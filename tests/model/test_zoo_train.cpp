@@ -58,12 +58,6 @@ double max_in_layer(const at::Tensor& scores, int64_t layer) { return scores[lay
 // The trained models are seed 1's; MECHSCOPE_TEST_ZOO_SEED=N trains another draw (how the margins
 // below were checked across draws: other seeds, OpenBLAS kernels and ATen capabilities train
 // other models, and every bound must hold for each of them).
-std::string names_of(const std::vector<HeadRef>& heads) {
-  std::string s;
-  for (const HeadRef& h : heads) s += " " + h.name();
-  return s;
-}
-
 uint64_t zoo_seed() {
   const char* s = std::getenv("MECHSCOPE_TEST_ZOO_SEED");
   return s && *s ? std::strtoull(s, nullptr, 10) : 1;
