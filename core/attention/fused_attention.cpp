@@ -349,9 +349,9 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   // Items dealt round-robin to the workers, (batch row, KV head) by (batch row, KV head) and each
   // head's query tiles longest first, so that the workers walk the same K and V at the same time
   // (at 32K tokens one head's K and V are 16 MiB: two heads at once would not share the L3) and
-  // end together; a worker takes the longer of each pair of tiles on even heads, the shorter on
-  // odd ones. Static, and the workers' key-mass shares added in a fixed order: the same result
-  // every run.
+  // end together (each pair of neighbouring tiles swapped on odd heads, so that one worker does
+  // not take the longer of every pair). Static, and the workers' key-mass shares added in a fixed
+  // order: the same result every run.
   const int64_t n_items = p.B * p.KV * p.n_qt;
   const int64_t n_workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_items));
   std::vector<std::vector<float>> shares(static_cast<size_t>(n_workers));  // each worker's key mass
