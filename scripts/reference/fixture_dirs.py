@@ -6,6 +6,17 @@ import shutil
 import tempfile
 
 
+def ordered_matmul(a, b):
+    """a [..., k] @ b [k, m] in float64, summed over k in index order with one rounding per product
+    and one per sum: the same bits on every CPU, where a BLAS product's last bits follow the kernels
+    the library picks for the machine (so a fixture written on one machine would fail --check on
+    another)."""
+    out = a[..., 0:1] * b[0]
+    for i in range(1, b.shape[0]):
+        out = out + a[..., i : i + 1] * b[i]
+    return out
+
+
 def regenerate_or_check(write_all, out, check, label):
     """write_all(folder) writes the fixtures. Returns the exit status (1 when --check finds a difference)."""
     if not check:

@@ -35,6 +35,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fixture_dirs  # noqa: E402
+from fixture_dirs import ordered_matmul  # noqa: E402
 import safetensors_io  # noqa: E402
 
 D_IN, D_SAE, D_OUT, N = 16, 32, 24, 6
@@ -75,12 +76,12 @@ def encode_decode(case, w, x):
         h = h - w["b_dec"]
     margin = float("inf")
     if arch == "gated":
-        gate = h @ w["W_enc"] + w["b_gate"]
-        mag = h @ (w["W_enc"] * torch.exp(w["r_mag"])) + w["b_mag"]
+        gate = ordered_matmul(h, w["W_enc"]) + w["b_gate"]
+        mag = ordered_matmul(h, w["W_enc"] * torch.exp(w["r_mag"])) + w["b_mag"]
         acts = (gate > 0).to(h.dtype) * relu(mag)
         margin = gate.abs().min().item()
     else:
-        pre = h @ w["W_enc"] + w["b_enc"]
+        pre = ordered_matmul(h, w["W_enc"]) + w["b_enc"]
         if arch in ("jumprelu", "jumprelu_transcoder"):
             acts = relu(pre) * (pre > w["threshold"]).to(h.dtype)
             margin = (pre - w["threshold"]).abs().min().item()
@@ -95,7 +96,7 @@ def encode_decode(case, w, x):
     w_dec = w["W_dec"]
     if "scaling_factor_tensor" in w:  # SAELens' finetuning scaling factor: acts scaled before W_dec
         w_dec = w_dec * w["scaling_factor_tensor"][:, None]
-    out = acts @ w_dec + w["b_dec"]
+    out = ordered_matmul(acts, w_dec) + w["b_dec"]
     if not transcoder:
         if norm == "constant_norm_rescale":
             out = out / coeff
@@ -104,7 +105,7 @@ def encode_decode(case, w, x):
         if scale is not None:
             out = out / scale
     if arch == "skip_transcoder":
-        out = out + x @ w["W_skip"].T
+        out = out + ordered_matmul(x, w["W_skip"].T)
     return acts, out, margin
 
 
@@ -296,7 +297,7 @@ transcoders:
 
 def circuit_tracer_pass(w, x):
     """circuit-tracer's SingleLayerTranscoder.forward in float64: x [n, d_model] -> (acts, out, margin)."""
-    pre = x @ w["W_enc"].T + w["b_enc"]
+    pre = ordered_matmul(x, w["W_enc"].T) + w["b_enc"]
     margin = float("inf")
     if "activation_function.threshold" in w:
         thr = w["activation_function.threshold"]
@@ -305,9 +306,9 @@ def circuit_tracer_pass(w, x):
     else:
         acts = relu(pre)
         margin = pre.abs().min().item()
-    out = acts @ w["W_dec"] + w["b_dec"]
+    out = ordered_matmul(acts, w["W_dec"]) + w["b_dec"]
     if "W_skip" in w:
-        out = out + x @ w["W_skip"].T
+        out = out + ordered_matmul(x, w["W_skip"].T)
     return acts, out, margin
 
 

@@ -70,9 +70,9 @@ def split(case_dir):
         W = w["W_enc"]
         b = w["b_enc"].clone()
     if cfg.get("apply_b_dec_to_input", True):
-        b = b - w["b_dec"] @ W
+        b = b - fixture_dirs.ordered_matmul(w["b_dec"], W)
     d_head = d_in // N_HEADS
-    per_head = torch.stack([h[:, i * d_head:(i + 1) * d_head] @ W[i * d_head:(i + 1) * d_head, :]
+    per_head = torch.stack([fixture_dirs.ordered_matmul(h[:, i * d_head:(i + 1) * d_head], W[i * d_head:(i + 1) * d_head, :])
                             for i in range(N_HEADS)], dim=-1)  # [n, d_sae, heads]
     acts = torch.from_numpy(np.load(os.path.join(case_dir, "acts.npy")))
     pre = per_head.sum(-1) + b
