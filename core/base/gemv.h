@@ -3,9 +3,9 @@
 //
 // Why not OpenBLAS' sgemv (at::mv / at::addmv): on the development machine it read the weights at
 // about two thirds of the copy bandwidth, and a decode step is nothing but that read (issue 18
-// item 5). Here each thread walks contiguous rows eight at a time with the vector loads of the
-// widest instruction set the CPU has (AVX-512, AVX2/FMA, or a portable loop), so the eight row
-// streams are sequential reads the hardware prefetchers follow.
+// item 5). Here each thread walks contiguous rows with the vector loads of the widest instruction
+// set the CPU has: AVX-512 one row at a time (four accumulators; the weights one sequential
+// stream), AVX2/FMA eight rows at a time (one load of x for eight FMAs), or a portable loop.
 #pragma once
 
 #include <cstdint>
