@@ -16,6 +16,7 @@
 #include "bench/bench_common.h"
 #include "core/base/malloc_reuse.h"
 #include "core/attention/fused_attention.h"
+#include "core/attention/tile_kernels.h"
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
@@ -55,6 +56,26 @@ int main(int argc, char** argv) {
   ms::FusedAttentionStats row_stats = stats;
   row_stats.key_mass = nullptr;
   rows_only.stats = &row_stats;
+  {
+    // The tile products alone, one thread, on one query tile's shapes (72 rows, d_head 64, a key
+    // tile of 128: scores against K^T packed in 16-key blocks, then weights times V), data in cache,
+    // against the 1-thread GEMM peak: what the kernel's own GEMM reaches before any softmax.
+    at::set_num_threads(1);
+    const int64_t rows = 72, nk = 128;
+    at::Tensor a = at::randn({rows, dh}), kt = at::randn({nk * dh}), w = at::randn({rows, nk}), vt = at::randn({nk, dh});
+    at::Tensor sc = at::empty({rows, nk}), acc = at::zeros({rows, dh});
+    const ms::TileKernels& kn = ms::tile_kernels();
+    const int iters = 2000;
+    const double t_tiles = ms::bench::best_of(3, [&] {
+      for (int it = 0; it < iters; ++it) {
+        kn.gemm(a.data_ptr<float>(), dh, kt.data_ptr<float>(), 16, dh * 16, sc.data_ptr<float>(), nk, rows, dh, nk, false);
+        kn.gemm(w.data_ptr<float>(), nk, vt.data_ptr<float>(), dh, 16, acc.data_ptr<float>(), dh, rows, nk, dh, true);
+      }
+    });
+    const double rate = 2.0 * 2.0 * rows * dh * nk * iters / t_tiles / 1e9, peak1 = ms::bench::gemm_peak_gflops(3);
+    std::printf("tile products alone (%s; 72 rows, d_head 64, 128 keys), 1 thread: %.1f GFLOP/s = %.0f%% of the "
+                "1-thread GEMM peak %.1f\n", kn.name, rate, 100 * rate / peak1, peak1);
+  }
   for (int64_t n : threads) {
     at::set_num_threads(static_cast<int>(n));
     ms::bench::print_machine("bench_attention");

@@ -136,33 +136,37 @@ inline void drop_from_page_cache(const std::string& path) {
   ::close(fd);
 }
 
-// memcpy of n bytes split in equal parts over the current ATen thread count.
-inline void parallel_copy(char* dst, const char* src, size_t n) {
+// Runs f(begin, end) on each thread's slice of n bytes, the slices equal and multiples of align
+// (the last one takes the rest, rounded down to align), over the current ATen thread count.
+inline void for_byte_slices(size_t n, size_t align, const std::function<void(int, size_t, size_t)>& f) {
   const int threads = std::max(1, at::get_num_threads());
   ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
-      const size_t begin = n / threads * i, end = i + 1 == threads ? n : n / threads * (i + 1);
-      std::memcpy(dst + begin, src + begin, end - begin);
+      const size_t begin = n / threads * i / align * align;
+      const size_t end = i + 1 == threads ? n / align * align : n / threads * (i + 1) / align * align;
+      f(static_cast<int>(i), begin, end);
     }
   });
 }
 
-// Reads n bytes split over the current ATen thread count (a sum of 64-bit words, four chains a
-// thread), returning the sum so that the reads cannot be dropped: the read-only bandwidth that a
-// memory-bound kernel which only reads (a GEMV over weights, attention over a KV cache) can reach.
+// memcpy of n bytes split in equal parts over the current ATen thread count.
+inline void parallel_copy(char* dst, const char* src, size_t n) {
+  for_byte_slices(n, 1, [&](int, size_t begin, size_t end) { std::memcpy(dst + begin, src + begin, end - begin); });
+}
+
+// Reads n bytes (rounded down to 32) split over the current ATen thread count (a sum of 64-bit
+// words, four chains a thread), returning the sum so that the reads cannot be dropped: the
+// read-only bandwidth that a memory-bound kernel which only reads (a GEMV over weights, attention
+// over a KV cache) can reach.
 inline uint64_t parallel_read(const char* src, size_t n) {
-  const int threads = std::max(1, at::get_num_threads());
-  std::vector<uint64_t> part(static_cast<size_t>(threads), 0);
-  ms::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const size_t begin = n / threads * i / 32 * 32, end = i + 1 == threads ? n / 32 * 32 : n / threads * (i + 1) / 32 * 32;
-      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, w[4];
-      for (size_t j = begin; j < end; j += 32) {
-        std::memcpy(w, src + j, 32);
-        a0 += w[0], a1 += w[1], a2 += w[2], a3 += w[3];
-      }
-      part[static_cast<size_t>(i)] = a0 + a1 + a2 + a3;
+  std::vector<uint64_t> part(static_cast<size_t>(std::max(1, at::get_num_threads())), 0);
+  for_byte_slices(n, 32, [&](int i, size_t begin, size_t end) {
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, w[4];
+    for (size_t j = begin; j < end; j += 32) {
+      std::memcpy(w, src + j, 32);
+      a0 += w[0], a1 += w[1], a2 += w[2], a3 += w[3];
     }
+    part[static_cast<size_t>(i)] = a0 + a1 + a2 + a3;
   });
   uint64_t s = 0;
   for (uint64_t v : part) s += v;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "core/base/gemv.h"
 #include "bench/op_profile.h"
 #include "core/base/malloc_reuse.h"
 #include "core/model/model.h"
@@ -123,17 +124,29 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
     const double kv_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.d_head) *
                             static_cast<double>(lengths[i] + 1) * static_cast<double>(cache.k[0].element_size());
     const double floor = (weight_bytes + kv_bytes) / bw;
-    std::vector<double> rr;
-    for (int r = 0; r < reps; ++r)
-      rr.push_back(step_t[i][r] / ((weight_bytes + kv_bytes) / (2.0 * static_cast<double>(copy_n) / copy_t[r])));
-    std::vector<double> rd;  // the same against the read-only pass of each round
-    for (int r = 0; r < reps; ++r)
-      rd.push_back(step_t[i][r] / ((weight_bytes + kv_bytes) / (static_cast<double>(copy_n) / read_t[r])));
+    // Each round's step against that round's floor, bytes over the bandwidth moved bytes_moved in t[r].
+    auto ratio = [&](double bytes_moved, const std::vector<double>& bw_t) {
+      std::vector<double> r(static_cast<size_t>(reps));
+      for (int j = 0; j < reps; ++j) r[j] = step_t[i][j] / ((weight_bytes + kv_bytes) / (bytes_moved / bw_t[j]));
+      return median(r);
+    };
+    const double rr = ratio(2.0 * static_cast<double>(copy_n), copy_t), rd = ratio(static_cast<double>(copy_n), read_t);
     std::printf("  KV length %6lld: step %.2f ms; floor %.2f ms (weights %.0f MB + KV cache %.0f MB); "
                 "%.2fx the floor (target <= 1.5x; ratio of medians %.2fx); %.2fx the read-only floor\n",
                 static_cast<long long>(lengths[i]), 1000 * t[i], 1000 * floor, weight_bytes / 1e6, kv_bytes / 1e6,
-                median(rr), t[i] / floor, median(rd));
+                rr, t[i] / floor, rd);
   }
+  // The weight products' kernel alone (core/base/gemv.h) over as many bytes as a step's weights, in
+  // rows of d_model, against a read-only pass over the same bytes, in turns (medians).
+  const int64_t k = c.d_model, rows = static_cast<int64_t>(weight_bytes / 4) / k;
+  at::Tensor w = at::randn({rows, k}), x = at::randn({k}), y = at::empty({rows});
+  std::vector<double> g = ms::bench::median_interleaved(
+      reps, {[&] { ms::gemv(w.data_ptr<float>(), k, x.data_ptr<float>(), nullptr, y.data_ptr<float>(), rows, k); },
+             [&] { sink = sink + ms::bench::parallel_read(reinterpret_cast<const char*>(w.data_ptr<float>()),
+                                                          static_cast<size_t>(w.nbytes())); }});
+  std::printf("  GEMV (%s) alone over %.0f MB, rows of %lld: %.1f GB/s; a read of the same bytes %.1f GB/s\n",
+              ms::gemv_kernels(), w.nbytes() / 1e6, static_cast<long long>(k), w.nbytes() / g[0] / 1e9,
+              w.nbytes() / g[1] / 1e9);
   std::fflush(stdout);
 }
 

@@ -58,8 +58,7 @@ struct RowStats {
 // ends) and mt each row's running max at each key tile ([key tile][rows]).
 struct Scratch {
   std::vector<float> q, s, acc, m, l, mt;
-  at::Tensor kept_buffer;  // 64-byte aligned (ATen's allocator), for the streaming stores
-  float* kept = nullptr;
+  at::Tensor kept;  // 64-byte aligned (ATen's allocator), for the streaming stores; undefined: no key mass
   std::vector<float> c, mass;   // key mass: each row's scale exp(m_tile - m) / l; one head's sums over a tile
   std::vector<RowStats> row;
   std::vector<float> key_mass;  // this worker's share of stats->key_mass, (B, H, P + T)
@@ -77,8 +76,7 @@ struct Scratch {
     if (p.row_stats) row.resize(rows);
     if (p.stats && p.stats->key_mass) key_mass.assign(p.B * p.H * (p.P + p.T), 0.0f);
     if (!keep) return;
-    kept_buffer = at::empty({slot * p.n_kt}, at::kFloat);
-    kept = kept_buffer.data_ptr<float>();
+    kept = at::empty({slot * p.n_kt}, at::kFloat);
     mt.resize(rows * p.n_kt);
     c.resize(rows);
     mass.resize(tkp);
@@ -171,7 +169,7 @@ void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh
     if (st.argmax) st.argmax[at] = rs.best_k;
     if (st.max_weight) st.max_weight[at] = std::exp(rs.best - s.m[r]) / s.l[r];
   }
-  if (!s.kept) return;
+  if (!s.kept.defined()) return;
   // Per key tile and head: the mass row (1, nkp) = c (1, nq) x weights (nq, nkp), the weights'
   // rows summed with the factors c into an accumulator held in registers (the decode step's
   // axpys: a GEMM with one row was bound by one FMA chain's latency); masked weights are exactly
@@ -179,7 +177,7 @@ void write_stats(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh
   const int64_t row_cap = p.G * p.tq;
   for (int64_t j = 0, k0 = k_lo; k0 < k_hi; ++j, k0 += p.tk) {
     const int64_t nk = std::min(p.tk, k_hi - k0), nkp = round16(nk);
-    const float* w = s.kept + j * s.slot;  // (rows, nkp)
+    const float* w = s.kept.data_ptr<float>() + j * s.slot;  // (rows, nkp)
     const float* mj = s.mt.data() + j * row_cap;
     for (int64_t r = 0; r < rows; ++r) s.c[r] = std::exp(mj[r] - s.m[r]) / s.l[r];  // 0 where m_j = -inf
     for (int64_t g = 0; g < p.G; ++g) {
@@ -226,7 +224,7 @@ void run_tile(const Problem& p, const TileKernels& kn, int64_t b, int64_t kvh, i
     }
     if (!s.mt.empty()) std::copy(s.m.begin(), s.m.begin() + rows, s.mt.begin() + j * row_cap);
     kn.gemm(w, nkp, vp + k0 * p.dhp, p.dhp, 16, s.acc.data(), p.dhp, rows, nk, p.dhp, true);
-    if (s.kept) kn.stream_copy(s.kept + j * s.slot, w, rows * nkp);
+    if (s.kept.defined()) kn.stream_copy(s.kept.data_ptr<float>() + j * s.slot, w, rows * nkp);
   }
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t i = 0; i < nq; ++i) {

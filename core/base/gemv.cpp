@@ -56,10 +56,10 @@ MS_AVX2 void rows_avx2(const float* w, int64_t ldw, const float* x, const float*
 }
 
 // One row at a time, four accumulators over consecutive 64-float stretches: the weights are read
-// as one sequential stream, which a core's prefetchers follow at its full read bandwidth (an
-// isolated loop over 480 MB on a Zen 4, one thread: 23-28 GB/s, as a plain read of the same
-// bytes, where 8 rows interleaved, one load of x for 8 FMAs, reached 21-24 GB/s: 8 streams of a
-// few KiB each restart the prefetchers at every block). x stays in L1.
+// as one sequential stream, which a core's prefetchers follow (8 rows interleaved, one load of x
+// for 8 FMAs, were 8 streams of a few KiB each, restarting the prefetchers at every block; a
+// decode step at 1 thread went from 1.52-1.58x to 1.07-1.29x its copy floor on a Zen 4).
+// bench_retrieval's "GEMV alone" line sets it against a read of the same bytes. x stays in L1.
 MS_AVX512 void row_avx512(const float* w, const float* x, const float* b, float* y, int64_t k) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t j = 0;
