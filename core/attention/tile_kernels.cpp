@@ -499,17 +499,40 @@ MS_AVX512 void dots_avx512(const float* q, int64_t rows, int64_t dh, const float
   }
 }
 
-// Decode weighted values, AVX-512: one row's accumulator (C vectors) in registers over n keys.
-template <int C>
-MS_AVX512 inline void axpy_block512(const float* p, int64_t n, const float* v, int64_t v_stride, float* acc) {
-  __m512 a[C];
-  for (int c = 0; c < C; ++c) a[c] = _mm512_loadu_ps(acc + 16 * c);
+// Decode weighted values, AVX-512: R rows' accumulators (R x C vectors) in registers over n keys,
+// each V row loaded once for the R rows. R x C <= 16: at d_head 64 (C = 4) the four grouped heads
+// of a KV head take one pass over V; a pass per row (the V block from L1 for the rows after the
+// first) read V at 57-70% of a plain read on a Zen 4, one pass at 95% (/tmp experiment, 2 threads,
+// 268 MB of V; bench_retrieval's decode at KV 16,384 shows it). Each row's sum runs over the keys
+// in order, as before.
+template <int C, int R>
+MS_AVX512 inline void axpy_block512(const float* p, int64_t lds, int64_t n, const float* v, int64_t v_stride,
+                                    float* acc, int64_t acc_stride) {
+  __m512 a[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) a[r][c] = _mm512_loadu_ps(acc + r * acc_stride + 16 * c);
   for (int64_t j = 0; j < n; ++j) {
-    const __m512 w = _mm512_set1_ps(p[j]);
     const float* vr = v + j * v_stride;
-    for (int c = 0; c < C; ++c) a[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16 * c), a[c]);
+    __m512 vv[C];
+    for (int c = 0; c < C; ++c) vv[c] = _mm512_loadu_ps(vr + 16 * c);
+    for (int r = 0; r < R; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * lds + j]);
+      for (int c = 0; c < C; ++c) a[r][c] = _mm512_fmadd_ps(w, vv[c], a[r][c]);
+    }
   }
-  for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + 16 * c, a[c]);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + r * acc_stride + 16 * c, a[r][c]);
+}
+
+// Rows in groups of 4 (C <= 4), 2, then 1, for C vectors of columns.
+template <int C>
+MS_AVX512 void axpy_rows512(const float* p, int64_t lds, int64_t rows, int64_t n, const float* v, int64_t v_stride,
+                            float* acc, int64_t dh) {
+  int64_t r = 0;
+  if constexpr (4 * C <= 16)
+    for (; r + 4 <= rows; r += 4) axpy_block512<C, 4>(p + r * lds, lds, n, v, v_stride, acc + r * dh, dh);
+  for (; r + 2 <= rows; r += 2) axpy_block512<C, 2>(p + r * lds, lds, n, v, v_stride, acc + r * dh, dh);
+  for (; r < rows; ++r) axpy_block512<C, 1>(p + r * lds, lds, n, v, v_stride, acc + r * dh, dh);
 }
 
 MS_AVX512 void axpys_avx512(const float* p, int64_t lds, int64_t rows, int64_t nk, const float* v, int64_t v_stride,
@@ -517,22 +540,21 @@ MS_AVX512 void axpys_avx512(const float* p, int64_t lds, int64_t rows, int64_t n
   if (dh % 16 != 0 || dh > 16 * 16) return axpys_avx2(p, lds, rows, nk, v, v_stride, dh, acc);
   for (int64_t j0 = 0; j0 < nk; j0 += kDecodeKeys) {
     const int64_t n = std::min(nk, j0 + kDecodeKeys) - j0;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c0 = 0; c0 < dh / 16; c0 += 8) {
-        const float* pr = p + r * lds + j0;
-        const float* vb = v + j0 * v_stride + 16 * c0;
-        float* ar = acc + r * dh + 16 * c0;
-        switch (std::min<int64_t>(8, dh / 16 - c0)) {
-          case 8: axpy_block512<8>(pr, n, vb, v_stride, ar); break;
-          case 7: axpy_block512<7>(pr, n, vb, v_stride, ar); break;
-          case 6: axpy_block512<6>(pr, n, vb, v_stride, ar); break;
-          case 5: axpy_block512<5>(pr, n, vb, v_stride, ar); break;
-          case 4: axpy_block512<4>(pr, n, vb, v_stride, ar); break;
-          case 3: axpy_block512<3>(pr, n, vb, v_stride, ar); break;
-          case 2: axpy_block512<2>(pr, n, vb, v_stride, ar); break;
-          default: axpy_block512<1>(pr, n, vb, v_stride, ar); break;
-        }
+    for (int64_t c0 = 0; c0 < dh / 16; c0 += 8) {
+      const float* pr = p + j0;
+      const float* vb = v + j0 * v_stride + 16 * c0;
+      float* ar = acc + 16 * c0;
+      switch (std::min<int64_t>(8, dh / 16 - c0)) {
+        case 8: axpy_rows512<8>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        case 7: axpy_rows512<7>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        case 6: axpy_rows512<6>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        case 5: axpy_rows512<5>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        case 4: axpy_rows512<4>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        case 3: axpy_rows512<3>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        case 2: axpy_rows512<2>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
+        default: axpy_rows512<1>(pr, lds, rows, n, vb, v_stride, ar, dh); break;
       }
+    }
   }
 }
 #endif  // MS_HAVE_X86

@@ -3,9 +3,9 @@
 //
 // Why not OpenBLAS' sgemv (at::mv / at::addmv): on the development machine it read the weights at
 // about two thirds of the copy bandwidth, and a decode step is nothing but that read (issue 18
-// item 5). Here each thread walks contiguous rows with the vector loads of the widest instruction
-// set the CPU has: AVX-512 one row at a time (four accumulators; the weights one sequential
-// stream), AVX2/FMA eight rows at a time (one load of x for eight FMAs), or a portable loop.
+// item 5). Here each thread walks contiguous rows, one row at a time (the weights one sequential
+// stream), in 256-bit AVX2/FMA vectors on AVX2 and AVX-512 machines alike (512-bit loads read
+// slower on a Zen 4; gemv.cpp), or a portable loop.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@ void gemv(const float* w, int64_t ldw, const float* x, const float* b, float* y,
 // How many times gemv has run in this process (tests: the decode path takes it).
 int64_t gemv_calls();
 
-// Which kernels gemv runs for set: "avx512", "avx2" or "portable".
+// Which kernels gemv runs for set: "avx2" (also where the CPU has AVX-512) or "portable".
 const char* gemv_kernels(const char* set = "");
 
 }  // namespace ms

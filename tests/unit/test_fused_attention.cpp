@@ -76,13 +76,16 @@ TEST(FusedAttention, KernelEqualsReference) {
 
 // The decode path (one query per head: scores over every key kept whole, K and V read in place)
 // against the float64 reference and against the tiled path, with every statistic: key mass,
-// entropy, argmax and max weight from the reference's own softmax. Group sizes 1, 3, 4 and 8
-// (the kernels take rows four at a time), d_head not a multiple of 8, windows, batch rows.
+// entropy, argmax and max weight from the reference's own softmax. Group sizes 1 to 8 (the
+// kernels take rows four, two and one at a time), d_head not a multiple of 8, the multiples of 16
+// the AVX-512 products hold in 1 to 8 vectors a row (32 to 256), windows, batch rows.
 TEST(FusedAttention, DecodePathEqualsReferenceWithStatistics) {
   at::manual_seed(11);
   struct Case { int64_t B, H, KV, dh, past, window; };
   const Case cases[] = {{1, 16, 4, 64, 300, 0}, {2, 6, 2, 20, 50, 0}, {1, 5, 5, 12, 77, 16}, {1, 8, 1, 24, 40, 10},
-                        {1, 4, 2, 136, 30, 0}};  // d_head 136: the accumulator in register chunks 8 + 8 + 1
+                        {1, 4, 2, 136, 30, 0},  // d_head 136: the accumulator in register chunks 8 + 8 + 1
+                        {1, 16, 2, 32, 90, 0}, {1, 14, 2, 64, 70, 0}, {1, 4, 2, 128, 45, 0}, {1, 6, 2, 256, 33, 0},
+                        {1, 10, 2, 80, 20, 0}};
   for (const Case& c : cases)
     for (bool portable : {false, true})
       for (bool tiled : {false, true}) {
