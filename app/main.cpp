@@ -9,6 +9,7 @@
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // large per-batch tensors reuse heap pages (core/base/malloc_reuse.h)
+  ms::huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   CLI::App app{"mechscope: a workbench for mechanistic interpretability of transformer language models"};
   app.set_version_flag("--version", std::string("mechscope ") + MECHSCOPE_VERSION);
   app.require_subcommand(1);

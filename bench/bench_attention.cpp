@@ -20,6 +20,7 @@
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  ms::huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   int64_t T = 4096, reps = 5;
   std::string threads_list, decode_list = "4096,16384";
   for (int i = 1; i < argc; ++i) {

@@ -32,6 +32,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  ms::huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   // bench_circuit [EDGES_TO_TIME [THREADS [PROFILE_TRACE [REPS]]]]: EDGES_TO_TIME 0 skips exact
   // patching; PROFILE_TRACE ("" for none): one more EAP run under LibTorch's profiler, written as a
   // Chrome trace (JSON); REPS: turns of forward / last-logits forward / EAP, interleaved (5).

@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "core/base/malloc_reuse.h"
 #include "core/base/parallel.h"
 #include "core/model/model.h"
 #include "core/zoo/zoo_random.h"
@@ -173,13 +174,19 @@ inline uint64_t parallel_read(const char* src, size_t n) {
   return s;
 }
 
+// n bytes set to v, from ATen's allocator: on the same kind of pages as the tensors a benchmark
+// sets against them (huge pages when huge_pages_for_large_tensors is on; core/base/malloc_reuse.h).
+inline at::Tensor byte_buffer(size_t n, int v) {
+  return at::full({static_cast<int64_t>(n)}, v, at::kChar);
+}
+
 // Copy bandwidth in GB/s (bytes read + bytes written per second, as a memory-bound kernel that
 // reads its operands counts them): the best of reps memcpy calls of a 512 MiB buffer, far beyond
 // the last-level cache, split over the current ATen thread count.
 inline double copy_bandwidth_gbs(int reps) {
   const size_t n = size_t(512) << 20;
-  std::vector<char> a(n, 1), b(n, 2);
-  double t = best_of(reps, [&] { parallel_copy(b.data(), a.data(), n); });
+  at::Tensor a = byte_buffer(n, 1), b = byte_buffer(n, 2);
+  double t = best_of(reps, [&] { parallel_copy(static_cast<char*>(b.data_ptr()), static_cast<char*>(a.data_ptr()), n); });
   return 2.0 * static_cast<double>(n) / t / 1e9;
 }
 
@@ -247,12 +254,23 @@ inline std::string openblas_core() {
 
 // One line on the machine and its load, for every benchmark's header (figures on a shared
 // machine are only comparable with the load they ran under).
+// The kernel's transparent-huge-page mode, as /sys/kernel/mm/transparent_hugepage/enabled marks it
+// ("always", "madvise" or "never"; "?" where the file cannot be read).
+inline std::string thp_mode() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(f, line);
+  const size_t a = line.find('['), b = line.find(']');
+  return a != std::string::npos && b > a ? line.substr(a + 1, b - a - 1) : "?";
+}
+
 inline void print_machine(const char* who) {
   double load[3] = {-1, -1, -1};
   getloadavg(load, 3);
-  std::printf("%s: CPU %s; %s; %d threads (mechscope's own loops: %s); load average %.2f %.2f %.2f\n", who,
-              cpu_model().c_str(), openblas_core().c_str(), at::get_num_threads(), ms::parallel_runtime(), load[0],
-              load[1], load[2]);
+  std::printf("%s: CPU %s; %s; %d threads (mechscope's own loops: %s); load average %.2f %.2f %.2f; tensors >= 4 MiB "
+              "on huge pages: %s (THP %s)\n", who, cpu_model().c_str(), openblas_core().c_str(), at::get_num_threads(),
+              ms::parallel_runtime(), load[0], load[1], load[2],
+              ms::huge_pages_for_large_tensors_active() ? "asked" : "no", thp_mode().c_str());
 }
 
 }  // namespace ms::bench

@@ -149,6 +149,7 @@ void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vecto
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  ms::huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   int64_t seq = 512;
   int reps = 5;
   std::string model_dir, peer = std::string(MECHSCOPE_SOURCE_DIR) + "/bench/peer_gpt2.py";

@@ -77,8 +77,12 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
   // compare them with another moment's bandwidth. After the copy, an untimed read of 64 MiB
   // writes its dirty lines back before the next step starts.
   const size_t copy_n = size_t(512) << 20, flush_n = size_t(64) << 20;
-  std::vector<char> src(copy_n, 1), dst(copy_n, 2), flush(flush_n, 3);
-  auto copy = [&] { ms::bench::parallel_copy(dst.data(), src.data(), copy_n); };
+  // On the same kind of pages as the weights (ATen's allocator: huge pages when they are asked for).
+  at::Tensor src_t = ms::bench::byte_buffer(copy_n, 1), dst_t = ms::bench::byte_buffer(copy_n, 2),
+             flush_t = ms::bench::byte_buffer(flush_n, 3);
+  const char* src = static_cast<char*>(src_t.data_ptr());
+  const char* flush = static_cast<char*>(flush_t.data_ptr());
+  auto copy = [&] { ms::bench::parallel_copy(static_cast<char*>(dst_t.data_ptr()), src, copy_n); };
   volatile uint64_t sink = 0;
   auto flush_read = [&] {
     uint64_t acc = 0;
@@ -94,7 +98,7 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
     copy();
     copy_t.push_back(seconds(t0));
     t0 = Clock::now();
-    sink = sink + ms::bench::parallel_read(src.data(), copy_n);
+    sink = sink + ms::bench::parallel_read(src, copy_n);
     read_t.push_back(seconds(t0));
     flush_read();
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -154,6 +158,7 @@ void decode_floor(ms::Model& m, const std::vector<int64_t>& lengths, int reps, b
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  ms::huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   int64_t long_t = 32768, prefill_t = 8192, steps = 50;
   std::vector<int64_t> decode_lengths{512, 4096, 16384};
   int decode_reps = 15;

@@ -18,6 +18,7 @@ using namespace ms;
 
 int main(int argc, char** argv) {
   keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   const int64_t n_tokens = argc > 1 ? std::atoll(argv[1]) : (int64_t{1} << 20);
   const int64_t d_sae = argc > 2 ? std::atoll(argv[2]) : 16384;
   bench::print_machine("bench_sae_dashboard");

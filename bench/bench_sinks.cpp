@@ -40,6 +40,7 @@ std::vector<int32_t> random_prompt(int64_t T, int64_t vocab, uint64_t seed) {
 
 int main(int argc, char** argv) {
   ms::keep_freed_memory_for_reuse();  // as mechscope does (core/base/malloc_reuse.h)
+  ms::huge_pages_for_large_tensors();  // large tensors on transparent huge pages (core/base/malloc_reuse.h)
   int64_t long_t = 32768, short_t = 4096;
   bool profile = false;
   for (int i = 1; i < argc; ++i) {
