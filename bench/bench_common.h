@@ -174,9 +174,11 @@ inline uint64_t parallel_read(const char* src, size_t n) {
   return s;
 }
 
-// n bytes set to v, from ATen's allocator: on the same kind of pages as the tensors a benchmark
-// sets against them (huge pages when huge_pages_for_large_tensors is on; core/base/malloc_reuse.h).
+// n bytes set to v, from ATen's allocator: on the same kind of pages as the weights and the KV cache
+// a benchmark sets against them (huge pages when huge_pages_for_large_tensors is on;
+// core/base/malloc_reuse.h).
 inline at::Tensor byte_buffer(size_t n, int v) {
+  ms::HugePagesScope huge;
   return at::full({static_cast<int64_t>(n)}, v, at::kChar);
 }
 

@@ -35,6 +35,7 @@ void keep_freed_memory_for_reuse() {
 namespace {
 
 std::atomic<bool> g_huge_active{false};
+thread_local int t_huge_scopes = 0;  // HugePagesScope objects alive on this thread
 
 #if defined(__linux__)
 constexpr size_t kHugePage = size_t(2) << 20;
@@ -44,8 +45,9 @@ constexpr size_t kAlign = 64;               // ATen's own CPU alignment (c10 gAl
 void free_block(void* p) { std::free(p); }
 
 // Every block from posix_memalign and freed with free, so raw_allocate works as with ATen's own
-// allocator. Large blocks: 2 MiB-aligned, their whole huge pages advised before the first touch
-// (memory the heap hands out again may already be in small pages: then the advice changes nothing).
+// allocator. Large blocks inside a HugePagesScope: 2 MiB-aligned, their whole huge pages advised
+// before the first touch (memory the heap hands out again may already be in small pages: then the
+// advice changes nothing).
 // allocate is declared const and non-const and copy_data without `override`: LibTorch 1.13's
 // Allocator has `allocate(size_t) const` and no copy_data, LibTorch 2.3 and later a non-const
 // allocate and a pure copy_data; each version overrides the ones it has.
@@ -53,10 +55,10 @@ struct HugePageCpuAllocator final : c10::Allocator {
   c10::DataPtr allocate(size_t n) const {  // NOLINT: see above
     if (n == 0) return {nullptr, nullptr, &free_block, c10::Device(c10::DeviceType::CPU)};
     void* p = nullptr;
-    const size_t align = n >= kLarge ? kHugePage : kAlign;
-    if (posix_memalign(&p, align, n) != 0 || !p)
+    const bool huge = n >= kLarge && t_huge_scopes > 0;
+    if (posix_memalign(&p, huge ? kHugePage : kAlign, n) != 0 || !p)
       TORCH_CHECK(false, "mechscope: out of CPU memory allocating ", n, " bytes");
-    if (n >= kLarge) (void)::madvise(p, n / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: errors ignored
+    if (huge) (void)::madvise(p, n / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: errors ignored
     return {p, p, &free_block, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DataPtr allocate(size_t n) { return static_cast<const HugePageCpuAllocator*>(this)->allocate(n); }
@@ -78,5 +80,8 @@ void huge_pages_for_large_tensors() {
 }
 
 bool huge_pages_for_large_tensors_active() { return g_huge_active.load(); }
+
+HugePagesScope::HugePagesScope() { ++t_huge_scopes; }
+HugePagesScope::~HugePagesScope() { --t_huge_scopes; }
 
 }  // namespace ms

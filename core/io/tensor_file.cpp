@@ -113,6 +113,10 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
       return Error{ErrorCode::kInternal, path + ": cannot mmap: " + std::strerror(err)};
     }
     file->m_data = static_cast<const uint8_t*>(p);
+    // Weights are streamed whole at every decode step: the page cache may hold a file read from
+    // now on in 2 MiB folios mapped as huge pages (ext4 and others with large folios, kernels from
+    // 6.x; a file already cached keeps its pages). Advice: an error changes nothing.
+    (void)::madvise(p, file->m_size, MADV_HUGEPAGE);
   }
   ::close(fd);  // the mapping stays valid without the descriptor
   return file;

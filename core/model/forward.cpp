@@ -12,6 +12,7 @@
 
 #include "core/attention/fused_attention.h"
 #include "core/base/gelu.h"
+#include "core/base/malloc_reuse.h"
 #include "core/base/gemv.h"
 #include "core/attention/visibility.h"
 #include "core/model/model.h"
@@ -385,6 +386,7 @@ KVCache Model::make_cache(int64_t batch, int64_t capacity) const {
   c.batch = batch;
   c.capacity = capacity;
   auto opts = at::TensorOptions().dtype(dtype()).device(device());
+  HugePagesScope huge;  // every decode step reads the cache: huge pages (core/base/malloc_reuse.h)
   for (int64_t l = 0; l < m_cfg.n_layers; ++l) {
     c.k.push_back(at::zeros({batch, m_cfg.n_kv_heads, capacity, m_cfg.d_head}, opts));
     c.v.push_back(at::zeros({batch, m_cfg.n_kv_heads, capacity, m_cfg.d_head}, opts));

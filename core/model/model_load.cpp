@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/base/malloc_reuse.h"
 #include "core/io/gguf.h"
 #include "core/model/arch/arch_spec.h"
 #include "core/model/model.h"
@@ -133,6 +134,7 @@ void move_weights(ModelWeights& w, c10::Device device) {
 
 struct ModelLoader {
   static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts) {
+    HugePagesScope huge;  // the weights made here (converted, concatenated) on huge pages
     Result<c10::Device> device = parse_device(opts.device);
     if (!device) throw InputError(device.error().message, device.error().code);
     Result<c10::ScalarType> dtype = parse_dtype(opts.dtype);

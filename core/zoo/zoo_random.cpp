@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/base/malloc_reuse.h"
 #include "core/io/safetensors.h"
 #include "core/model/arch/arch_spec.h"
 #include "core/model/model_config.h"
@@ -72,6 +73,7 @@ nlohmann::json make_tensors(const RandomModelSpec& s, Maker& mk) {
 }  // namespace
 
 ModelWeights random_weights(const ModelConfig& c, uint64_t seed, double std) {
+  HugePagesScope huge;  // as loaded weights (core/base/malloc_reuse.h)
   at::Generator gen = at::detail::createCPUGenerator(seed);
   auto opts = at::TensorOptions().dtype(at::kFloat);
   auto rnd = [&](std::vector<int64_t> shape) { return at::normal(0.0, std, shape, gen, opts); };

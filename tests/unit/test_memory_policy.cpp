@@ -1,7 +1,8 @@
 // The process's memory policy (core/base/malloc_reuse.h): with huge_pages_for_large_tensors, ATen's
-// CPU tensors of 4 MiB and more start on a 2 MiB boundary inside a mapping the kernel may back
-// with transparent huge pages; smaller ones keep ATen's 64-byte alignment; raw allocation works;
-// tensors made before the switch are freed by their own deleter.
+// CPU tensors of 4 MiB and more made inside a HugePagesScope start on a 2 MiB boundary inside a
+// mapping the kernel may back with transparent huge pages; smaller ones keep ATen's 64-byte
+// alignment; raw allocation works; tensors made before the switch are freed by their own deleter;
+// a model's KV cache is made inside the scope.
 #include <ATen/ATen.h>
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
@@ -12,6 +13,8 @@
 #include <string>
 
 #include "core/base/malloc_reuse.h"
+#include "core/model/model.h"
+#include "tests/support/tiny_models.h"
 
 namespace {
 
@@ -45,7 +48,12 @@ TEST(MemoryPolicy, LargeTensorsOnHugePageBoundariesAdvised) {
   ms::huge_pages_for_large_tensors();
   ASSERT_TRUE(ms::huge_pages_for_large_tensors_active());
   ms::huge_pages_for_large_tensors();  // a second call changes nothing
-  at::Tensor big = at::arange(0, 6 << 20, at::kFloat);  // 24 MiB
+  at::Tensor big;
+  {
+    ms::HugePagesScope outer;
+    ms::HugePagesScope inner;  // nests
+    big = at::arange(0, 6 << 20, at::kFloat);  // 24 MiB
+  }
   const uintptr_t p = reinterpret_cast<uintptr_t>(big.data_ptr());
   EXPECT_EQ(p % (uintptr_t(2) << 20), 0u);
   // Every element written and read back (the sum of 0 .. n-1 in double, exact).
@@ -61,6 +69,10 @@ TEST(MemoryPolicy, LargeTensorsOnHugePageBoundariesAdvised) {
   static_cast<char*>(raw)[(5 << 20) - 1] = 1;
   a->raw_deallocate(raw);
   before.reset();
+  // A KV cache of 2 x 4 MiB a layer: on huge-page boundaries.
+  std::unique_ptr<ms::Model> m = ms::test::tiny_model("llama");
+  ms::KVCache cache = m->make_cache(1, (int64_t(1) << 20) / m->config().d_head / m->config().n_kv_heads);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(cache.k[0].data_ptr()) % (uintptr_t(2) << 20), 0u);
   // The kernel's own view of the big tensor's mapping: eligible for huge pages, which under the
   // "madvise" mode only the advice makes it (kernels from 5.x list THPeligible per mapping).
   const std::string mode = thp_mode(), line = thp_eligible(p + (size_t(1) << 20));
