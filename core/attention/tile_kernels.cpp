@@ -501,10 +501,10 @@ MS_AVX512 void dots_avx512(const float* q, int64_t rows, int64_t dh, const float
 
 // Decode weighted values, AVX-512: R rows' accumulators (R x C vectors) in registers over n keys,
 // each V row loaded once for the R rows. R x C <= 16: at d_head 64 (C = 4) the four grouped heads
-// of a KV head take one pass over V; a pass per row (the V block from L1 for the rows after the
-// first) read V at 57-70% of a plain read on a Zen 4, one pass at 95% (/tmp experiment, 2 threads,
-// 268 MB of V; bench_retrieval's decode at KV 16,384 shows it). Each row's sum runs over the keys
-// in order, as before.
+// of a KV head take one pass over V, where a pass a row (the V block from L1 for the rows after the
+// first) kept fewer reads in flight: on a Zen 4 at 2 threads and KV length 16,384 the decode
+// attention's time went from 0.71-0.73x to 0.60-0.61x the GEMV's (`bench_retrieval --profile`;
+// its bytes are 0.55x the weights'). Each row's sum runs over the keys in order, as before.
 template <int C, int R>
 MS_AVX512 inline void axpy_block512(const float* p, int64_t lds, int64_t n, const float* v, int64_t v_stride,
                                     float* acc, int64_t acc_stride) {

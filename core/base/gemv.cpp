@@ -35,9 +35,9 @@ using simd::hsum8;
 // One row at a time in 256-bit vectors, four accumulators over consecutive 32-float stretches: the
 // weights are read as one sequential stream, which a core's prefetchers follow, and x stays in L1.
 // Measured on a Zen 4 at 2 threads over 486 MB of rows of 1024 (bench_retrieval's "GEMV alone"
-// line): eight rows interleaved (one load of x for eight FMAs) were eight streams of a few KiB and
-// restarted the prefetchers at every block; the same one-row loop with 512-bit loads read 15-40%
-// slower than with 256-bit ones, which keep pace with a plain read of the same bytes. A GEMV is a
+// line, against a read of the same bytes): eight rows interleaved (one load of x for eight FMAs)
+// were eight streams of a few KiB and restarted the prefetchers at every block; the same one-row
+// loop with 512-bit loads read at 71-88% of the read, with 256-bit ones at 95-104%. A GEMV is a
 // read of its weights, so wider FMAs buy nothing: AVX-512 machines run this kernel too.
 MS_AVX2 void rows_avx2(const float* w, int64_t ldw, const float* x, const float* b, float* y, int64_t n, int64_t k) {
   for (int64_t i = 0; i < n; ++i) {

@@ -11,8 +11,9 @@
 // transparent huge pages (madvise MADV_HUGEPAGE, before anything touches them), which the kernel
 // lends only on request under THP "madvise" (this project's machines). A decode step streams every
 // weight and the cache: on 4 KiB pages the hardware prefetchers stop at every page boundary and
-// each page costs a TLB walk. Measured on a Zen 4 (bench_retrieval, the same weights on either kind
-// of page in alternate rounds of one run): a step at KV length 512 5-8% faster at 1 and 2 threads.
+// each page costs a TLB walk. Measured on a Zen 4 with a variant of bench_retrieval that put the
+// same weights on either kind of page in alternate rounds of one run: a step at KV length 512 6-8%
+// faster at 1 and 2 threads (2-5% at 16,384, the cache then on small pages).
 // Only there: with every large tensor advised, a 16K-token sink analysis peaked 0.67 GiB higher
 // (freed huge pages reused by smaller blocks) and ran no faster. Weights mapped from a file are
 // advised in the mapping itself (core/io/tensor_file.cpp).
