@@ -254,8 +254,6 @@ inline std::string openblas_core() {
   return out;
 }
 
-// One line on the machine and its load, for every benchmark's header (figures on a shared
-// machine are only comparable with the load they ran under).
 // The kernel's transparent-huge-page mode, as /sys/kernel/mm/transparent_hugepage/enabled marks it
 // ("always", "madvise" or "never"; "?" where the file cannot be read).
 inline std::string thp_mode() {
@@ -266,6 +264,8 @@ inline std::string thp_mode() {
   return a != std::string::npos && b > a ? line.substr(a + 1, b - a - 1) : "?";
 }
 
+// One line on the machine and its load, for every benchmark's header (figures on a shared
+// machine are only comparable with the load they ran under).
 inline void print_machine(const char* who) {
   double load[3] = {-1, -1, -1};
   getloadavg(load, 3);

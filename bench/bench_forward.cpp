@@ -326,7 +326,7 @@ void gpt2_section(std::string model_dir, int64_t seq, int reps, const std::vecto
         auto t0 = Clock::now();
         if (hooked) model.forward(tokens, ff);
         else model.forward(tokens);
-        (hooked ? with : plain) = std::chrono::duration<double>(Clock::now() - t0).count();
+        (hooked ? with : plain) = ms::bench::seconds_since(t0);
       }
       paired.push_back(with / plain);
     }

@@ -34,6 +34,11 @@ void keep_freed_memory_for_reuse() {
 
 namespace {
 
+bool huge_pages_opted_out() {
+  const char* v = std::getenv("MECHSCOPE_HUGE_PAGES");
+  return v && *v == '0';
+}
+
 std::atomic<bool> g_huge_active{false};
 thread_local int t_huge_scopes = 0;  // HugePagesScope objects alive on this thread
 
@@ -58,7 +63,7 @@ struct HugePageCpuAllocator final : c10::Allocator {
     const bool huge = n >= kLarge && t_huge_scopes > 0;
     if (posix_memalign(&p, huge ? kHugePage : kAlign, n) != 0 || !p)
       TORCH_CHECK(false, "mechscope: out of CPU memory allocating ", n, " bytes");
-    if (huge) (void)::madvise(p, n / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: errors ignored
+    if (huge) advise_huge_pages(p, n / kHugePage * kHugePage);
     return {p, p, &free_block, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DataPtr allocate(size_t n) { return static_cast<const HugePageCpuAllocator*>(this)->allocate(n); }
@@ -71,11 +76,17 @@ struct HugePageCpuAllocator final : c10::Allocator {
 
 void huge_pages_for_large_tensors() {
 #if defined(__linux__)
-  const char* opt_out = std::getenv("MECHSCOPE_HUGE_PAGES");
-  if (opt_out && *opt_out == '0') return;
-  if (g_huge_active.exchange(true)) return;
+  if (huge_pages_opted_out() || g_huge_active.exchange(true)) return;
   static HugePageCpuAllocator allocator;  // lives as long as the process: tensors may outlive main
   c10::SetCPUAllocator(&allocator, /*priority=*/1);
+#endif
+}
+
+void advise_huge_pages(void* p, size_t n) {
+#if defined(__linux__)
+  if (p && n && !huge_pages_opted_out()) (void)::madvise(p, n, MADV_HUGEPAGE);
+#else
+  (void)p, (void)n;
 #endif
 }
 

@@ -11,13 +11,15 @@
 // transparent huge pages (madvise MADV_HUGEPAGE, before anything touches them), which the kernel
 // lends only on request under THP "madvise" (this project's machines). A decode step streams every
 // weight and the cache: on 4 KiB pages the hardware prefetchers stop at every page boundary and
-// each page costs a TLB walk. Measured on a Zen 4 with a variant of bench_retrieval that put the
-// same weights on either kind of page in alternate rounds of one run: a step at KV length 512 6-8%
-// faster at 1 and 2 threads (2-5% at 16,384, the cache then on small pages).
-// Only there: with every large tensor advised, a 16K-token sink analysis peaked 0.67 GiB higher
-// (freed huge pages reused by smaller blocks) and ran no faster. Weights mapped from a file are
-// advised in the mapping itself (core/io/tensor_file.cpp).
+// each page costs a TLB walk. Measured on a Zen 4 in alternating runs of bench_retrieval with and
+// without MECHSCOPE_HUGE_PAGES=0: a step 2-4% faster at 2 threads (KV 512 and 16,384), 4-30% at 1
+// thread (noisier). Only there: with every large tensor advised (commit 8059848), a 16K-token sink
+// analysis (bench_sinks --long 16384 --short 256) peaked 0.67 GiB higher, freed huge pages reused
+// by smaller blocks, and ran no faster. Weights mapped from a file are advised in the mapping
+// itself (core/io/tensor_file.cpp).
 #pragma once
+
+#include <cstddef>
 
 namespace ms {
 
@@ -39,6 +41,11 @@ class HugePagesScope {
   HugePagesScope(const HugePagesScope&) = delete;
   HugePagesScope& operator=(const HugePagesScope&) = delete;
 };
+
+// madvise(MADV_HUGEPAGE) over [p, p + n) (Linux; errors ignored: it is advice), unless the
+// environment sets MECHSCOPE_HUGE_PAGES=0. The allocator's large blocks and the file mappings of
+// weights (core/io/tensor_file.cpp) both go through it.
+void advise_huge_pages(void* p, size_t n);
 
 // Whether huge_pages_for_large_tensors installed the allocator in this process.
 bool huge_pages_for_large_tensors_active();

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/base/malloc_reuse.h"
 #include "core/io/ggml_quants.h"
 
 namespace ms {
@@ -115,8 +116,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     file->m_data = static_cast<const uint8_t*>(p);
     // Weights are streamed whole at every decode step: the page cache may hold a file read from
     // now on in 2 MiB folios mapped as huge pages (ext4 and others with large folios, kernels from
-    // 6.x; a file already cached keeps its pages). Advice: an error changes nothing.
-    (void)::madvise(p, file->m_size, MADV_HUGEPAGE);
+    // 6.x; a file already cached keeps its pages). MECHSCOPE_HUGE_PAGES=0 leaves it out.
+    advise_huge_pages(p, file->m_size);
   }
   ::close(fd);  // the mapping stays valid without the descriptor
   return file;
